@@ -1,0 +1,1 @@
+"""Configuration tree shipped as package data (model presets now; the Hydra tree grows here)."""

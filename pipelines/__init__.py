@@ -1,0 +1,1 @@
+"""Console entry point, training and sampling workflows, benchmarks, reports."""

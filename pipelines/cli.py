@@ -1,0 +1,69 @@
+"""The ``mamba-bio-audio`` console command.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``; modules are
+imported only when their subcommand runs, so ``--help`` and ``--version`` stay fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+import mamba_bio_audio
+
+# subcommand -> (module under mamba_bio_audio.pipelines, one-line help)
+COMMANDS = {
+    "quickstart": ("quickstart", "pretrain, evaluate, sample and export a small DNA Mamba LM on the bundled example genomes"),
+}
+BENCHMARKS = {
+    "scan": ("bench.scan", "selective scan forward / forward+backward time of every backend vs the reference"),
+}
+
+
+def _add_lazy(sub, name: str, module: str, help_text: str) -> None:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    command = importlib.import_module(f"mamba_bio_audio.pipelines.{module}")
+    command.add_arguments(parser)
+    parser.set_defaults(run=command.run)
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mamba-bio-audio",
+        description="Mamba selective state space models for very long DNA and audio sequences.",
+    )
+    parser.add_argument("--version", action="version", version=f"mamba-bio-audio {mamba_bio_audio.__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log which kernel backend each op uses, and more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in COMMANDS.items():
+        if name == wanted:
+            _add_lazy(sub, name, module, help_text)
+        else:
+            sub.add_parser(name, help=help_text)
+    bench = sub.add_parser("bench", help="benchmarks; JSON under benchmarks/results/")
+    bench_sub = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK")
+    bench_sub.required = True
+    for name, (module, help_text) in BENCHMARKS.items():
+        if wanted == "bench":
+            _add_lazy(bench_sub, name, module, help_text)
+        else:
+            bench_sub.add_parser(name, help=help_text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"mamba-bio-audio {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
