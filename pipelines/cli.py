@@ -14,6 +14,10 @@ import mamba_bio_audio
 
 # subcommand -> (module under mamba_bio_audio.pipelines, one-line help)
 COMMANDS = {
+    "prepare-dna": ("prepare_dna", "FASTA (+ BED of intervals) to a prepared DNA dataset"),
+    "prepare-species": ("prepare_species", "per-species FASTAs or a MAF alignment to a species-classification dataset"),
+    "prepare-audio": ("prepare_audio", "audio files to an 8-bit mu-law dataset (long recordings or labelled clips)"),
+    "examples": ("examples", "fetch and prepare the example data (dna: human genome parts and apes; audio: piano, digits)"),
     "quickstart": ("quickstart", "pretrain, evaluate, sample and export a small DNA Mamba LM on the bundled example genomes"),
 }
 BENCHMARKS = {
