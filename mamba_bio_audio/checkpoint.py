@@ -1,0 +1,292 @@
+"""Model folders: ``save_pretrained`` writes ``config.json`` + ``model.safetensors``; ``from_pretrained`` reads
+
+* ours: ``config.json`` (``MambaConfig.to_dict()``) + ``model.safetensors``;
+* ``mamba_ssm``'s: ``config.json`` (d_model, n_layer, vocab_size, ssm_cfg, ...) + ``pytorch_model.bin``;
+* transformers' Mamba: ``config.json`` with ``model_type: "mamba"`` (hidden_size, num_hidden_layers, state_size,
+  ...) + ``model.safetensors`` or ``pytorch_model.bin``, keys ``backbone.embeddings.*`` for ``backbone.embedding.*``.
+
+Sharded weights (``*.index.json`` + shards) are read too. A missing file raises FileNotFoundError naming it; a
+config field we do not know, or a checkpoint tensor that does not fit the config, raises ValueError naming the
+field or the key (and the config field behind a wrong shape where it can tell).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import torch
+
+from mamba_bio_audio.atomic import atomic_path
+from mamba_bio_audio.config import MambaConfig
+
+__all__ = ["PretrainedMixin", "save_pretrained", "from_pretrained", "load_config", "load_state_dict"]
+
+_log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHT_FILES = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+)
+EMBEDDING_KEY = "backbone.embedding.weight"
+LM_HEAD_KEY = "lm_head.weight"
+
+
+class PretrainedMixin:
+    """``from_pretrained`` / ``save_pretrained`` for models built as ``cls(config, device=..., dtype=...)``.
+
+    A model lists the checkpoint keys it may lack (its fresh head) and those it may ignore (another head).
+    """
+
+    _keys_allowed_missing: tuple[str, ...] = ()
+    _keys_allowed_unexpected: tuple[str, ...] = ()
+
+    @classmethod
+    def from_pretrained(cls, path, device=None, dtype=None, **config_overrides):
+        """Load a model folder (ours, mamba_ssm's or transformers'); ``config_overrides`` replace config fields
+        (e.g. ``num_labels=5`` to fine-tune a classifier from a pretrained LM)."""
+        return from_pretrained(path, model_cls=cls, device=device, dtype=dtype, **config_overrides)
+
+    def save_pretrained(self, save_directory) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``save_directory``."""
+        return save_pretrained(self, save_directory)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# saving
+
+
+def save_pretrained(model, save_directory) -> Path:
+    """Write ``model.safetensors`` then ``config.json`` into ``save_directory`` (created if needed), each through
+    a temporary file renamed into place; other files in the folder are left alone. Tied weights are stored
+    once (the embedding). Returns the folder."""
+    from safetensors.torch import save_model
+
+    folder = Path(save_directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_model(model, str(tmp), metadata={"format": "pt"})
+    with atomic_path(folder / CONFIG_FILE) as tmp:
+        model.config.to_json_file(tmp)
+    return folder
+
+
+# ----------------------------------------------------------------------------------------------------------
+# configs
+
+_MAMBA_SSM_ONLY_FIELDS = ("attn_layer_idx", "attn_cfg")
+
+# transformers MambaConfig field -> (our field, or ssm_cfg key as "ssm_cfg.<key>")
+_TRANSFORMERS_FIELDS = {
+    "hidden_size": "d_model",
+    "num_hidden_layers": "n_layer",
+    "vocab_size": "vocab_size",
+    "state_size": "ssm_cfg.d_state",
+    "expand": "ssm_cfg.expand",
+    "conv_kernel": "ssm_cfg.d_conv",
+    "time_step_rank": "ssm_cfg.dt_rank",
+    "time_step_min": "ssm_cfg.dt_min",
+    "time_step_max": "ssm_cfg.dt_max",
+    "time_step_floor": "ssm_cfg.dt_init_floor",
+    "time_step_scale": "ssm_cfg.dt_scale",
+    "time_step_init_scheme": "ssm_cfg.dt_init",
+    "use_bias": "ssm_cfg.bias",
+    "use_conv_bias": "ssm_cfg.conv_bias",
+    "layer_norm_epsilon": "norm_epsilon",
+    "residual_in_fp32": "residual_in_fp32",
+    "tie_word_embeddings": "tie_embeddings",
+    "initializer_range": "initializer_range",
+}
+# transformers fields with no effect on the weights or the forward pass here.
+_TRANSFORMERS_IGNORED = {
+    "model_type", "architectures", "transformers_version", "torch_dtype", "dtype", "_name_or_path",
+    "bos_token_id", "eos_token_id", "pad_token_id", "use_cache", "rescale_prenorm_residual", "use_mambapy",
+    "use_associative_scan", "pad_vocab_size_multiple", "n_layer", "rms_norm", "fused_add_norm",
+    "intermediate_size", "hidden_act", "output_hidden_states", "output_attentions", "return_dict",
+    "tokenizer_class", "id2label", "label2id", "problem_type", "chunk_size_feed_forward", "is_encoder_decoder",
+    "is_decoder", "add_cross_attention", "tie_encoder_decoder", "torchscript", "use_return_dict",
+}
+
+
+def _config_from_mamba_ssm(raw: dict) -> dict:
+    values = dict(raw)
+    for name in _MAMBA_SSM_ONLY_FIELDS:
+        value = values.pop(name, None)
+        if value:
+            raise ValueError(f"config field {name}={value!r}: attention layers are not supported (Mamba-only models)")
+    return values
+
+
+def _config_from_transformers(raw: dict) -> dict:
+    if raw.get("model_type") != "mamba":
+        raise ValueError("config field model_type must be 'mamba' (transformers' Mamba-1); "
+                         f"got {raw.get('model_type')!r}")
+    unknown = sorted(set(raw) - set(_TRANSFORMERS_FIELDS) - _TRANSFORMERS_IGNORED)
+    if unknown:
+        raise ValueError(f"unknown transformers Mamba config field(s) {unknown}")
+    if raw.get("hidden_act", "silu") not in ("silu", "swish"):
+        raise ValueError(f"config field hidden_act must be 'silu'; got {raw['hidden_act']!r}")
+    hidden, expand = raw.get("hidden_size", 768), raw.get("expand", 2)
+    if "intermediate_size" in raw and raw["intermediate_size"] != int(expand * hidden):
+        raise ValueError(f"config field intermediate_size={raw['intermediate_size']} must equal expand * hidden_size "
+                         f"= {int(expand * hidden)}")
+    # transformers does not pad the vocabulary: its vocab_size already counts the embedding rows.
+    values: dict = {"ssm_cfg": {}, "pad_vocab_size_multiple": 1, "rms_norm": True, "fused_add_norm": True}
+    for name, target in _TRANSFORMERS_FIELDS.items():
+        if name in raw:
+            if target.startswith("ssm_cfg."):
+                values["ssm_cfg"][target[len("ssm_cfg."):]] = raw[name]
+            else:
+                values[target] = raw[name]
+    return values
+
+
+def load_config(path, **config_overrides) -> tuple[MambaConfig, str]:
+    """Read ``path/config.json`` → (config, layout) with layout "transformers" or "mamba" (ours and mamba_ssm's,
+    whose fields are a subset of ours). ``config_overrides`` replace fields."""
+    folder = Path(path)
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"model folder {folder} has no {CONFIG_FILE}")
+    raw = json.loads(config_path.read_text())
+    if "model_type" in raw:
+        layout, values = "transformers", _config_from_transformers(raw)
+    else:
+        layout, values = "mamba", _config_from_mamba_ssm(raw)
+    return MambaConfig.from_dict({**values, **config_overrides}), layout
+
+
+# ----------------------------------------------------------------------------------------------------------
+# weights
+
+
+def _load_file(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} is missing")
+    if path.name.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_state_dict(path, layout: str = "mamba") -> dict:
+    """Read the weights of a model folder into a state dict with our key names."""
+    folder = Path(path)
+    found = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+    if found is None:
+        raise FileNotFoundError(f"model folder {folder} has no weights: expected one of {', '.join(WEIGHT_FILES)}")
+    if found.name.endswith(".index.json"):
+        shards = sorted(set(json.loads(found.read_text())["weight_map"].values()))
+        state_dict = {}
+        for shard in shards:
+            state_dict.update(_load_file(folder / shard))
+    else:
+        state_dict = _load_file(found)
+    if layout == "transformers":
+        state_dict = {re.sub(r"^backbone\.embeddings\.", "backbone.embedding.", k): v for k, v in state_dict.items()}
+    return state_dict
+
+
+_SHAPE_FIELDS = {  # key suffix -> the config field behind each dimension
+    "embedding.weight": ("vocab_size / pad_vocab_size_multiple", "d_model"),
+    "lm_head.weight": ("vocab_size / pad_vocab_size_multiple", "d_model"),
+    "score.weight": ("num_labels", "d_model"),
+    "mixer.in_proj.weight": ("ssm_cfg['expand']", "d_model"),
+    "mixer.in_proj.bias": ("ssm_cfg['expand']",),
+    "mixer.conv1d.weight": ("ssm_cfg['expand']", "shape", "ssm_cfg['d_conv']"),
+    "mixer.conv1d.bias": ("ssm_cfg['expand']",),
+    "mixer.x_proj.weight": ("ssm_cfg['dt_rank'] / ssm_cfg['d_state']", "ssm_cfg['expand']"),
+    "mixer.dt_proj.weight": ("ssm_cfg['expand']", "ssm_cfg['dt_rank']"),
+    "mixer.dt_proj.bias": ("ssm_cfg['expand']",),
+    "mixer.out_proj.weight": ("d_model", "ssm_cfg['expand']"),
+    "mixer.out_proj.bias": ("d_model",),
+    "mixer.A_log": ("ssm_cfg['expand']", "ssm_cfg['d_state']"),
+    "mixer.D": ("ssm_cfg['expand']",),
+    "mlp.fc1.weight": ("d_intermediate", "d_model"),
+    "mlp.fc2.weight": ("d_model", "d_intermediate"),
+}
+_PRESENCE_FIELDS = {  # key suffix -> the config field that decides whether the key exists
+    "in_proj.bias": "ssm_cfg['bias']", "out_proj.bias": "ssm_cfg['bias']", "conv1d.bias": "ssm_cfg['conv_bias']",
+    "norm.bias": "rms_norm", "norm_f.bias": "rms_norm", "norm2.bias": "rms_norm", "norm2.weight": "d_intermediate",
+    "fc1.weight": "d_intermediate", "fc2.weight": "d_intermediate", "fc1.bias": "d_intermediate",
+    "fc2.bias": "d_intermediate",
+}
+
+
+def _shape_field(key: str, expected: torch.Size, got: torch.Size) -> str:
+    if len(expected) != len(got):
+        return "the model type"
+    dim = next(i for i, (a, b) in enumerate(zip(expected, got, strict=True)) if a != b)
+    if key.endswith("norm.weight") or key.endswith("norm_f.weight") or key.endswith("norm2.weight"):
+        return "d_model"
+    for suffix, fields in _SHAPE_FIELDS.items():
+        if key.endswith(suffix):
+            return fields[dim]
+    return "the model type"
+
+
+def _presence_field(key: str, n_layer: int) -> str:
+    layer = re.search(r"layers\.(\d+)\.", key)
+    if layer and int(layer.group(1)) >= n_layer:
+        return "n_layer"
+    for suffix, name in _PRESENCE_FIELDS.items():
+        if key.endswith(suffix):
+            return name
+    return "n_layer" if layer else "the model type"
+
+
+def _fill_tied(state_dict: dict, model, config: MambaConfig) -> None:
+    if not config.tie_embeddings or LM_HEAD_KEY not in model.state_dict():
+        return
+    head, embedding = state_dict.get(LM_HEAD_KEY), state_dict.get(EMBEDDING_KEY)
+    if head is None and embedding is not None:
+        state_dict[LM_HEAD_KEY] = embedding
+    elif embedding is None and head is not None:
+        state_dict[EMBEDDING_KEY] = head
+    elif head is not None and not torch.equal(head, embedding):
+        raise ValueError(f"checkpoint has different {LM_HEAD_KEY!r} and {EMBEDDING_KEY!r} but the config field "
+                         "tie_embeddings is true")
+
+
+def _check_state_dict(state_dict: dict, model, config: MambaConfig) -> dict:
+    """Raise ValueError at the first key that is missing, unexpected or of the wrong shape; return the state
+    dict without the keys the model may ignore."""
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state_dict:
+            if key in model._keys_allowed_missing:
+                _log.info("%s is not in the checkpoint: keeping its fresh initialisation", key)
+                continue
+            raise ValueError(f"checkpoint is missing key {key!r} (check config field "
+                             f"{_presence_field(key, config.n_layer)})")
+        got = state_dict[key].shape
+        if got != tensor.shape:
+            raise ValueError(f"checkpoint tensor {key!r} has shape {tuple(got)} but the config gives "
+                             f"{tuple(tensor.shape)} (check config field {_shape_field(key, tensor.shape, got)})")
+    kept = {}
+    for key, tensor in state_dict.items():
+        if key in expected:
+            kept[key] = tensor
+        elif key not in model._keys_allowed_unexpected:
+            raise ValueError(f"checkpoint has unexpected key {key!r} (check config field "
+                             f"{_presence_field(key, config.n_layer)})")
+    return kept
+
+
+def from_pretrained(path, model_cls=None, device=None, dtype=None, **config_overrides):
+    """Build ``model_cls`` (default :class:`~mamba_bio_audio.models.MambaLMHeadModel`) from a model folder in
+    any supported layout, on ``device`` and in ``dtype`` (A_log and D stay fp32). Returns the model in eval mode."""
+    if model_cls is None:
+        from mamba_bio_audio.models.lm import MambaLMHeadModel as model_cls
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder {folder} does not exist")
+    config, layout = load_config(folder, **config_overrides)
+    state_dict = load_state_dict(folder, layout)
+    model = model_cls(config, device=device, dtype=dtype)
+    _fill_tied(state_dict, model, config)
+    state_dict = _check_state_dict(state_dict, model, config)
+    model.load_state_dict(state_dict, strict=False)
+    return model.eval()

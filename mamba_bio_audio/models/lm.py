@@ -1,0 +1,95 @@
+"""``MambaLMHeadModel``: the causal language model of ``mamba_ssm.models.mixer_seq_simple``.
+
+Backbone + ``lm_head`` Linear(d_model, padded_vocab, bias=False), tied to the embedding by default. The
+vocabulary is padded to a multiple of ``pad_vocab_size_multiple`` (DNA: 12 → 16); padding rows never win
+generation because :func:`~mamba_bio_audio.generation.generate` samples over ``config.vocab_size`` only.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mamba_bio_audio import generation
+from mamba_bio_audio.checkpoint import PretrainedMixin
+from mamba_bio_audio.config import MambaConfig
+from mamba_bio_audio.models.mixer_model import MixerModel
+
+__all__ = ["CausalLMOutput", "MambaLMHeadModel", "causal_lm_loss"]
+
+
+class CausalLMOutput(NamedTuple):
+    """logits (batch, L', padded_vocab) in the activation dtype; loss: scalar fp32 when labels were given."""
+
+    logits: torch.Tensor
+    loss: torch.Tensor | None = None
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, pad_token_id: int | None = None) -> torch.Tensor:
+    """Mean cross entropy (fp32) of logits (batch, L, V) against labels (batch, L) int64 (the target of each
+    position, already shifted). Targets equal to ``pad_token_id`` or -100 are ignored; a batch whose targets
+    are all ignored gives 0 (with a gradient path), not NaN."""
+    labels = labels.to(logits.device)
+    if pad_token_id is not None:
+        labels = labels.masked_fill(labels == pad_token_id, -100)
+    logits = logits.reshape(-1, logits.shape[-1]).float()
+    labels = labels.reshape(-1)
+    if not bool((labels != -100).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, labels, ignore_index=-100)
+
+
+class MambaLMHeadModel(PretrainedMixin, nn.Module):
+    """input_ids (batch, L) int64 → next-token logits (batch, L, padded_vocab).
+
+    State-dict keys are upstream's: ``backbone.embedding.weight``, ``backbone.layers.{i}.norm.weight``,
+    ``backbone.layers.{i}.mixer.{in_proj.weight, conv1d.weight, conv1d.bias, x_proj.weight, dt_proj.weight,
+    dt_proj.bias, out_proj.weight, A_log, D}``, ``backbone.norm_f.weight``, ``lm_head.weight``.
+    """
+
+    def __init__(self, config: MambaConfig, initializer_cfg: dict | None = None, device=None, dtype=None):
+        super().__init__()
+        self.config = config
+        self.backbone = MixerModel.from_config(config, initializer_cfg=initializer_cfg, device=device, dtype=dtype)
+        self.lm_head = nn.Linear(config.d_model, config.padded_vocab_size, bias=False, device=device, dtype=dtype)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        if self.config.tie_embeddings:
+            self.lm_head.weight = self.backbone.embedding.weight
+
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype=None) -> dict:
+        """{layer_idx: (conv_state (batch, d_inner, d_conv), ssm_state (batch, d_inner, d_state) fp32)}."""
+        return self.backbone.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
+
+    def forward(self, input_ids: torch.Tensor, position_ids=None, inference_params=None, num_last_tokens: int = 0,
+                labels: torch.Tensor | None = None, **mixer_kwargs) -> CausalLMOutput:
+        """input_ids (batch, L) int64. ``position_ids`` is accepted for API compatibility and unused.
+        ``num_last_tokens > 0`` returns logits for the last positions only. ``labels`` (batch, L) int64 are the
+        targets of each position (inputs shifted by one); the loss ignores ``config.pad_token_id`` and -100.
+        ``inference_params`` is read and written, never advanced: see :meth:`step`."""
+        hidden_states = self.backbone(input_ids, inference_params=inference_params, **mixer_kwargs)
+        if num_last_tokens > 0:
+            hidden_states = hidden_states[:, -num_last_tokens:]
+        logits = self.lm_head(hidden_states)
+        loss = None
+        if labels is not None:
+            if num_last_tokens > 0:
+                labels = labels[:, -num_last_tokens:]
+            loss = causal_lm_loss(logits, labels, self.config.pad_token_id)
+        return CausalLMOutput(logits=logits, loss=loss)
+
+    @torch.no_grad()
+    def step(self, input_ids: torch.Tensor, inference_params) -> torch.Tensor:
+        """Consume input_ids (batch, T) after the ``inference_params.seqlen_offset`` tokens already seen and
+        advance the offset by T. Returns the next-token logits (batch, padded_vocab) after the last of them.
+        T = 1 is a recurrent step; a first call (offset 0) or T > 1 runs the parallel scan from the state."""
+        logits = self.forward(input_ids, inference_params=inference_params, num_last_tokens=1).logits[:, -1]
+        inference_params.seqlen_offset += input_ids.shape[1]
+        return logits
+
+    def generate(self, input_ids: torch.Tensor, max_length: int, **kwargs):
+        """See :func:`mamba_bio_audio.generation.generate` (same keyword arguments)."""
+        return generation.generate(self, input_ids, max_length, **kwargs)

@@ -1,0 +1,128 @@
+"""The Mamba backbone (``mamba_ssm.models.mixer_seq_simple``): embedding → Blocks → add + ``norm_f``, its
+initialisation (``_init_weights``) and the weight-decay split of its parameters (``param_groups``)."""
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+from torch import nn
+
+from mamba_bio_audio.config import MambaConfig
+from mamba_bio_audio.modules.block import Block, GatedMLP
+from mamba_bio_audio.modules.mamba import Mamba
+from mamba_bio_audio.modules.rms_norm import RMSNorm
+
+__all__ = ["MixerModel", "create_block", "_init_weights", "param_groups"]
+
+
+def create_block(d_model: int, d_intermediate: int = 0, ssm_cfg: dict | None = None, norm_epsilon: float = 1e-5,
+                 rms_norm: bool = False, residual_in_fp32: bool = False, fused_add_norm: bool = False,
+                 layer_idx: int | None = None, device=None, dtype=None) -> Block:
+    """One Block with a Mamba mixer (``ssm_cfg`` are its keyword arguments) and, when ``d_intermediate > 0``,
+    a GatedMLP."""
+    factory_kwargs = {"device": device, "dtype": dtype}
+    ssm_cfg = dict(ssm_cfg or {})
+    layer = ssm_cfg.pop("layer", "Mamba1")
+    if layer != "Mamba1":
+        raise ValueError(f"ssm_cfg['layer'] must be 'Mamba1'; got {layer!r}")
+    mixer_cls = partial(Mamba, layer_idx=layer_idx, **ssm_cfg, **factory_kwargs)
+    norm_cls = partial(RMSNorm if rms_norm else nn.LayerNorm, eps=norm_epsilon, **factory_kwargs)
+    mlp_cls = (nn.Identity if d_intermediate == 0
+               else partial(GatedMLP, hidden_features=d_intermediate, out_features=d_model, **factory_kwargs))
+    block = Block(d_model, mixer_cls, mlp_cls, norm_cls=norm_cls, fused_add_norm=fused_add_norm,
+                  residual_in_fp32=residual_in_fp32)
+    block.layer_idx = layer_idx
+    return block
+
+
+def _init_weights(module: nn.Module, n_layer: int, initializer_range: float = 0.02,
+                  rescale_prenorm_residual: bool = True, n_residuals_per_layer: int = 1) -> None:
+    """Upstream init, applied with ``model.apply``: Linear biases → 0 unless tagged ``_no_reinit`` (the dt bias);
+    Embedding ~ N(0, initializer_range); ``out_proj.weight`` / ``fc2.weight`` kaiming_uniform(a=√5) then
+    ÷ √(n_residuals_per_layer · n_layer) (GPT-2's scaling of residual-branch outputs)."""
+    if isinstance(module, nn.Linear):
+        if module.bias is not None and not getattr(module.bias, "_no_reinit", False):
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=initializer_range)
+    if rescale_prenorm_residual:
+        for name, param in module.named_parameters():
+            if name in ("out_proj.weight", "fc2.weight"):
+                nn.init.kaiming_uniform_(param, a=math.sqrt(5))
+                with torch.no_grad():
+                    param /= math.sqrt(n_residuals_per_layer * n_layer)
+
+
+class MixerModel(nn.Module):
+    """input_ids (batch, L) int64 → hidden states (batch, L, d_model), normalised by ``norm_f``.
+
+    State-dict keys: ``embedding.weight``, ``layers.{i}.norm.weight``, ``layers.{i}.mixer.*``, ``norm_f.weight``.
+    """
+
+    def __init__(self, d_model: int, n_layer: int, d_intermediate: int, vocab_size: int,
+                 ssm_cfg: dict | None = None, norm_epsilon: float = 1e-5, rms_norm: bool = False,
+                 initializer_cfg: dict | None = None, fused_add_norm: bool = False, residual_in_fp32: bool = False,
+                 device=None, dtype=None):
+        super().__init__()
+        factory_kwargs = {"device": device, "dtype": dtype}
+        self.residual_in_fp32 = residual_in_fp32
+        self.fused_add_norm = fused_add_norm
+        self.embedding = nn.Embedding(vocab_size, d_model, **factory_kwargs)
+        self.layers = nn.ModuleList(
+            create_block(d_model, d_intermediate=d_intermediate, ssm_cfg=ssm_cfg, norm_epsilon=norm_epsilon,
+                         rms_norm=rms_norm, residual_in_fp32=residual_in_fp32, fused_add_norm=fused_add_norm,
+                         layer_idx=i, **factory_kwargs)
+            for i in range(n_layer)
+        )
+        self.norm_f = (RMSNorm if rms_norm else nn.LayerNorm)(d_model, eps=norm_epsilon, **factory_kwargs)
+        self.apply(partial(_init_weights, n_layer=n_layer, **(initializer_cfg or {}),
+                           n_residuals_per_layer=1 if d_intermediate == 0 else 2))
+
+    @classmethod
+    def from_config(cls, config: MambaConfig, initializer_cfg: dict | None = None, device=None, dtype=None):
+        """The backbone described by ``config`` (vocabulary padded to ``config.padded_vocab_size``)."""
+        return cls(config.d_model, config.n_layer, config.d_intermediate, config.padded_vocab_size,
+                   ssm_cfg=config.ssm_cfg, norm_epsilon=config.norm_epsilon, rms_norm=config.rms_norm,
+                   initializer_cfg={"initializer_range": config.initializer_range, **(initializer_cfg or {})},
+                   fused_add_norm=config.fused_add_norm, residual_in_fp32=config.residual_in_fp32,
+                   device=device, dtype=dtype)
+
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype=None) -> dict:
+        """{layer_idx: (conv_state, ssm_state)} zeroed, for ``InferenceParams.key_value_memory_dict``."""
+        return {i: layer.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
+                for i, layer in enumerate(self.layers)}
+
+    def forward(self, input_ids: torch.Tensor, inference_params=None, **mixer_kwargs) -> torch.Tensor:
+        hidden_states = self.embedding(input_ids)
+        residual = None
+        for layer in self.layers:
+            hidden_states, residual = layer(hidden_states, residual, inference_params=inference_params,
+                                            **mixer_kwargs)
+        if self.fused_add_norm and isinstance(self.norm_f, RMSNorm):
+            return self.norm_f(hidden_states, residual=residual, prenorm=False,
+                               residual_in_fp32=self.residual_in_fp32)
+        residual = hidden_states if residual is None else hidden_states + residual
+        return self.norm_f(residual.to(dtype=self.norm_f.weight.dtype))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer parameter groups: ``weight_decay`` for weight matrices (and conv kernels), 0 for parameters
+    tagged ``_no_weight_decay`` (A_log, D), biases, norm weights and embeddings (REFERENCE.md §1.3).
+
+    Tied parameters appear once; frozen ones (requires_grad False) are left out; empty groups are dropped.
+    """
+    no_decay_modules = (nn.Embedding, nn.LayerNorm, RMSNorm)
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if id(param) in seen or not param.requires_grad:
+                continue
+            seen.add(id(param))
+            if (getattr(param, "_no_weight_decay", False) or name.endswith("bias")
+                    or isinstance(module, no_decay_modules)):
+                no_decay.append(param)
+            else:
+                decay.append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]

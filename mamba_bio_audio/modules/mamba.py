@@ -1,0 +1,190 @@
+"""The Mamba (S6) mixer: ``mamba_ssm.modules.mamba_simple.Mamba`` with the same constructor, parameter names,
+initialisation and decoding API, computed through :mod:`mamba_bio_audio.ops`.
+
+Dataflow (REFERENCE.md §1.1): in_proj → (x, z); x ← SiLU(causal depthwise conv(x)); x_proj(x) → (dt_low, B, C);
+dt = dt_proj.weight · dt_low (the bias enters the scan as ``delta_bias`` with softplus); y = scan(x, dt, A, B, C, D)
+· SiLU(z); out_proj(y). Parameters stay fp32 under AMP; activations may be bf16 (the ops compute in fp32).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import nn
+
+from mamba_bio_audio import ops
+
+__all__ = ["Mamba"]
+
+
+class Mamba(nn.Module):
+    """Selective SSM mixer mapping (batch, L, d_model) to (batch, L, d_model).
+
+    ``d_inner = expand · d_model``; ``dt_rank = ceil(d_model / 16)`` when "auto". ``use_fast_path`` is accepted
+    for ``mamba_ssm`` compatibility only: :mod:`mamba_bio_audio.ops` picks the kernels. ``layer_idx`` keys this
+    layer's state in ``inference_params.key_value_memory_dict`` and is required for decoding.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: float = 2,
+        dt_rank="auto",
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init: str = "random",
+        dt_scale: float = 1.0,
+        dt_init_floor: float = 1e-4,
+        conv_bias: bool = True,
+        bias: bool = False,
+        use_fast_path: bool = True,
+        layer_idx: int | None = None,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        factory_kwargs = {"device": device, "dtype": dtype}
+        self.d_model = d_model
+        self.d_state = d_state
+        self.d_conv = d_conv
+        self.expand = expand
+        self.d_inner = int(expand * d_model)
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else dt_rank
+        self.use_fast_path = use_fast_path
+        self.layer_idx = layer_idx
+        self.activation = "silu"
+
+        self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=bias, **factory_kwargs)
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner,
+                                padding=d_conv - 1, bias=conv_bias, **factory_kwargs)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + d_state * 2, bias=False, **factory_kwargs)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory_kwargs)
+
+        dt_init_std = self.dt_rank**-0.5 * dt_scale
+        if dt_init == "constant":
+            nn.init.constant_(self.dt_proj.weight, dt_init_std)
+        elif dt_init == "random":
+            nn.init.uniform_(self.dt_proj.weight, -dt_init_std, dt_init_std)
+        else:
+            raise ValueError(f"dt_init must be 'random' or 'constant'; got {dt_init!r}")
+        # dt log-uniform in [dt_min, dt_max]; the bias is its inverse softplus so that softplus(bias) = dt.
+        dt = torch.exp(torch.rand(self.d_inner, **factory_kwargs) * (math.log(dt_max) - math.log(dt_min))
+                       + math.log(dt_min)).clamp(min=dt_init_floor)
+        inv_dt = dt + torch.log(-torch.expm1(-dt))
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(inv_dt)
+        self.dt_proj.bias._no_reinit = True  # _init_weights must not zero it
+
+        # S4D-Real: A_n = -(n + 1), stored as log for positivity; fp32 whatever the module dtype.
+        A = repeat(torch.arange(1, d_state + 1, dtype=torch.float32, device=device), "n -> d n", d=self.d_inner)
+        self.A_log = nn.Parameter(torch.log(A).contiguous())
+        self.A_log._no_weight_decay = True
+        self.D = nn.Parameter(torch.ones(self.d_inner, device=device, dtype=torch.float32))
+        self.D._no_weight_decay = True
+
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory_kwargs)
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def _conv_weight(self) -> torch.Tensor:
+        return rearrange(self.conv1d.weight, "d 1 w -> d w")
+
+    def _ssm_params(self, x_dbl: torch.Tensor):
+        """Split x_proj output (..., dt_rank + 2N) into dt_low, B, C."""
+        return torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+
+    def forward(self, hidden_states: torch.Tensor, inference_params=None) -> torch.Tensor:
+        """hidden_states (batch, L, d_model) → (batch, L, d_model) in the activation dtype.
+
+        With ``inference_params`` the layer reads and writes its (conv_state, ssm_state) cache: at
+        ``seqlen_offset == 0`` the sequence is a fresh prompt and the states after it are stored; at
+        ``seqlen_offset > 0`` a single token goes through :meth:`step`, and several tokens continue the scan
+        from the cached states (chunked prefill).
+        """
+        batch, seqlen, _ = hidden_states.shape
+        conv_state = ssm_state = None
+        resume = False
+        if inference_params is not None:
+            conv_state, ssm_state = self._get_states_from_cache(inference_params, batch)
+            resume = inference_params.seqlen_offset > 0
+            if resume and seqlen == 1:
+                out, _, _ = self.step(hidden_states, conv_state, ssm_state)
+                return out
+
+        # (d_inner·2, batch·L) GEMM then a view: x and z come out with L contiguous, as the scan wants.
+        xz = rearrange(self.in_proj.weight @ rearrange(hidden_states, "b l d -> d (b l)"), "d (b l) -> b d l",
+                       l=seqlen)
+        if self.in_proj.bias is not None:
+            xz = xz + rearrange(self.in_proj.bias.to(xz.dtype), "d -> d 1")
+        x, z = xz.chunk(2, dim=1)
+
+        x_conv = ops.causal_conv1d_fn(x, self._conv_weight(), self.conv1d.bias, activation=self.activation,
+                                      initial_state=conv_state[..., 1:].to(x.dtype) if resume else None)
+        if conv_state is not None:  # keep the last d_conv inputs of the conv, newest last
+            history = conv_state.to(x.dtype) if resume else x.new_zeros(conv_state.shape)
+            conv_state.copy_(torch.cat([history, x], dim=-1)[..., -self.d_conv:])
+        x = x_conv
+
+        x_dbl = self.x_proj(rearrange(x, "b d l -> (b l) d"))
+        dt, B, C = self._ssm_params(x_dbl)
+        dt = rearrange(self.dt_proj.weight @ dt.t(), "d (b l) -> b d l", l=seqlen)
+        B = rearrange(B, "(b l) n -> b n l", l=seqlen).contiguous()
+        C = rearrange(C, "(b l) n -> b n l", l=seqlen).contiguous()
+        A = -torch.exp(self.A_log.float())
+        result = ops.selective_scan_fn(
+            x, dt, A, B, C, self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+            initial_state=ssm_state if resume else None, return_last_state=ssm_state is not None,
+        )
+        if ssm_state is not None:
+            y, last_state = result
+            ssm_state.copy_(last_state)
+        else:
+            y = result
+        return self.out_proj(rearrange(y, "b d l -> b l d"))
+
+    def step(self, hidden_states: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor):
+        """One decoding step. hidden_states (batch, 1, d_model); conv_state (batch, d_inner, d_conv) and
+        ssm_state (batch, d_inner, d_state) fp32, both updated in place. Returns (out (batch, 1, d_model),
+        conv_state, ssm_state)."""
+        if hidden_states.dim() != 3 or hidden_states.shape[1] != 1:
+            raise ValueError(f"step decodes one token: hidden_states must be (batch, 1, d_model); "
+                             f"got {tuple(hidden_states.shape)}")
+        xz = self.in_proj(hidden_states.squeeze(1))
+        x, z = xz.chunk(2, dim=-1)
+        x = ops.causal_conv1d_update(x, conv_state, self._conv_weight(), self.conv1d.bias,
+                                     activation=self.activation)
+        dt, B, C = self._ssm_params(self.x_proj(x))
+        dt = F.linear(dt, self.dt_proj.weight)  # the bias is added inside, with the softplus
+        A = -torch.exp(self.A_log.float())
+        y = ops.selective_state_update(ssm_state, x, dt, A, B, C, self.D.float(), z=z,
+                                       dt_bias=self.dt_proj.bias.float(), dt_softplus=True)
+        return self.out_proj(y).unsqueeze(1), conv_state, ssm_state
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype=None):
+        """Zeroed (conv_state (batch, d_inner, d_conv) in ``dtype`` or the conv weight's dtype,
+        ssm_state (batch, d_inner, d_state) fp32). The SSM state is fp32 whatever the weights' dtype
+        (upstream takes the weight dtype, which loses the recurrence in bf16). ``max_seqlen`` is unused:
+        the state does not grow with the sequence."""
+        device = self.out_proj.weight.device
+        conv_dtype = self.conv1d.weight.dtype if dtype is None else dtype
+        conv_state = torch.zeros(batch_size, self.d_inner, self.d_conv, device=device, dtype=conv_dtype)
+        ssm_state = torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=torch.float32)
+        return conv_state, ssm_state
+
+    def _get_states_from_cache(self, inference_params, batch_size: int):
+        if self.layer_idx is None:
+            raise ValueError("Mamba.layer_idx must be set to decode with inference_params")
+        cache = inference_params.key_value_memory_dict
+        if self.layer_idx not in cache:
+            cache[self.layer_idx] = self.allocate_inference_cache(batch_size, inference_params.max_seqlen)
+        conv_state, ssm_state = cache[self.layer_idx]
+        if conv_state.shape[0] != batch_size:
+            raise ValueError(f"the inference cache of layer {self.layer_idx} holds batch {conv_state.shape[0]}; "
+                             f"the input has batch {batch_size}")
+        return conv_state, ssm_state
