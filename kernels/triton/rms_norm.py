@@ -1,0 +1,122 @@
+"""Fused residual add + RMSNorm, forward and backward, in Triton. PyTorch twin: ``reference.rms_norm_ref``.
+
+Rows are the flattened leading dims of x (M, H), last dim contiguous. s = x + residual (fp32); out = s · rstd · w
+with rstd = 1 / sqrt(mean(s²) + eps) in fp32. The post-add sum is the new residual (kept in fp32 with
+``residual_in_fp32``, else in x's dtype); the backward recomputes ŝ = s · rstd from that stored residual (or from x
+when there was nothing to add) and the saved rstd.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+MAX_ROW_BYTES = 65536
+
+
+@triton.jit
+def _rms_fwd_kernel(
+    x_ptr, res_ptr, w_ptr, out_ptr, res_out_ptr, rstd_ptr,
+    H, eps, s_x, s_r, s_o, s_ro,
+    BLOCK_H: tl.constexpr, HAS_RES: tl.constexpr, STORE_RES: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_H)
+    mask = cols < H
+    s = tl.load(x_ptr + row * s_x + cols, mask=mask, other=0.0).to(tl.float32)
+    if HAS_RES:
+        s += tl.load(res_ptr + row * s_r + cols, mask=mask, other=0.0).to(tl.float32)
+    if STORE_RES:
+        tl.store(res_out_ptr + row * s_ro + cols, s, mask=mask)
+    rstd = 1.0 / tl.sqrt(tl.sum(s * s, axis=0) / H + eps)
+    tl.store(rstd_ptr + row, rstd)
+    w = tl.load(w_ptr + cols, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out_ptr + row * s_o + cols, s * rstd * w, mask=mask)
+
+
+@triton.jit
+def _rms_bwd_kernel(
+    s_ptr, w_ptr, rstd_ptr, dy_ptr, dres_out_ptr, dx_ptr, dres_ptr, dw_ptr,
+    M, H, s_s, s_dy, s_dro,
+    BLOCK_H: tl.constexpr, HAS_DRES_OUT: tl.constexpr, HAS_RES: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    n_prog = tl.num_programs(0)
+    cols = tl.arange(0, BLOCK_H)
+    mask = cols < H
+    w = tl.load(w_ptr + cols, mask=mask, other=0.0).to(tl.float32)
+    dw = tl.zeros([BLOCK_H], dtype=tl.float32)
+    H64 = tl.cast(H, tl.int64)
+    for row in range(pid, M, n_prog):
+        s = tl.load(s_ptr + row * tl.cast(s_s, tl.int64) + cols, mask=mask, other=0.0).to(tl.float32)
+        rstd = tl.load(rstd_ptr + row)
+        dy = tl.load(dy_ptr + row * tl.cast(s_dy, tl.int64) + cols, mask=mask, other=0.0).to(tl.float32)
+        s_hat = s * rstd
+        wdy = w * dy
+        dw += dy * s_hat
+        ds = rstd * (wdy - s_hat * (tl.sum(s_hat * wdy, axis=0) / H))
+        if HAS_DRES_OUT:
+            ds += tl.load(dres_out_ptr + row * tl.cast(s_dro, tl.int64) + cols, mask=mask, other=0.0).to(tl.float32)
+        tl.store(dx_ptr + row * H64 + cols, ds, mask=mask)
+        if HAS_RES:
+            tl.store(dres_ptr + row * H64 + cols, ds, mask=mask)
+    tl.store(dw_ptr + pid * H + cols, dw, mask=mask)
+
+
+def _block_h(hidden: int, dtype: torch.dtype) -> int:
+    block = triton.next_power_of_2(hidden)
+    if hidden * torch.finfo(dtype).bits // 8 > MAX_ROW_BYTES:
+        raise ValueError(f"rms_norm keeps a row on chip: hidden={hidden} exceeds {MAX_ROW_BYTES} bytes per row")
+    return block
+
+
+def rms_forward(x, weight, residual, eps: float, residual_dtype: torch.dtype | None):
+    """x, residual (M, H) with unit column stride; weight (H,). ``residual_dtype`` None: no residual output (x is
+    the residual); otherwise the post-add sum is written in that dtype. Returns out (M, H) in x.dtype,
+    residual_out (M, H) or empty (0,), rstd (M,) fp32. Grid: (M,), one row per program."""
+    rows, hidden = x.shape
+    block = _block_h(hidden, x.dtype)
+    out = torch.empty((rows, hidden), dtype=x.dtype, device=x.device)
+    rstd = torch.empty((rows,), dtype=torch.float32, device=x.device)
+    store = residual_dtype is not None
+    res_out = (torch.empty((rows, hidden), dtype=residual_dtype, device=x.device) if store
+               else x.new_empty(0))
+    if rows:
+        _rms_fwd_kernel[(rows,)](
+            x, x if residual is None else residual, weight, out, res_out, rstd,
+            hidden, eps, x.stride(0), residual.stride(0) if residual is not None else 0, out.stride(0),
+            res_out.stride(0) if store else 0,
+            BLOCK_H=block, HAS_RES=residual is not None, STORE_RES=store,
+            num_warps=min(max(block // 256, 1), 16),
+        )
+    return out, res_out, rstd
+
+
+def _n_programs(rows: int, device: torch.device) -> int:
+    if device.type == "cuda":
+        return min(rows, torch.cuda.get_device_properties(device).multi_processor_count)
+    return min(rows, 4)
+
+
+def rms_backward(s, weight, rstd, dy, dres_out, has_residual: bool, x_dtype: torch.dtype,
+                 residual_dtype: torch.dtype):
+    """s: the stored post-add residual (or x), (M, H); dy, dres_out (M, H) or None. Returns dx (x_dtype), dweight
+    (weight's dtype) and dresidual (residual_dtype; empty (0,) without residual). Grid: (min(M, #SM),), each program
+    walks rows pid, pid + #programs, ... and writes one fp32 dweight partial row, summed in PyTorch."""
+    rows, hidden = s.shape
+    block = _block_h(hidden, s.dtype)
+    dy = dy.contiguous()
+    dres_out = dres_out.contiguous() if dres_out is not None else None
+    n_prog = max(_n_programs(rows, s.device), 1)
+    dx = torch.empty((rows, hidden), dtype=x_dtype, device=s.device)
+    dres = (torch.empty((rows, hidden), dtype=residual_dtype, device=s.device) if has_residual
+            else s.new_empty(0))
+    dw = torch.zeros((n_prog, hidden), dtype=torch.float32, device=s.device)
+    if rows:
+        _rms_bwd_kernel[(n_prog,)](
+            s, weight, rstd, dy, dy if dres_out is None else dres_out, dx, dres, dw,
+            rows, hidden, s.stride(0), dy.stride(0), dres_out.stride(0) if dres_out is not None else 0,
+            BLOCK_H=block, HAS_DRES_OUT=dres_out is not None, HAS_RES=has_residual,
+            num_warps=min(max(block // 256, 1), 16),
+        )
+    return dx, dw.sum(0).to(weight.dtype), dres

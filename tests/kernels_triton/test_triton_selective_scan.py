@@ -1,0 +1,196 @@
+"""Parity of the fused Triton selective scan with ``selective_scan_ref``, forward and every gradient.
+
+Small shapes (the interpreter runs every tile element in Python): L crosses chunk boundaries and is not a multiple
+of the chunk; ``block_d`` below d_inner exercises the dB/dC reduction across channel blocks.
+"""
+import pytest
+import torch
+
+from mamba_bio_audio import ops
+from mamba_bio_audio.kernels import reference
+from mamba_bio_audio.kernels import triton as triton_kernels
+
+NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
+
+
+def make_inputs(device, batch=2, d_inner=8, n_state=4, length=75, groups=None, z=True, D=True, bias=True,
+                initial_state=True, dtype=torch.float32, seed=0):
+    """Leaf tensors (requires_grad) for the scan; absent optional ones are None."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, scale=1.0, dt=torch.float32):
+        return (torch.randn(*shape, generator=gen) * scale).to(device=device, dtype=dt).requires_grad_()
+
+    bc_shape = (batch, n_state, length) if groups is None else (batch, groups, n_state, length)
+    A = (-0.5 - torch.rand(d_inner, n_state, generator=gen) * 2).to(device).requires_grad_()
+    return dict(
+        u=rand(batch, d_inner, length, dt=dtype),
+        delta=rand(batch, d_inner, length, scale=0.5, dt=dtype),
+        A=A,
+        B=rand(*bc_shape, dt=dtype),
+        C=rand(*bc_shape, dt=dtype),
+        D=rand(d_inner) if D else None,
+        z=rand(batch, d_inner, length, dt=dtype) if z else None,
+        delta_bias=rand(d_inner, scale=0.3) if bias else None,
+        initial_state=rand(batch, d_inner, n_state) if initial_state else None,
+    )
+
+
+def run_scan(fn, inputs, delta_softplus, **kwargs):
+    return fn(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], D=inputs["D"], z=inputs["z"],
+              delta_bias=inputs["delta_bias"], delta_softplus=delta_softplus, initial_state=inputs["initial_state"],
+              return_last_state=True, **kwargs)
+
+
+def gradients(fn, inputs, delta_softplus, seed=1, **kwargs):
+    """out, last_state and the gradients of <out, g> + <last_state, g_last> for every present input."""
+    out, last = run_scan(fn, inputs, delta_softplus, **kwargs)
+    gen = torch.Generator().manual_seed(seed)
+    g_out = torch.randn(out.shape, generator=gen).to(out)
+    g_last = torch.randn(last.shape, generator=gen).to(last)
+    present = [name for name in NAMES if inputs[name] is not None]
+    grads = torch.autograd.grad((out, last), [inputs[name] for name in present], (g_out, g_last))
+    return out, last, dict(zip(present, grads))
+
+
+CASES = {
+    # every feature, two groups with two channel blocks each (atomic dB/dC), chunk 32 over L = 75
+    "full": dict(make=dict(groups=2), softplus=True, kwargs=dict(chunk_size=32, block_d=2)),
+    # ungrouped (batch, N, L) B/C, no optional inputs, no softplus
+    "bare": dict(make=dict(z=False, D=False, bias=False, initial_state=False, length=70), softplus=False,
+                 kwargs=dict(chunk_size=32)),
+    # N and d_inner not powers of two, a partial channel block, L shorter than two chunks
+    "ragged": dict(make=dict(d_inner=6, n_state=3, D=False, bias=False, length=45), softplus=True,
+                   kwargs=dict(chunk_size=16, block_d=4)),
+    # the launch configuration the op API picks (chunk 64 here), grouped, no initial state
+    "default-config": dict(make=dict(groups=2, z=False, initial_state=False, length=100), softplus=True,
+                           kwargs=dict()),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_forward_and_backward_match_reference(case, device, assert_close):
+    spec = CASES[case]
+    inputs = make_inputs(device, **spec["make"])
+    out, last, grads = gradients(triton_kernels.selective_scan, inputs, spec["softplus"], **spec["kwargs"])
+    ref_out, ref_last, ref_grads = gradients(reference.selective_scan_ref, inputs, spec["softplus"])
+    assert out.dtype == inputs["u"].dtype and last.dtype == torch.float32
+    assert_close(out, ref_out, name="out")
+    assert_close(last, ref_last, name="last_state")
+    assert grads.keys() == ref_grads.keys()
+    for name in grads:
+        assert grads[name].dtype == inputs[name].dtype, name
+        assert_close(grads[name], ref_grads[name], name=f"d{name}")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs_fp32_state(dtype, device, assert_close):
+    inputs = make_inputs(device, groups=2, length=70, dtype=dtype)
+    out, last, grads = gradients(triton_kernels.selective_scan, inputs, True, chunk_size=32)
+    ref_out, ref_last, ref_grads = gradients(reference.selective_scan_ref, inputs, True)
+    assert out.dtype == dtype and last.dtype == torch.float32
+    assert_close(out, ref_out, dtype, name="out")
+    assert_close(last, ref_last, dtype, name="last_state")
+    for name in grads:
+        assert grads[name].dtype == inputs[name].dtype, name
+        assert_close(grads[name], ref_grads[name], dtype, name=f"d{name}")
+
+
+def test_strided_inputs(device, assert_close):
+    """u and z sliced out of one (batch, 2 d_inner, L) projection (strided channels), delta channel-last."""
+    batch, d_inner, n_state, length = 2, 8, 4, 40
+    gen = torch.Generator().manual_seed(3)
+    xz = torch.randn(batch, 2 * d_inner, length, generator=gen).to(device).requires_grad_()
+    delta_t = (torch.randn(batch, length, d_inner, generator=gen) * 0.5).to(device).requires_grad_()
+    rest = make_inputs(device, batch, d_inner, n_state, length, z=False, initial_state=False, seed=4)
+    inputs = dict(rest, u=xz[:, :d_inner], z=xz[:, d_inner:], delta=delta_t.transpose(1, 2))
+    present = [xz, delta_t, rest["A"], rest["B"], rest["C"]]
+    results = []
+    for fn, kwargs in ((triton_kernels.selective_scan, dict(chunk_size=16)), (reference.selective_scan_ref, {})):
+        out, last = run_scan(fn, inputs, True, **kwargs)
+        results.append((out, torch.autograd.grad((out * out).sum() + last.sum(), present)))
+    (out, grads), (ref_out, ref_grads) = results
+    assert_close(out, ref_out, name="out")
+    for name, got, want in zip(("xz", "delta", "A", "B", "C"), grads, ref_grads):
+        assert_close(got, want, name=f"d{name}")
+
+
+def test_three_segments_with_state_passing_equal_one_pass(device, assert_close):
+    """Chunked processing of a long sequence: the state and its gradient pass between calls of the op API."""
+    inputs = make_inputs(device, length=96, groups=2, seed=5)
+    full_out, full_last, full_grads = gradients(
+        lambda *a, **k: ops.selective_scan_fn(*a, **k, backend="triton"), inputs, True)
+
+    def segmented(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, initial_state=None,
+                  return_last_state=True):
+        outs, state = [], initial_state
+        for sl in (slice(0, 30), slice(30, 64), slice(64, 96)):
+            out, state = ops.selective_scan_fn(
+                u[..., sl], delta[..., sl], A, B[..., sl], C[..., sl], D=D, z=z[..., sl], delta_bias=delta_bias,
+                delta_softplus=delta_softplus, initial_state=state, return_last_state=True, backend="triton")
+            outs.append(out)
+        return torch.cat(outs, dim=-1), state
+
+    seg_out, seg_last, seg_grads = gradients(segmented, inputs, True)
+    assert_close(seg_out, full_out, name="out")
+    assert_close(seg_last, full_last, name="last_state")
+    for name in full_grads:
+        assert_close(seg_grads[name], full_grads[name], name=f"d{name}")
+
+
+def test_deterministic_mode_is_bitwise_reproducible(device, assert_close):
+    """Four channel blocks share one group: deterministic mode sums per-block dB/dC partials in a fixed order."""
+    inputs = make_inputs(device, d_inner=8, length=40, seed=6)
+    runs = [gradients(triton_kernels.selective_scan, inputs, True, chunk_size=16, block_d=2, deterministic=True)[2]
+            for _ in range(2)]
+    for name in runs[0]:
+        assert torch.equal(runs[0][name], runs[1][name]), name
+    atomic = gradients(triton_kernels.selective_scan, inputs, True, chunk_size=16, block_d=2, deterministic=False)[2]
+    for name in ("B", "C"):
+        assert_close(atomic[name], runs[0][name], name=f"d{name}")
+
+
+def test_deterministic_default_follows_environment(monkeypatch):
+    monkeypatch.delenv("MBA_DETERMINISTIC", raising=False)
+    assert not triton_kernels.deterministic_default()
+    monkeypatch.setenv("MBA_DETERMINISTIC", "1")
+    assert triton_kernels.deterministic_default()
+
+
+def test_no_grad_forward_saves_no_states(device, assert_close):
+    inputs = make_inputs(device, length=20, seed=7)
+    with torch.no_grad():
+        out, last = run_scan(triton_kernels.selective_scan, inputs, True, chunk_size=16)
+        ref_out, ref_last = run_scan(reference.selective_scan_ref, inputs, True)
+    assert not out.requires_grad
+    assert_close(out, ref_out, name="out")
+    assert_close(last, ref_last, name="last_state")
+
+
+def test_launch_configuration():
+    assert triton_kernels.scan_config(1024, 1, 16, 65536) == (4, 64)
+    assert triton_kernels.scan_config(24, 4, 16, 100, chunk_size=32)[0] == 2  # 6 channels per group
+    with pytest.raises(ValueError, match="power of two"):
+        triton_kernels.scan_config(8, 1, 4, 64, chunk_size=48)
+    with pytest.raises(ValueError, match="block_d"):
+        triton_kernels.scan_config(12, 2, 4, 64, block_d=4)
+
+
+def test_mba_backend_environment_selects_the_triton_kernels(device, monkeypatch, assert_close):
+    """``MBA_BACKEND=triton`` (with ``TRITON_INTERPRET=1`` on CPU) routes the op API to these kernels."""
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return scan(*args, **kwargs)
+
+    scan = triton_kernels.selective_scan
+    monkeypatch.setattr(triton_kernels, "selective_scan", spy)
+    monkeypatch.setenv("MBA_BACKEND", "triton")
+    inputs = make_inputs(device, length=20, seed=8)
+    with torch.no_grad():
+        out, last = run_scan(ops.selective_scan_fn, inputs, True)
+        ref_out, ref_last = run_scan(reference.selective_scan_ref, inputs, True)
+    assert calls == [1]
+    assert_close(out, ref_out, name="out")
+    assert_close(last, ref_last, name="last_state")
