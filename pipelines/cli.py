@@ -21,6 +21,7 @@ COMMANDS = {
     "quickstart": ("quickstart", "pretrain, evaluate, sample and export a small DNA Mamba LM on the bundled example genomes"),
 }
 BENCHMARKS = {
+    "data-audio": ("bench.data_audio", "prepare-audio real-time factor for 16 kHz mu-law output from WAV and FLAC input"),
     "scan": ("bench.scan", "selective scan forward / forward+backward time of every backend vs the reference"),
 }
 
