@@ -21,8 +21,10 @@ COMMANDS = {
     "quickstart": ("quickstart", "pretrain, evaluate, sample and export a small DNA Mamba LM on the bundled example genomes"),
 }
 BENCHMARKS = {
+    "data-dna": ("bench.data_dna", "prepare-dna MB/s on plain, gzip and BGZF FASTA, and window-reader tokens/s at 1M-token windows"),
     "data-audio": ("bench.data_audio", "prepare-audio real-time factor for 16 kHz mu-law output from WAV and FLAC input"),
     "scan": ("bench.scan", "selective scan forward / forward+backward time of every backend vs the reference"),
+    "generate": ("bench.generate", "SaShiMi audio sampling speed, samples/s per stream and in total, batch 1 ... 256"),
 }
 
 

@@ -1,7 +1,10 @@
 """Rich progress bars shared by long-running commands."""
 from __future__ import annotations
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 
 def progress_bar() -> Progress:
@@ -11,6 +14,18 @@ def progress_bar() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+
+
+def transfer_bar() -> Progress:
+    """A bar for input consumed in bytes, with speed: ``task = bar.add_task(desc, total=n_bytes)``."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )

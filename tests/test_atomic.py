@@ -27,3 +27,15 @@ def test_atomic_dir_replaces_whole_folder(tmp_path):
         (tmp / "c").write_text("3")
     assert sorted(p.name for p in target.iterdir()) == ["c"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_dir_gets_umask_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "ds") as tmp:
+            (tmp / "a").write_text("1")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "ds").stat().st_mode & 0o777 == 0o755
