@@ -93,7 +93,7 @@ def sample(logits: torch.Tensor, top_k: int = 1, top_p: float = 0.0, min_p: floa
     return choice if indices is None else indices.gather(1, choice[:, None]).squeeze(-1)
 
 
-def _check_arguments(input_ids, max_length, temperature, top_k, top_p, min_p, repetition_penalty, eos_token_id,
+def check_sampling_arguments(input_ids, max_length, temperature, top_k, top_p, min_p, repetition_penalty, eos_token_id,
                      teacher_outputs) -> None:
     if not isinstance(input_ids, torch.Tensor) or input_ids.dtype.is_floating_point or input_ids.is_complex() \
             or input_ids.dtype == torch.bool:
@@ -141,7 +141,7 @@ def generate(model, input_ids: torch.Tensor, max_length: int, temperature: float
 
     Returns sequences (batch, L_out) int64, or a :class:`GenerateOutput` when ``return_dict_in_generate``.
     """
-    _check_arguments(input_ids, max_length, temperature, top_k, top_p, min_p, repetition_penalty, eos_token_id,
+    check_sampling_arguments(input_ids, max_length, temperature, top_k, top_p, min_p, repetition_penalty, eos_token_id,
                      teacher_outputs)
     config = getattr(model, "config", None)
     vocab_size = getattr(config, "vocab_size", None)

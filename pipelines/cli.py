@@ -18,7 +18,12 @@ COMMANDS = {
     "prepare-species": ("prepare_species", "per-species FASTAs or a MAF alignment to a species-classification dataset"),
     "prepare-audio": ("prepare_audio", "audio files to an 8-bit mu-law dataset (long recordings or labelled clips)"),
     "examples": ("examples", "fetch and prepare the example data (dna: human genome parts and apes; audio: piano, digits)"),
-    "quickstart": ("quickstart", "pretrain, evaluate, sample and export a small DNA Mamba LM on the bundled example genomes"),
+    "pretrain": ("pretrain", "causal LM pretraining (DNA or audio) from the Hydra configs: pretrain experiment=dna/hg_small_cpu ..."),
+    "finetune": ("finetune", "species classification from a pretrained LM: finetune experiment=species/apes4_cpu net.pretrained=..."),
+    "evaluate": ("evaluate", "test metrics of a trained model: evaluate experiment=... ckpt_path=... (or net.pretrained=...)"),
+    "sample": ("sample", "audio clips (WAV + PNG) or DNA sequences (FASTA) from a trained LM, with their log-likelihoods"),
+    "quickstart": ("quickstart", "fetch the example data, pretrain DNA and audio LMs, fine-tune the apes classifier, sample audio, "
+                   "write quickstart/report.md (about 15 minutes on 2 CPU cores)"),
 }
 BENCHMARKS = {
     "data-dna": ("bench.data_dna", "prepare-dna MB/s on plain, gzip and BGZF FASTA, and window-reader tokens/s at 1M-token windows"),
@@ -44,7 +49,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log which kernel backend each op uses, and more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    wanted = next((a for a in argv if not a.startswith("-")), None)
+    positionals = [a for a in argv if not a.startswith("-")]
+    wanted = positionals[0] if positionals else None
+    wanted_bench = positionals[1] if wanted == "bench" and len(positionals) > 1 else None
     for name, (module, help_text) in COMMANDS.items():
         if name == wanted:
             _add_lazy(sub, name, module, help_text)
@@ -54,7 +61,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK")
     bench_sub.required = True
     for name, (module, help_text) in BENCHMARKS.items():
-        if wanted == "bench":
+        if name == wanted_bench:
             _add_lazy(bench_sub, name, module, help_text)
         else:
             bench_sub.add_parser(name, help=help_text)

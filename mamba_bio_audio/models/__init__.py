@@ -2,12 +2,17 @@
 from mamba_bio_audio.models.classification import MambaForSequenceClassification, SequenceClassifierOutput
 from mamba_bio_audio.models.lm import CausalLMOutput, MambaLMHeadModel, causal_lm_loss
 from mamba_bio_audio.models.mixer_model import MixerModel, create_block, param_groups
+from mamba_bio_audio.models.sashimi import SashimiLM, SashimiState
+from mamba_bio_audio.models.sashimi_config import SashimiConfig
 
 __all__ = [
     "CausalLMOutput",
     "MambaForSequenceClassification",
     "MambaLMHeadModel",
     "MixerModel",
+    "SashimiConfig",
+    "SashimiLM",
+    "SashimiState",
     "SequenceClassifierOutput",
     "causal_lm_loss",
     "create_block",

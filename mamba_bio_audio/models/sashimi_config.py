@@ -1,0 +1,129 @@
+"""``SashimiConfig``: the hyper-parameters of the SaShiMi U-Net with Mamba blocks, serialised to ``config.json``.
+
+Presets live in ``mamba_bio_audio/configs/sashimi/<name>.yaml`` (``youtubemix``, ``sc09_small``,
+``sc09_large``; REFERENCE.md §5.1-5.3). Every value is checked in ``__post_init__``; a bad one raises a
+ValueError naming the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mamba_bio_audio.config import MambaConfig
+
+__all__ = ["SashimiConfig"]
+
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require(ok: bool, name: str, rule: str, value) -> None:
+    if not ok:
+        raise ValueError(f"SashimiConfig.{name} must be {rule}; got {value!r}")
+
+
+@dataclass
+class SashimiConfig:
+    """U-Net of ``len(pool)`` pooling stages around a center stage (defaults: the paper's SC09 small model).
+
+    Stage widths are ``d_model · expand**i``; each stage holds ``n_layers`` Mamba blocks on the way down and
+    ``n_layers`` on the way up (the center stage ``n_layers`` once). ``pool[i]`` is the down-sampling factor
+    entering stage i + 1. ``ssm_cfg`` are the keyword arguments of every Mamba mixer (as in ``MambaConfig``);
+    ``vocab_size`` is the number of audio classes (256 for 8-bit mu-law) for the embedding and the head.
+    """
+
+    d_model: int = 64
+    n_layers: int = 8
+    pool: list = field(default_factory=lambda: [4, 4])
+    expand: int = 2
+    vocab_size: int = 256
+    ssm_cfg: dict = field(default_factory=lambda: {"d_state": 16, "d_conv": 4, "expand": 2, "dt_rank": "auto"})
+    norm_epsilon: float = 1e-5
+    initializer_range: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_layers", "expand", "vocab_size"):
+            value = getattr(self, name)
+            _require(_is_int(value) and value > 0, name, "a positive integer", value)
+        _require(isinstance(self.pool, (list, tuple)) and len(self.pool) > 0
+                 and all(_is_int(p) and p > 0 for p in self.pool),
+                 "pool", "a non-empty list of positive integers (one factor per pooling stage)", self.pool)
+        self.pool = list(self.pool)
+        for name in ("norm_epsilon", "initializer_range"):
+            value = getattr(self, name)
+            _require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                     and value > 0, name, "a number > 0", value)
+        _require(isinstance(self.ssm_cfg, Mapping), "ssm_cfg", "a mapping", self.ssm_cfg)
+        self.ssm_cfg = dict(self.ssm_cfg)
+        for width in self.widths:  # MambaConfig owns the rules for the mixer's keyword arguments
+            try:
+                MambaConfig(d_model=width, n_layer=1, vocab_size=self.vocab_size, ssm_cfg=self.ssm_cfg)
+            except ValueError as err:
+                raise ValueError(f"SashimiConfig.ssm_cfg is invalid at stage width {width}: {err}") from err
+
+    @property
+    def widths(self) -> list[int]:
+        """Widths of the stages, outer first: [d_model, d_model·expand, ..., center]."""
+        return [self.d_model * self.expand**i for i in range(len(self.pool) + 1)]
+
+    @property
+    def total_pool(self) -> int:
+        """Product of the pooling factors: the center stage runs once every ``total_pool`` samples."""
+        return math.prod(self.pool)
+
+    @property
+    def n_blocks(self) -> int:
+        """Mamba blocks in the whole U-Net: 2 · n_layers per pooling stage plus n_layers in the center."""
+        return self.n_layers * (2 * len(self.pool) + 1)
+
+    # ------------------------------------------------------------------------------------------------------
+    # serialisation
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> SashimiConfig:
+        """Build from a mapping; a key that is not a field raises ValueError naming it."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown SashimiConfig field(s) {unknown}; known fields: {', '.join(sorted(names))}")
+        return cls(**values)
+
+    def to_json_file(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> SashimiConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    # ------------------------------------------------------------------------------------------------------
+    # presets: mamba_bio_audio/configs/sashimi/<name>.yaml
+
+    @staticmethod
+    def available_presets() -> list[str]:
+        """Preset names (the YAML files ``configs/sashimi/<name>.yaml``): youtubemix, sc09_small, ..."""
+        from importlib.resources import files
+
+        folder = files("mamba_bio_audio.configs").joinpath("sashimi")
+        return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> SashimiConfig:
+        """Load ``configs/sashimi/<name>.yaml``, e.g. ``SashimiConfig.from_preset("sc09_small")``;
+        ``overrides`` replace fields (``d_model=16, n_layers=1`` for a scaled-down copy)."""
+        from importlib.resources import files
+
+        import yaml
+
+        resource = files("mamba_bio_audio.configs").joinpath("sashimi", f"{name}.yaml")
+        if not resource.is_file():
+            raise ValueError(f"unknown SaShiMi preset {name!r}; available: {', '.join(cls.available_presets())}")
+        return cls.from_dict({**yaml.safe_load(resource.read_text()), **overrides})

@@ -1,0 +1,133 @@
+"""``mamba-bio-audio bench generate``: autoregressive audio sampling speed of a SaShiMi preset, in samples per
+second per stream and in total, for batches of 1 ... 256 streams, on the CPU and on CUDA when there is one.
+
+Each timing is one :func:`~mamba_bio_audio.audio_generation.sample_audio` call on a randomly initialised (seeded)
+fp32 model: state allocation, ``--samples`` recurrent steps from the start token, the draws (temperature 1,
+whole vocabulary) and the exact log-probabilities. ``--samples`` should be a multiple of the product of the pools
+so every phase of the U-Net (the deeper stages run on every p-th / p²-th sample only) weighs its share. The
+paper-scale targets (REFERENCE.md, issue 6) are for ``sc09_small`` on a GPU: 16,000 samples/s for one stream (real
+time at 16 kHz) and 2M samples/s in total at batch 256. The JSON records the load average before the run: other
+work on the machine slows every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from mamba_bio_audio import ops
+from mamba_bio_audio.atomic import write_text_atomic
+from mamba_bio_audio.audio_generation import sample_audio
+from mamba_bio_audio.models.sashimi import SashimiLM
+from mamba_bio_audio.models.sashimi_config import SashimiConfig
+
+TARGETS = {"preset": "sc09_small", "device": "cuda", "single_stream_samples_per_s": 16_000,
+           "batch_256_total_samples_per_s": 2_000_000}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="sc09_small",
+                        help=f"SaShiMi preset, one of {', '.join(SashimiConfig.available_presets())} "
+                             "(default: %(default)s)")
+    parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64,128,256",
+                        help="comma-separated numbers of streams (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=256, help="timed samples per stream (default: %(default)s)")
+    parser.add_argument("--devices", default=None,
+                        help="comma-separated torch devices (default: cpu, and cuda when available)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON goes")
+
+
+def _parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--batch-sizes must be comma-separated positive integers; got {text!r}")
+    return sizes
+
+
+def _time_sampling(model: SashimiLM, batch: int, samples: int, seed: int) -> float:
+    """Wall seconds of one seeded ``sample_audio`` call (its result is copied to the CPU: synchronised)."""
+    started = time.perf_counter()
+    sample_audio(model, batch, samples, seed=seed)
+    return time.perf_counter() - started
+
+
+def _bench_device(config: SashimiConfig, device: torch.device, sizes: list[int], samples: int, seed: int) -> list:
+    torch.manual_seed(seed)
+    model = SashimiLM(config, device=device).eval()
+    warmup = config.total_pool  # one pass through every phase of the U-Net
+    results = []
+    for batch in sizes:
+        _time_sampling(model, batch, warmup, seed)
+        wall = _time_sampling(model, batch, samples, seed)
+        per_stream = samples / wall
+        results.append({"device": device.type, "backend": ops.resolve_backend(device), "batch": batch,
+                        "samples": samples, "wall_s": round(wall, 4),
+                        "samples_per_s_per_stream": round(per_stream, 1),
+                        "samples_per_s_total": round(per_stream * batch, 1)})
+        print(f"{device.type:5s} batch {batch:4d}  {per_stream:10.1f} samples/s per stream  "
+              f"{per_stream * batch:12.1f} samples/s total", flush=True)
+    return results
+
+
+def _meets_targets(preset: str, results: list) -> dict | None:
+    """For sc09_small on CUDA: whether batch 1 and batch 256 reach the targets (None when not measured)."""
+    if preset != TARGETS["preset"]:
+        return None
+    by_batch = {r["batch"]: r for r in results if r["device"] == TARGETS["device"]}
+    verdict = {}
+    if 1 in by_batch:
+        verdict["single_stream"] = by_batch[1]["samples_per_s_per_stream"] >= TARGETS["single_stream_samples_per_s"]
+    if 256 in by_batch:
+        verdict["batch_256_total"] = by_batch[256]["samples_per_s_total"] >= TARGETS["batch_256_total_samples_per_s"]
+    return verdict or None
+
+
+def run(args) -> int:
+    config = SashimiConfig.from_preset(args.preset)
+    sizes = _parse_sizes(args.batch_sizes)
+    if args.samples < 1:
+        raise ValueError(f"--samples must be >= 1; got {args.samples}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1; got {args.threads}")
+        torch.set_num_threads(args.threads)
+    names = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = [torch.device(name.strip()) for name in names if name.strip()]
+    if any(device.type == "cuda" for device in devices) and not torch.cuda.is_available():
+        raise ValueError("--devices names cuda but torch sees no CUDA device")
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    results = []
+    for device in devices:
+        results += _bench_device(config, device, sizes, args.samples, args.seed)
+    report = {
+        "benchmark": "generate",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                    "loadavg_before": load_before},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "parameters": {"preset": args.preset, "config": config.to_dict(), "dtype": "float32",
+                       "params": sum(p.numel() for p in SashimiLM(config, device="meta").parameters()),
+                       "samples_per_stream": args.samples, "warmup_samples": config.total_pool, "seed": args.seed,
+                       "sampling": "temperature 1, whole vocabulary, exact log-probabilities recorded"},
+        "targets": TARGETS,
+        "meets_targets": _meets_targets(args.preset, results),
+        "results": results,
+    }
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out_dir / f"generate_{stamp}.json"
+    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,50 @@
+"""``bench generate`` runs end to end on a short grid and writes its JSON."""
+import argparse
+import json
+
+import pytest
+import torch
+
+from mamba_bio_audio.pipelines.bench import generate
+
+
+def test_bench_writes_json(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    generate.add_arguments(parser)
+    args = parser.parse_args(["--preset", "sc09_small", "--batch-sizes", "1,3", "--samples", "16", "--threads", "1",
+                              "--devices", "cpu", "--out-dir", str(tmp_path)])
+    threads = torch.get_num_threads()
+    try:
+        assert generate.run(args) == 0
+    finally:
+        torch.set_num_threads(threads)
+    (out,) = tmp_path.glob("generate_*.json")
+    report = json.loads(out.read_text())
+    assert [(r["device"], r["batch"]) for r in report["results"]] == [("cpu", 1), ("cpu", 3)]
+    for result in report["results"]:
+        assert result["samples_per_s_per_stream"] > 0
+        assert abs(result["samples_per_s_total"] - result["batch"] * result["samples_per_s_per_stream"]) < 1
+    assert report["parameters"]["params"] == 6_260_224 and report["meets_targets"] is None
+    assert report["machine"]["torch_threads"] == 1
+    assert "samples/s per stream" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-sizes", "0,2"], "--batch-sizes must be comma-separated positive integers"),
+    (["--batch-sizes", "a"], "--batch-sizes must be comma-separated positive integers"),
+    (["--samples", "0"], "--samples must be >= 1"),
+    (["--threads", "0"], "--threads must be >= 1"),
+])
+def test_bad_arguments_are_refused(argv, message):
+    parser = argparse.ArgumentParser()
+    generate.add_arguments(parser)
+    with pytest.raises(ValueError, match=message):
+        generate.run(parser.parse_args(argv))
+
+
+def test_cuda_without_a_gpu_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    parser = argparse.ArgumentParser()
+    generate.add_arguments(parser)
+    with pytest.raises(ValueError, match="no CUDA device"):
+        generate.run(parser.parse_args(["--devices", "cpu,cuda"]))
