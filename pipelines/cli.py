@@ -29,6 +29,8 @@ BENCHMARKS = {
     "data-dna": ("bench.data_dna", "prepare-dna MB/s on plain, gzip and BGZF FASTA, and window-reader tokens/s at 1M-token windows"),
     "data-audio": ("bench.data_audio", "prepare-audio real-time factor for 16 kHz mu-law output from WAV and FLAC input"),
     "scan": ("bench.scan", "selective scan forward / forward+backward time of every backend vs the reference"),
+    "memory": ("bench.memory", "peak training memory and tokens/s vs sequence length: Mamba chunked/unchunked vs Transformer++"),
+    "train": ("bench.train", "training memory and tokens/s vs batch at L 2048 (paper Table 15): Mamba vs Transformer++"),
     "generate": ("bench.generate", "SaShiMi audio sampling speed, samples/s per stream and in total, batch 1 ... 256"),
 }
 

@@ -1,206 +1,301 @@
-"""``mamba-bio-audio quickstart``: the end-to-end job on the bundled example DNA, CPU-sized.
+"""``mamba-bio-audio quickstart``: the README's first command, end to end on a CPU in about 15 minutes.
 
-Pretrains a small Mamba LM on the human mitochondrial genome (first 90 %), evaluates bits per base on the
-held-out last 10 % and on the orangutan mitochondrial genome against count-based baselines, checks that
-recurrent decoding reproduces the parallel forward, samples a continuation, exports and reloads the model,
-and writes ``report.md`` with a loss-curve PNG.
+Fetches and prepares the example data (``examples dna``: hg_small and apes4; ``examples audio``: piano renders),
+pretrains a small DNA Mamba LM on hg_small, fine-tunes the apes4 species classifier from it, pretrains a small
+audio LM on the piano renders, samples audio (and DNA), and writes ``<out>/report.md`` with a metrics table,
+loss curves, the confusion matrix, waveform + spectrogram PNGs and the WAVs. Every training phase runs the
+Hydra CPU-twin experiments (``dna/hg_small_cpu``, ``species/apes4_cpu``, ``audio/piano_cpu``) through the same
+code as ``pretrain`` / ``finetune``; its step count is set from a timed step so the phase fits its share of
+``--minutes``, with ``trainer.max_time`` as a hard stop. Model figures are put beside count-based baselines
+of the same data (unigram and order-3 Markov bits per base; chance accuracy; mu-law unigram bits per sample).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from rich.console import Console
 
-from mamba_bio_audio import MambaConfig, MambaLMHeadModel
-from mamba_bio_audio.data_prep.fasta import bundled_example, read_fasta
-from mamba_bio_audio.models.optim import param_groups
 from mamba_bio_audio.atomic import write_text_atomic
-from mamba_bio_audio.pipelines.baselines import MarkovBaseline
-from mamba_bio_audio.pipelines.progress import progress_bar
-from mamba_bio_audio.pipelines.report import plot_curve
-from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
-LN2 = math.log(2.0)
+SHARES = {"dna": 0.36, "apes": 0.24, "audio": 0.40}  # of the training time left after the data phase
+RESERVE_S = 90.0  # sampling, report and three trainer start-ups
+EXPERIMENTS = {"dna": "dna/hg_small_cpu", "apes": "species/apes4_cpu", "audio": "audio/piano_cpu"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("quickstart"), help="output folder (default: ./quickstart)")
-    parser.add_argument("--preset", default="dna_mamba_250k", help="model preset under configs/model/ (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=400, help="optimizer steps (default: %(default)s)")
-    parser.add_argument("--minutes", type=float, default=10.0, help="stop training after this many minutes (default: %(default)s)")
-    parser.add_argument("--seq-len", type=int, default=1024, help="training window length (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=8, help="windows per step (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=8e-3, help="peak learning rate; the paper's DNA Mamba LR (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("quickstart"), help="report folder (default: ./quickstart)")
+    parser.add_argument("--data", type=Path, default=Path("data"), help="example datasets folder (default: ./data)")
+    parser.add_argument("--minutes", type=float, default=15.0, help="wall-time budget of the whole job (default: 15)")
+    parser.add_argument("--piano-hours", type=float, default=0.25,
+                        help="piano audio to render (default: 0.25, about 10 renders: 88/6/6 by order needs 9 "
+                             "for a validation render)")
+    parser.add_argument("--sample-seconds", type=float, default=2.0, help="length of each audio sample (default: 2)")
+    parser.add_argument("--cache", type=Path, default=None, help="Debian package cache (default: ~/.cache/mamba-bio-audio)")
+    parser.add_argument("--install", action="store_true",
+                        help="install missing Debian audio tools with apt-get (needs root); otherwise they are reported")
     parser.add_argument("--seed", type=int, default=0)
 
 
-def _check_args(args) -> None:
-    for name in ("steps", "seq_len", "batch_size"):
-        if getattr(args, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be > 0; got {getattr(args, name)}")
-    if not args.minutes > 0:
-        raise ValueError(f"--minutes must be > 0; got {args.minutes}")
-    if not args.lr > 0:
-        raise ValueError(f"--lr must be > 0; got {args.lr}")
+class Clock:
+    """Wall time of the job and of each phase, printed as phases start."""
+
+    def __init__(self, console: Console, budget_s: float):
+        self.console, self.budget_s = console, budget_s
+        self.started = time.perf_counter()
+        self.phases: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def phase(self, name: str) -> None:
+        self.stop()
+        self.console.rule(f"[bold]{name}[/] (at {self.elapsed / 60:.1f} of {self.budget_s / 60:.0f} min)")
+        self._current = (name, time.perf_counter())
+
+    def stop(self) -> None:
+        if self._current:
+            name, since = self._current
+            self.phases[name] = time.perf_counter() - since
+            self._current = None
 
 
-def _lr_at(step: int, total: int, peak: float, floor: float = 1e-5) -> float:
-    """Linear warmup over 10 % of the steps, then cosine to ``floor`` (the paper's DNA schedule)."""
-    warmup = max(1, total // 10)
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+def prepare_data(data: Path, cache: Path | None, piano_hours: float, seed: int, install: bool) -> dict:
+    """Fetch and prepare hg_small, apes4 and piano (skipped when up to date); returns their token counts."""
+    from mamba_bio_audio.data_prep.examples_audio import make_examples
+    from mamba_bio_audio.data_prep.examples_dna import debian_locator, prepare_apes4, prepare_hg_small
+    from mamba_bio_audio.data_prep.prepared import PreparedDataset
+    from mamba_bio_audio.pipelines.prepare_dna import byte_progress
+    from mamba_bio_audio.pipelines.progress_files import file_progress, phase_callback
+
+    locate = debian_locator(cache)
+    for name, prepare in (("hg_small", prepare_hg_small), ("apes4", prepare_apes4)):
+        with byte_progress(name) as progress:
+            prepare(data / name, locate, progress=progress)
+    with file_progress() as bar:
+        make_examples(data, ("piano",), hours=piano_hours, seed=seed, install=install, progress=phase_callback(bar))
+    return {name: {split: counts["tokens"] for split, counts in PreparedDataset(data / name).manifest["splits"].items()}
+            for name in ("hg_small", "apes4", "piano")}
 
 
-def _sample_windows(tokens: torch.Tensor, seq_len: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    """(batch, seq_len + 1) int64 windows at uniform random starts."""
-    starts = torch.randint(0, tokens.numel() - seq_len - 1 + 1, (batch_size,), generator=generator)
-    return torch.stack([tokens[s : s + seq_len + 1] for s in starts.tolist()])
+def _seconds_per_step(cfg) -> float:
+    """Wall time of one training step of the config's net and batch shape: the faster of two timed steps
+    after an untimed one (on a shared machine the slower one mostly measures the neighbours)."""
+    from hydra.utils import instantiate
+
+    net = instantiate(cfg.net, _convert_="all")
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    batch, length = cfg.data.batch_size, cfg.data.seq_len
+    inputs = torch.randint(0, 4, (batch, length)) + 7 if net.config.vocab_size < 256 else \
+        torch.randint(0, 256, (batch, length))
+    labels = torch.zeros(batch, dtype=torch.long) if hasattr(net, "score") else inputs
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        net(inputs, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - started)
+    return min(times[1:])
 
 
-@torch.no_grad()
-def bits_per_base(model: MambaLMHeadModel, tokens: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """Model bits per base over ``tokens[1:]`` given the preceding tokens, in one pass. Returns (bpb, logits)."""
-    logits = model(tokens[None, :-1]).logits[0, :, : model.config.vocab_size].float()
-    nll = F.cross_entropy(logits, tokens[1:], reduction="mean").item()
-    return nll / LN2, logits
+def _max_time(seconds: float) -> str:
+    seconds = int(max(1, seconds))
+    return f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-@torch.no_grad()
-def decode_parity(model: MambaLMHeadModel, tokens: torch.Tensor, prefix: int) -> float:
-    """Max |logit| difference between recurrent decoding after a ``prefix``-token prefill and the parallel forward."""
-    full = model(tokens[None]).logits[0, :, : model.config.vocab_size]
-    result = model.generate(tokens[None, :prefix], max_length=tokens.numel(), teacher_outputs=tokens[None],
-                            return_dict_in_generate=True, output_scores=True)
-    stepped = torch.stack([s[0, : model.config.vocab_size] for s in result.scores])
-    return (stepped - full[prefix - 1 : tokens.numel() - 1]).abs().max().item()
+def train_phase(name: str, seconds: float, out: Path, data: Path, seed: int, console: Console, extra=()):
+    """Run the phase's experiment with as many steps as fit in ``seconds``; returns the RunResult."""
+    from mamba_bio_audio.pipelines.hydra_cli import compose
+    from mamba_bio_audio.pipelines.train import run
+
+    base = [f"experiment={EXPERIMENTS[name]}", f"paths.data_dir={data}", f"paths.output_dir={out / 'runs' / name}",
+            "logger=csv", f"seed={seed}", *extra]
+    cfg = compose("train", base)
+    per_step = _seconds_per_step(cfg)
+    # two validations and the test: forward passes only, about 0.4 of a training step per batch
+    eval_batches = 2 * (cfg.trainer.limit_val_batches or 8) + -(-cfg.data.eval_items // cfg.data.batch_size)
+    steps = max(8, int((0.85 * seconds - 0.4 * eval_batches * per_step) / per_step))
+    items_key = "data.train_items" if name == "apes" else "data.train_windows"
+    console.print(f"{name}: {per_step:.2f} s per step of {cfg.data.batch_size} × {cfg.data.seq_len} tokens → "
+                  f"{steps} steps in about {seconds / 60:.1f} min")
+    cfg = compose("train", base + [f"trainer.max_steps={steps}", f"trainer.val_check_interval={max(1, steps // 2)}",
+                                   f"trainer.max_time={_max_time(seconds)}",
+                                   f"{items_key}={steps * cfg.data.batch_size}"])
+    return run(cfg)
+
+
+def dna_baselines(data: Path, seq_len: int, eval_items: int, seed: int) -> dict:
+    """Unigram and order-3 Markov bits per base of the validation windows the LM is scored on, fitted on 40
+    stretches of up to 100 kb (4 Mb) drawn from the training split."""
+    from mamba_bio_audio.data_prep.dna_windows import PAD_ID, DnaWindowDataset
+    from mamba_bio_audio.data_prep.prepared import PreparedDataset
+    from mamba_bio_audio.pipelines.baselines import MarkovBaseline
+    from mamba_bio_audio.pipelines.datamodules import evenly_spaced
+
+    windows = evenly_spaced(DnaWindowDataset(data / "hg_small", "valid", seq_len, "mamba"), eval_items)
+    targets = np.concatenate([windows[i][1].numpy() for i in range(len(windows))])
+    targets = targets[targets != PAD_ID]
+    train = PreparedDataset(data / "hg_small").split("train").tokens
+    chunk = min(100_000, len(train) // 40)
+    starts = np.random.default_rng(seed).integers(0, len(train) - chunk + 1, 40)
+    fit = np.concatenate([np.asarray(train[s:s + chunk]) for s in starts]).astype(np.int64)
+    fit = fit[(fit >= 7) & (fit <= 11)]
+    return {f"order{k}": MarkovBaseline(order=k).fit(fit).bits_per_base(targets) for k in (0, 3)}
+
+
+def audio_unigram_bits(data: Path) -> float:
+    """Bits per sample of the piano test split under the training split's mu-law class frequencies (add-one)."""
+    from mamba_bio_audio.data_prep.prepared import PreparedDataset
+
+    ds = PreparedDataset(data / "piano")
+    counts = np.bincount(np.asarray(ds.split("train").tokens), minlength=256) + 1.0
+    test = np.asarray(ds.split("test").tokens)
+    return float(-np.log2(counts / counts.sum())[test].mean())
+
+
+def _afford_seconds(net, wanted: float, left_s: float, sample_rate: int = 16000) -> float:
+    """Audio seconds per clip that fit in ``left_s`` at the measured recurrent sampling speed."""
+    from mamba_bio_audio.pipelines.sampling import draw_audio
+
+    started = time.perf_counter()
+    draw_audio(net, 2, 400, seed=0)
+    per_sample = (time.perf_counter() - started) / 400
+    return float(max(0.25, min(wanted, left_s / per_sample / sample_rate)))
 
 
 def run(args) -> int:
-    _check_args(args)
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
+    if not args.minutes > 0:
+        raise ValueError(f"--minutes must be > 0; got {args.minutes}")
+    from mamba_bio_audio.pipelines.nets import load_net
+    from mamba_bio_audio.pipelines.sample import sample_audio_files, sample_dna_files
+
+    console = Console()
+    clock = Clock(console, 60.0 * args.minutes)
+    out, data = Path(args.out), Path(args.data)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = NucleotideTokenizer()
+    torch.manual_seed(args.seed)
 
-    human = read_fasta(bundled_example("MT-human.fa.gz"))[0]
-    orang = read_fasta(bundled_example("MT-orang.fa.gz"))[0]
-    human_ids = torch.as_tensor(np.asarray(tokenizer.encode(human.sequence)), dtype=torch.long)
-    orang_ids = torch.as_tensor(np.asarray(tokenizer.encode(orang.sequence)), dtype=torch.long)
-    split = int(0.9 * human_ids.numel())
-    train_ids, heldout_ids = human_ids[:split], human_ids[split:]
-    if train_ids.numel() <= args.seq_len + 1:
-        raise ValueError(f"--seq-len {args.seq_len} is longer than the training sequence ({train_ids.numel()} bases)")
+    clock.phase("1/6 example data: hg_small, apes4 (Debian example packages), piano renders")
+    tokens = prepare_data(data, args.cache, args.piano_hours, args.seed, args.install)
+    training_s = clock.budget_s - clock.elapsed - RESERVE_S
+    if training_s < 60:
+        raise ValueError(f"--minutes {args.minutes} leaves {training_s:.0f} s for training after the data phase "
+                         f"({clock.elapsed:.0f} s); give more minutes")
 
-    config = MambaConfig.from_preset(args.preset)
-    model = MambaLMHeadModel(config)
-    n_params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(param_groups(model, weight_decay=0.1), lr=args.lr, betas=(0.9, 0.95))
-    generator = torch.Generator().manual_seed(args.seed)
+    clock.phase("2/6 pretraining the DNA LM on hg_small")
+    dna = train_phase("dna", SHARES["dna"] * training_s, out, data, args.seed, console)
+    dna_cfg = json.loads((dna.export_dir / "config.json").read_text())
+    baselines = dna_baselines(data, 1024, 64, args.seed)
 
-    initial_bpb, _ = bits_per_base(model, heldout_ids)
-    losses: list[tuple[int, float]] = []
-    started = time.perf_counter()
-    deadline = started + 60.0 * args.minutes
-    model.train()
-    with progress_bar() as progress:
-        task = progress.add_task("pretraining on MT-human", total=args.steps, loss=float("nan"))
-        for step in range(args.steps):
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, args.steps, args.lr)
-            batch = _sample_windows(train_ids, args.seq_len, args.batch_size, generator)
-            logits = model(batch[:, :-1]).logits
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite training loss {loss.item()} at step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            losses.append((step, loss.item()))
-            progress.update(task, advance=1, loss=loss.item())
-            if time.perf_counter() > deadline:
-                break
-    train_seconds = time.perf_counter() - started
-    steps_done = len(losses)
-    model.eval()
+    clock.phase("3/6 fine-tuning the apes4 species classifier from it")
+    apes = train_phase("apes", SHARES["apes"] * training_s, out, data, args.seed, console,
+                       extra=[f"net.pretrained={dna.export_dir}"])
 
-    heldout_bpb, _ = bits_per_base(model, heldout_ids)
-    orang_bpb, _ = bits_per_base(model, orang_ids)
-    markov = {k: MarkovBaseline(order=k).fit(train_ids.numpy()) for k in (0, 3)}
-    parity = decode_parity(model, heldout_ids[:256], prefix=128)
+    clock.phase("4/6 pretraining the audio LM on the piano renders")
+    left = clock.budget_s - clock.elapsed - RESERVE_S + 15
+    audio = train_phase("audio", max(60.0, left), out, data, args.seed, console,
+                        extra=["~callbacks.audio_samples"])  # the samples of phase 5 stand for them
 
-    sample = model.generate(heldout_ids[None, :64], max_length=64 + 256, temperature=1.0, top_k=0,
-                            generator=torch.Generator().manual_seed(args.seed))
-    sample_bpb, _ = bits_per_base(model, sample[0])
-    sample_text = tokenizer.decode(sample[0].tolist())
+    clock.phase("5/6 sampling audio and DNA")
+    audio_net = load_net(audio.export_dir)
+    seconds = _afford_seconds(audio_net, args.sample_seconds, clock.budget_s - clock.elapsed - 25)
+    clips = sample_audio_files(audio_net, out / "audio", 2, seconds, 16000, seed=args.seed, top_p=0.95)
+    dna_samples = sample_dna_files(load_net(dna.export_dir), out / "dna", 2, 300, seed=args.seed)
 
-    export_dir = out / "model"
-    model.save_pretrained(export_dir)
-    reloaded = MambaLMHeadModel.from_pretrained(export_dir)
-    reload_diff = (reloaded(heldout_ids[None, :256]).logits - model(heldout_ids[None, :256]).logits).abs().max().item()
-
-    metrics = {
-        "preset": args.preset,
-        "parameters": n_params,
-        "steps": steps_done,
-        "train_seconds": round(train_seconds, 2),
-        "train_tokens_per_second": round(steps_done * args.batch_size * args.seq_len / train_seconds, 1),
-        "initial_train_loss_nats": losses[0][1],
-        "final_train_loss_nats": float(np.mean([l for _, l in losses[-10:]])),
-        "heldout_bits_per_base_before": initial_bpb,
-        "heldout_bits_per_base": heldout_bpb,
-        "heldout_bits_per_base_order0_markov": markov[0].bits_per_base(heldout_ids.numpy()),
-        "heldout_bits_per_base_order3_markov": markov[3].bits_per_base(heldout_ids.numpy()),
-        "orangutan_bits_per_base": orang_bpb,
-        "orangutan_bits_per_base_order3_markov": markov[3].bits_per_base(orang_ids.numpy()),
-        "decode_vs_forward_max_abs_logit_diff": parity,
-        "reload_max_abs_logit_diff": reload_diff,
-        "sample_self_bits_per_base": sample_bpb,
-    }
+    clock.phase("6/6 report")
+    figures(out, dna, apes, audio, baselines)
+    metrics = collect(dna, apes, audio, baselines, audio_unigram_bits(data), clips, dna_samples, tokens, dna_cfg)
+    clock.stop()
+    metrics["phase_seconds"] = {k.split(" ", 1)[0]: round(v, 1) for k, v in clock.phases.items()}
+    metrics["total_seconds"] = round(clock.elapsed, 1)
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    write_text_atomic(out / "sample.fa", f">quickstart_sample prompt=MT_human:{split + 1}-{split + 64}\n{sample_text}\n")
-    plot_curve(out / "loss.png", [s for s, _ in losses], [l / LN2 for _, l in losses],
-               xlabel="step", ylabel="training loss (bits per base)", title="Mamba LM on MT-human",
-               hlines={"order-3 Markov (held-out)": metrics["heldout_bits_per_base_order3_markov"]})
-    write_text_atomic(out / "report.md", _report(metrics))
-    print(_summary(metrics, out))
+    from mamba_bio_audio.pipelines.quickstart_report import write_report
+
+    write_report(out / "report.md", table_rows(metrics), sections(metrics, clips, out))
+    console.print(f"[bold green]quickstart done in {clock.elapsed / 60:.1f} min[/]: DNA validation perplexity "
+                  f"{metrics['dna_val_ppl']:.3f} (unigram {metrics['dna_unigram_ppl']:.3f}); apes4 test accuracy "
+                  f"{100 * metrics['apes_test_acc']:.1f} % (chance 25 %); report: {out / 'report.md'}")
     return 0
 
 
-def _report(m: dict) -> str:
-    rows = [
-        ("parameters", f"{m['parameters']:,}"),
-        ("optimizer steps", m["steps"]),
-        ("training time (s)", m["train_seconds"]),
-        ("training throughput (tokens/s)", m["train_tokens_per_second"]),
-        ("training loss, first → last 10 steps (nats)", f"{m['initial_train_loss_nats']:.3f} → {m['final_train_loss_nats']:.3f}"),
-        ("held-out bits/base, untrained → trained", f"{m['heldout_bits_per_base_before']:.3f} → {m['heldout_bits_per_base']:.3f}"),
-        ("held-out bits/base, order-0 / order-3 Markov", f"{m['heldout_bits_per_base_order0_markov']:.3f} / {m['heldout_bits_per_base_order3_markov']:.3f}"),
-        ("orangutan mtDNA bits/base, model / order-3 Markov", f"{m['orangutan_bits_per_base']:.3f} / {m['orangutan_bits_per_base_order3_markov']:.3f}"),
-        ("recurrent decode vs forward, max |Δlogit|", f"{m['decode_vs_forward_max_abs_logit_diff']:.2e}"),
-        ("export → reload, max |Δlogit|", f"{m['reload_max_abs_logit_diff']:.2e}"),
+def figures(out: Path, dna, apes, audio, baselines: dict) -> None:
+    from mamba_bio_audio.pipelines.quickstart_report import plot_confusion, plot_loss_curves
+
+    plot_loss_curves(out / "loss_curves.png",
+                     {"DNA LM (hg_small)": dna.output_dir, "apes4 classifier": apes.output_dir,
+                      "audio LM (piano)": audio.output_dir},
+                     {"DNA LM (hg_small)": {"unigram (valid)": baselines["order0"],
+                                            "order-3 Markov (valid)": baselines["order3"]},
+                      "apes4 classifier": {}})
+    plot_confusion(out / "confusion.png", apes.confusion, apes.class_names, "apes4 test windows")
+
+
+def collect(dna, apes, audio, baselines, audio_unigram: float, clips, dna_samples, tokens, dna_cfg) -> dict:
+    ln2, nan = np.log(2.0), float("nan")
+    return {
+        "data_tokens": tokens,
+        "dna_layers_width": [dna_cfg["n_layer"], dna_cfg["d_model"]],
+        "steps": {name: _steps(r) for name, r in (("dna", dna), ("apes", apes), ("audio", audio))},
+        "dna_val_bits_per_base": dna.metrics.get("val/loss_best", nan) / ln2,
+        "dna_val_ppl": float(np.exp(dna.metrics.get("val/loss_best", nan))),
+        "dna_test_ppl": dna.metrics["test/ppl"],
+        "dna_unigram_bits_per_base": baselines["order0"],
+        "dna_unigram_ppl": float(2 ** baselines["order0"]),
+        "dna_markov3_ppl": float(2 ** baselines["order3"]),
+        "apes_test_acc": apes.metrics["test/acc"],
+        "apes_test_macro_f1": apes.metrics["test/f1"],
+        "apes_confusion": apes.confusion,
+        "apes_classes": apes.class_names,
+        "audio_val_bits_per_sample": audio.metrics.get("val/loss_best", nan) / ln2,
+        "audio_test_bits_per_sample": audio.metrics["test/bpt"],
+        "audio_unigram_bits_per_sample": audio_unigram,
+        "audio_samples": clips,
+        "dna_samples": dna_samples,
+        "runs": {"dna": str(dna.output_dir), "apes": str(apes.output_dir), "audio": str(audio.output_dir)},
+    }
+
+
+def _steps(result) -> int:
+    return int(torch.load(result.last_checkpoint, map_location="cpu", weights_only=False)["global_step"])
+
+
+def table_rows(m: dict) -> list[tuple[str, str]]:
+    clip = m["audio_samples"][0]
+    return [
+        ("DNA LM validation perplexity (bits/base), best checkpoint",
+         f"{m['dna_val_ppl']:.3f} ({m['dna_val_bits_per_base']:.3f})"),
+        ("same windows: unigram / order-3 Markov perplexity", f"{m['dna_unigram_ppl']:.3f} / {m['dna_markov3_ppl']:.3f}"),
+        ("DNA LM test perplexity", f"{m['dna_test_ppl']:.3f}"),
+        ("apes4 test accuracy (chance 25 %)", f"{100 * m['apes_test_acc']:.1f} %"),
+        ("apes4 test macro F1", f"{m['apes_test_macro_f1']:.3f}"),
+        ("audio LM validation / test bits per sample", f"{m['audio_val_bits_per_sample']:.3f} / "
+                                                       f"{m['audio_test_bits_per_sample']:.3f}"),
+        ("audio mu-law unigram bits per sample (test)", f"{m['audio_unigram_bits_per_sample']:.3f}"),
+        ("audio sample: RMS dBFS, clipped fraction", f"{clip['rms_dbfs']:.1f}, {clip['clipped_fraction']:.4f}"),
+        ("optimizer steps: DNA LM, apes4, audio LM", ", ".join(str(v) for v in m["steps"].values())),
+        ("wall time (min), by phase (s)", f"{m['total_seconds'] / 60:.1f}, " +
+         ", ".join(f"{k} {v:.0f}" for k, v in m["phase_seconds"].items())),
     ]
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    return (
-        "# mamba-bio-audio quickstart\n\n"
-        f"Model preset `{m['preset']}` pretrained on the first 90 % of the human mitochondrial genome (bundled, "
-        "16,569 bp); held out: its last 10 %, and the orangutan mitochondrial genome. Bits per base are next-base "
-        "cross entropy / ln 2; the Markov baselines are add-one-smoothed k-mer counts of the training part.\n\n"
-        "| metric | value |\n|---|---|\n" + table + "\n\n![training loss](loss.png)\n\n"
-        "Files: `model/` (config.json + model.safetensors), `sample.fa` (a sampled continuation), `metrics.json`.\n"
-    )
 
 
-def _summary(m: dict, out: Path) -> str:
-    return (
-        f"quickstart: {m['steps']} steps in {m['train_seconds']:.0f} s; held-out {m['heldout_bits_per_base']:.3f} bits/base "
-        f"(order-3 Markov {m['heldout_bits_per_base_order3_markov']:.3f}); report: {out / 'report.md'}"
-    )
+def sections(m: dict, clips: list[dict], out: Path) -> list[str]:
+    wavs = ", ".join(f"[`audio/{c['wav']}`](audio/{c['wav']})" for c in clips)
+    pngs = "\n".join(f"![{c['png']}](audio/{c['png']})" for c in clips)
+    return [
+        "Perplexity is exp(next-token cross entropy) over the validation windows; the baselines are add-one "
+        "smoothed counts fitted on 4 Mb of the training split and scored on the same windows. hg_small is GRCh37 "
+        "chr20 + part of chrX, not hg38; apes4 has 4 species of aligned chr22 (see docs/dna_data.md), so its "
+        "accuracy is not comparable with the paper's Table 13. Runs: " +
+        ", ".join(f"`{k}`: `{v}`" for k, v in m["runs"].items()) + " (Lightning checkpoints, CSV logs, exports).",
+        "## Loss curves\n\n![loss curves](loss_curves.png)",
+        "## apes4 confusion matrix\n\n![confusion matrix](confusion.png)",
+        f"## Audio samples\n\nWAVs: {wavs} (16 kHz, 16-bit; log-likelihoods in `audio/samples.json`).\n\n{pngs}",
+        "## DNA samples\n\n`dna/samples.fa`: two 300-base sequences with their log-likelihoods.",
+    ]

@@ -1,0 +1,1 @@
+"""Lightning callbacks: sequence-length warmup, throughput and memory, audio samples, Ctrl-C checkpoints."""

@@ -1,0 +1,1 @@
+"""LightningModules: causal LM pretraining and sequence classification."""

@@ -1,0 +1,59 @@
+"""Every experiment composes and instantiates its data, net, task and trainer (on the CPU, nothing read)."""
+from __future__ import annotations
+
+import pytest
+
+from mamba_bio_audio.pipelines.hydra_cli import available
+from mamba_bio_audio.pipelines.train import build
+
+EXPERIMENTS = available("experiment")
+
+
+def test_experiment_families_are_there():
+    names = set(EXPERIMENTS)
+    assert {f"dna/hg38_mamba_{s}" for s in ("250k", "700k", "1.4m", "3.5m", "7m", "19.3m", "40.7m")} <= names
+    assert {f"dna/hg38_mamba_1.4m_ctx{e}" for e in (10, 12, 14, 16, 18, 20)} <= names
+    assert {f"species/great_apes_mamba_7m_ctx{e}" for e in (10, 12, 14, 16, 18, 20)} <= names
+    assert {"audio/sc09_mamba_small", "audio/sc09_mamba_large", "audio/youtubemix_mamba_958464"} <= names
+    assert {"dna/hg_small_cpu", "dna/hg_small_ctx_cpu", "species/apes4_cpu", "audio/piano_cpu",
+            "audio/digits_cpu"} <= names
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_instantiates(experiment, compose, tmp_path):
+    cfg = compose(f"experiment={experiment}", f"paths.output_dir={tmp_path}", "logger=csv",
+                  "trainer.accelerator=cpu", "trainer.devices=1", "trainer.precision=32-true")
+    datamodule, task, trainer = build(cfg)
+    assert datamodule.seq_len == cfg.data.seq_len and trainer.max_epochs == cfg.trainer.max_epochs
+    assert sum(p.numel() for p in task.net.parameters()) > 0
+
+
+def test_size_series_parameter_counts(compose, tmp_path):
+    """The size series builds the paper's models (REFERENCE.md §4.4 derived counts)."""
+    expected = {"250k": 0.263e6, "1.4m": 1.401e6, "40.7m": 40.69e6}
+    for name, count in expected.items():
+        cfg = compose(f"experiment=dna/hg38_mamba_{name}", f"paths.output_dir={tmp_path}", "logger=csv",
+                      "trainer.accelerator=cpu", "trainer.devices=1", "trainer.precision=32-true")
+        _, task, _ = build(cfg)
+        assert abs(sum(p.numel() for p in task.net.parameters()) - count) / count < 0.01
+
+
+def test_context_series_keeps_2_24_tokens_per_step(compose, tmp_path):
+    from mamba_bio_audio.pipelines.callbacks.seqlen_warmup import SeqLenWarmup
+
+    for e in (10, 16, 20):
+        cfg = compose(f"experiment=dna/hg38_mamba_1.4m_ctx{e}", f"paths.output_dir={tmp_path}")
+        per_step = cfg.data.seq_len * cfg.data.batch_size * cfg.trainer.devices * cfg.trainer.accumulate_grad_batches
+        assert per_step == 2**24
+        if e > 10:
+            warmup = SeqLenWarmup(cfg.callbacks.seqlen_warmup.stages)
+            shapes = [warmup.shape_at(epoch, cfg.data.seq_len, cfg.data.batch_size) for epoch in range(2 * (e - 10) + 1)]
+            assert shapes[0][0] == 1024 and shapes[-1][0] == 2**e
+            assert {length * batch for length, batch in shapes} == {2**20}
+
+
+def test_transformer_baseline_net(compose, tmp_path):
+    cfg = compose("net=transformer_dna", "net.preset=transformer_dna_250k", f"paths.output_dir={tmp_path}",
+                  "logger=csv", "trainer.accelerator=cpu")
+    _, task, _ = build(cfg)
+    assert type(task.net).__name__ == "TransformerLMHeadModel"
