@@ -1,8 +1,11 @@
-"""``MambaConfig``: the hyper-parameters of a Mamba backbone and its heads, serialised to ``config.json``.
+"""Model configs serialised to ``config.json``: ``MambaConfig`` and the Transformer++ baseline's ``TransformerConfig``.
 
-Field names follow ``mamba_ssm.models.config_mamba.MambaConfig`` (so upstream ``config.json`` files load), plus
-the fields the classification head and the loss need (``num_labels``, ``pooling``, ``pad_token_id``) and
-``initializer_range``. Every value is checked in ``__post_init__``; a bad one raises a ValueError naming the field.
+``MambaConfig`` field names follow ``mamba_ssm.models.config_mamba.MambaConfig`` (so upstream ``config.json``
+files load), plus the fields the classification head and the loss need (``num_labels``, ``pooling``,
+``pad_token_id``), ``initializer_range`` and the training-memory switches (``chunk_size``, ``tbptt``,
+``checkpoint_blocks``). Every value is checked in ``__post_init__``; a bad one raises a ValueError naming the
+field. Presets live in ``mamba_bio_audio/configs/model/<name>.yaml``; :func:`load_preset` returns the config
+class a preset's ``architecture`` names.
 """
 from __future__ import annotations
 
@@ -13,9 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MambaConfig", "POOLINGS", "SSM_CFG_KEYS"]
+__all__ = ["CHUNK_MULTIPLE", "MambaConfig", "POOLINGS", "SSM_CFG_KEYS", "TransformerConfig", "config_from_dict",
+           "load_preset"]
 
 POOLINGS = ("last", "mean", "first")
+
+# Chunked training splits sequences every chunk_size tokens: a multiple of the GPU scan's tile length (64 steps,
+# kernels/triton/selective_scan.py) keeps every tile of every chunk full. The last chunk of a sequence may be shorter.
+CHUNK_MULTIPLE = 64
 
 # Keyword arguments of modules.mamba.Mamba that may appear in ssm_cfg, plus upstream's layer selector.
 SSM_CFG_KEYS = (
@@ -32,14 +40,112 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _require(ok: bool, name: str, rule: str, value) -> None:
+def _require(ok: bool, name: str, rule: str, value, owner: str = "MambaConfig") -> None:
     if not ok:
-        raise ValueError(f"MambaConfig.{name} must be {rule}; got {value!r}")
+        raise ValueError(f"{owner}.{name} must be {rule}; got {value!r}")
+
+
+def _check_common(config, owner: str) -> None:
+    """Checks shared by the Mamba and Transformer configs (sizes, vocabulary, norm, head, pooling, switches)."""
+    for name in ("d_model", "n_layer", "vocab_size", "pad_vocab_size_multiple", "num_labels"):
+        value = getattr(config, name)
+        _require(_is_int(value) and value > 0, name, "a positive integer", value, owner)
+    for name in ("residual_in_fp32", "tie_embeddings", "checkpoint_blocks"):
+        _require(isinstance(getattr(config, name), bool), name, "true or false", getattr(config, name), owner)
+    for name in ("norm_epsilon", "initializer_range"):
+        value = getattr(config, name)
+        _require(_is_number(value) and value > 0, name, "a number > 0", value, owner)
+    _require(config.pooling in POOLINGS, "pooling", f"one of {', '.join(POOLINGS)}", config.pooling, owner)
+    if config.pad_token_id is not None:
+        _require(_is_int(config.pad_token_id) and 0 <= config.pad_token_id < config.padded_vocab_size,
+                 "pad_token_id", f"None or an id in [0, {config.padded_vocab_size})", config.pad_token_id, owner)
+
+
+class _ConfigFile:
+    """Serialisation and presets shared by the config dataclasses."""
+
+    _field_hints: dict[str, str] = {}  # field another config has -> why this one has not
+
+    @property
+    def padded_vocab_size(self) -> int:
+        """vocab_size rounded up to a multiple of pad_vocab_size_multiple: the embedding and lm_head rows."""
+        multiple = self.pad_vocab_size_multiple
+        return -(-self.vocab_size // multiple) * multiple
+
+    def to_dict(self) -> dict:
+        """The fields, plus ``architecture`` for configs of other models than Mamba (whose ``config.json``
+        stays ``mamba_ssm``'s layout)."""
+        values = dataclasses.asdict(self)
+        return values if self.architecture == "mamba" else {"architecture": self.architecture, **values}
+
+    @classmethod
+    def from_dict(cls, values: Mapping):
+        """Build from a mapping; a key that is not a field raises ValueError naming it, and so does an
+        ``architecture`` other than this class's."""
+        values = dict(values)
+        architecture = values.pop("architecture", cls.architecture)
+        if architecture != cls.architecture:
+            raise ValueError(f"{cls.__name__} describes {cls.architecture} models; got architecture "
+                             f"{architecture!r}: use mamba_bio_audio.config.load_preset or the matching config")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        for name in unknown:
+            if name in cls._field_hints:
+                raise ValueError(f"{cls.__name__} has no field {name!r}: {cls._field_hints[name]}")
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known fields: {', '.join(sorted(names))}")
+        return cls(**values)
+
+    def to_json_file(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_json_file(cls, path: str | Path):
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    # presets: mamba_bio_audio/configs/model/<name>.yaml
+
+    @staticmethod
+    def available_presets() -> list[str]:
+        """Names of the YAML files under ``mamba_bio_audio/configs/model/`` (Mamba and Transformer++ presets)."""
+        from importlib.resources import files
+
+        folder = files("mamba_bio_audio.configs").joinpath("model")
+        return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+    @classmethod
+    def from_preset(cls, name: str):
+        """Load ``mamba_bio_audio/configs/model/<name>.yaml``, e.g. ``MambaConfig.from_preset("dna_1.4m")``."""
+        return cls.from_dict(_read_preset(name))
+
+
+def _read_preset(name: str) -> dict:
+    from importlib.resources import files
+
+    import yaml
+
+    resource = files("mamba_bio_audio.configs").joinpath("model", f"{name}.yaml")
+    if not resource.is_file():
+        raise ValueError(f"unknown model preset {name!r}; available: {', '.join(_ConfigFile.available_presets())}")
+    return yaml.safe_load(resource.read_text())
 
 
 @dataclass
-class MambaConfig:
-    """Hyper-parameters of ``MixerModel`` and the models built on it (defaults are ``mamba_ssm``'s)."""
+class MambaConfig(_ConfigFile):
+    """Hyper-parameters of ``MixerModel`` and the models built on it (defaults are ``mamba_ssm``'s).
+
+    Training-memory switches (not in ``mamba_ssm``):
+
+    * ``chunk_size``: run sequences longer than this in chunks of ``chunk_size`` tokens, passing every layer's
+      conv and SSM state from chunk to chunk and recomputing each chunk in backward, so activation memory
+      follows the chunk, not the sequence; loss and gradients are those of the whole sequence. A positive
+      multiple of :data:`CHUNK_MULTIPLE`, or None (off). See :mod:`mamba_bio_audio.models.chunked`.
+    * ``tbptt``: truncated backpropagation through time: states are detached between chunks (gradients stay
+      inside a chunk) and, in training, carried from batch to batch of a stream. Needs ``chunk_size``.
+    * ``checkpoint_blocks``: recompute each block's activations in backward instead of keeping them.
+    """
+
+    architecture = "mamba"  # class constant (not a field): the presets' ``architecture`` value
 
     d_model: int = 2560
     d_intermediate: int = 0
@@ -56,25 +162,38 @@ class MambaConfig:
     num_labels: int = 2
     pooling: str = "last"
     pad_token_id: int | None = None
+    chunk_size: int | None = None
+    tbptt: bool = False
+    checkpoint_blocks: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("d_model", "n_layer", "vocab_size", "pad_vocab_size_multiple", "num_labels"):
-            value = getattr(self, name)
-            _require(_is_int(value) and value > 0, name, "a positive integer", value)
+        _check_common(self, "MambaConfig")
         _require(_is_int(self.d_intermediate) and self.d_intermediate >= 0, "d_intermediate",
                  "an integer >= 0 (0: no MLP)", self.d_intermediate)
-        for name in ("rms_norm", "residual_in_fp32", "fused_add_norm", "tie_embeddings"):
+        for name in ("rms_norm", "fused_add_norm", "tbptt"):
             _require(isinstance(getattr(self, name), bool), name, "true or false", getattr(self, name))
-        for name in ("norm_epsilon", "initializer_range"):
-            value = getattr(self, name)
-            _require(_is_number(value) and value > 0, name, "a number > 0", value)
-        _require(self.pooling in POOLINGS, "pooling", f"one of {', '.join(POOLINGS)}", self.pooling)
-        if self.pad_token_id is not None:
-            _require(_is_int(self.pad_token_id) and 0 <= self.pad_token_id < self.padded_vocab_size,
-                     "pad_token_id", f"None or an id in [0, {self.padded_vocab_size})", self.pad_token_id)
         _require(isinstance(self.ssm_cfg, Mapping), "ssm_cfg", "a mapping", self.ssm_cfg)
         self.ssm_cfg = dict(self.ssm_cfg)
         self._check_ssm_cfg()
+        self._check_chunking()
+
+    def _check_chunking(self) -> None:
+        size = self.chunk_size
+        if size is not None and not (_is_int(size) and size > 0 and size % CHUNK_MULTIPLE == 0):
+            hint = ""
+            if _is_int(size) and size > 0:
+                below = size // CHUNK_MULTIPLE * CHUNK_MULTIPLE
+                hint = f" (nearest: {' or '.join(str(v) for v in (below, below + CHUNK_MULTIPLE) if v > 0)})"
+            raise ValueError(f"MambaConfig.chunk_size must be None (no chunking) or a positive multiple of "
+                             f"{CHUNK_MULTIPLE}, the scan kernels' tile length (a sequence's last chunk may be "
+                             f"shorter); got {size!r}{hint}")
+        if self.tbptt and size is None:
+            raise ValueError("MambaConfig.tbptt needs MambaConfig.chunk_size, the number of tokens between two "
+                             "detachments of the states; got chunk_size=None")
+        if self.tbptt and self.pooling != "last":
+            raise ValueError(f"MambaConfig.pooling must be 'last' with tbptt: states are detached between chunks, "
+                             f"so {self.pooling!r} pooling would not train through the earlier chunks; got "
+                             f"pooling={self.pooling!r} (or set tbptt false: exact chunking pools any way)")
 
     def _check_ssm_cfg(self) -> None:
         cfg = self.ssm_cfg
@@ -100,53 +219,60 @@ class MambaConfig:
         for key in ("conv_bias", "bias", "use_fast_path"):
             check(key, lambda v: isinstance(v, bool), "true or false")
 
-    @property
-    def padded_vocab_size(self) -> int:
-        """vocab_size rounded up to a multiple of pad_vocab_size_multiple: the embedding and lm_head rows."""
-        multiple = self.pad_vocab_size_multiple
-        return -(-self.vocab_size // multiple) * multiple
 
-    # ------------------------------------------------------------------------------------------------------
-    # serialisation
+@dataclass
+class TransformerConfig(_ConfigFile):
+    """Hyper-parameters of the Transformer++ baseline (:mod:`mamba_bio_audio.models.transformer`).
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    Pre-norm blocks of causal multi-head attention with rotary position embeddings (RoPE, ``rope_theta``) over
+    the whole head dimension, then a SwiGLU MLP of ``d_intermediate`` hidden units; RMSNorm; no biases; tied
+    embedding. ``d_model`` must be divisible by ``n_head``. The head and training fields mean what they mean
+    in :class:`MambaConfig`.
+    """
 
-    @classmethod
-    def from_dict(cls, values: Mapping) -> MambaConfig:
-        """Build from a mapping; a key that is not a field raises ValueError naming it."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown MambaConfig field(s) {unknown}; known fields: {', '.join(sorted(names))}")
-        return cls(**values)
+    architecture = "transformer"
+    chunk_size = None  # class constants, not fields: attention never runs chunked with state passing
+    tbptt = False
+    _field_hints = {
+        name: ("attention reads every earlier token, so a sequence cannot be split into chunks joined by a "
+               "fixed-size state; use checkpoint_blocks to save memory")
+        for name in ("chunk_size", "tbptt")
+    }
 
-    def to_json_file(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+    d_model: int = 768
+    n_layer: int = 12
+    n_head: int = 12
+    d_intermediate: int = 2048
+    vocab_size: int = 50277
+    pad_vocab_size_multiple: int = 8
+    rope_theta: float = 10000.0
+    residual_in_fp32: bool = True
+    tie_embeddings: bool = True
+    norm_epsilon: float = 1e-5
+    initializer_range: float = 0.02
+    num_labels: int = 2
+    pooling: str = "last"
+    pad_token_id: int | None = None
+    checkpoint_blocks: bool = False
 
-    @classmethod
-    def from_json_file(cls, path: str | Path) -> MambaConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+    def __post_init__(self) -> None:
+        _check_common(self, "TransformerConfig")
+        for name in ("n_head", "d_intermediate"):
+            value = getattr(self, name)
+            _require(_is_int(value) and value > 0, name, "a positive integer", value, "TransformerConfig")
+        _require(self.d_model % self.n_head == 0, "n_head", f"a divisor of d_model ({self.d_model})", self.n_head,
+                 "TransformerConfig")
+        _require(_is_number(self.rope_theta) and self.rope_theta > 0, "rope_theta", "a number > 0",
+                 self.rope_theta, "TransformerConfig")
 
-    # ------------------------------------------------------------------------------------------------------
-    # presets: mamba_bio_audio/configs/model/<name>.yaml
 
-    @staticmethod
-    def available_presets() -> list[str]:
-        """Names of the YAML files under ``mamba_bio_audio/configs/model/``."""
-        from importlib.resources import files
+def config_from_dict(values: Mapping) -> MambaConfig | TransformerConfig:
+    """A :class:`TransformerConfig` when ``values["architecture"]`` is "transformer", else a :class:`MambaConfig`
+    (``config.json`` contents, preset YAML)."""
+    cls = TransformerConfig if values.get("architecture") == TransformerConfig.architecture else MambaConfig
+    return cls.from_dict(values)
 
-        folder = files("mamba_bio_audio.configs").joinpath("model")
-        return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
-    @classmethod
-    def from_preset(cls, name: str) -> MambaConfig:
-        """Load ``mamba_bio_audio/configs/model/<name>.yaml``, e.g. ``MambaConfig.from_preset("dna_1.4m")``."""
-        from importlib.resources import files
-
-        import yaml
-
-        resource = files("mamba_bio_audio.configs").joinpath("model", f"{name}.yaml")
-        if not resource.is_file():
-            raise ValueError(f"unknown model preset {name!r}; available: {', '.join(cls.available_presets())}")
-        return cls.from_dict(yaml.safe_load(resource.read_text()))
+def load_preset(name: str) -> MambaConfig | TransformerConfig:
+    """The config of preset ``name``, of the class its ``architecture`` key names (default Mamba)."""
+    return config_from_dict(_read_preset(name))

@@ -4,6 +4,10 @@ The paper's Great Apes head uses "only the last element" of the output (``poolin
 positions (``attention_mask`` when given, else ids equal to ``config.pad_token_id``): ``last`` is the last real
 token, ``mean`` averages real tokens. Pad on the right: the model is causal, so right padding does not change
 the hidden states of the real tokens, while left padding does.
+
+With ``config.chunk_size`` the backbone runs in chunks with state passing and the chunks' pooling summaries are
+merged (:func:`.chunked.pool_summary_chunked`): the same logits and gradients for every pooling, with the
+activation memory of one chunk; ``config.tbptt`` detaches the states between chunks.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from torch import nn
 
 from mamba_bio_audio.checkpoint import PretrainedMixin
 from mamba_bio_audio.config import MambaConfig
+from mamba_bio_audio.models import chunked
 from mamba_bio_audio.models.mixer_model import MixerModel
 from mamba_bio_audio.modules.pooling import merge, pooled, summarize
 
@@ -38,13 +43,15 @@ class MambaForSequenceClassification(PretrainedMixin, nn.Module):
     backbone, ignores ``lm_head.weight`` and initialises ``score``.
     """
 
+    backbone_cls = MixerModel  # builds the backbone from the config (the Transformer++ baseline swaps it)
     _keys_allowed_missing = ("score.weight",)
     _keys_allowed_unexpected = ("lm_head.weight",)
 
     def __init__(self, config: MambaConfig, initializer_cfg: dict | None = None, device=None, dtype=None):
         super().__init__()
         self.config = config
-        self.backbone = MixerModel.from_config(config, initializer_cfg=initializer_cfg, device=device, dtype=dtype)
+        self.backbone = self.backbone_cls.from_config(config, initializer_cfg=initializer_cfg, device=device,
+                                                      dtype=dtype)
         self.score = nn.Linear(config.d_model, config.num_labels, bias=False, device=device, dtype=dtype)
         nn.init.normal_(self.score.weight, std=config.initializer_range)
 
@@ -66,14 +73,21 @@ class MambaForSequenceClassification(PretrainedMixin, nn.Module):
         With ``inference_params`` the pooling summary of the tokens seen so far is kept in the cache, so the
         logits after a chunk are those of the whole sequence up to it (streaming classification).
         """
-        hidden_states = self.backbone(input_ids, inference_params=inference_params)
-        summary = summarize(hidden_states, self._real_tokens(input_ids, attention_mask))
+        mask = self._real_tokens(input_ids, attention_mask)
+        if self.config.chunk_size is not None and inference_params is None:
+            summary = chunked.pool_summary_chunked(self, input_ids, mask, self.config.chunk_size,
+                                                   detach=self.config.tbptt)
+            dtype = self.score.weight.dtype
+        else:
+            hidden_states = self.backbone(input_ids, inference_params=inference_params)
+            summary = summarize(hidden_states, mask)
+            dtype = hidden_states.dtype
         if inference_params is not None:
             cache = inference_params.key_value_memory_dict
             if inference_params.seqlen_offset > 0 and _POOL_CACHE_KEY in cache:
                 summary = merge(cache[_POOL_CACHE_KEY], summary)
             cache[_POOL_CACHE_KEY] = summary
-        logits = self.score(pooled(summary, self.config.pooling).to(hidden_states.dtype))
+        logits = self.score(pooled(summary, self.config.pooling).to(dtype))
         loss = None
         if labels is not None:
             labels = labels.to(logits.device)

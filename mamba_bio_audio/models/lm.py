@@ -3,6 +3,10 @@
 Backbone + ``lm_head`` Linear(d_model, padded_vocab, bias=False), tied to the embedding by default. The
 vocabulary is padded to a multiple of ``pad_vocab_size_multiple`` (DNA: 12 → 16); padding rows never win
 generation because :func:`~mamba_bio_audio.generation.generate` samples over ``config.vocab_size`` only.
+
+With ``config.chunk_size`` the forward pass runs in chunks with state passing (:mod:`.chunked`); with
+``config.tbptt`` too, the states are detached between chunks and, in training mode, carried from one batch to
+the next (:meth:`MambaLMHeadModel.reset_stream` starts a new stream).
 """
 from __future__ import annotations
 
@@ -15,15 +19,17 @@ from torch import nn
 from mamba_bio_audio import generation
 from mamba_bio_audio.checkpoint import PretrainedMixin
 from mamba_bio_audio.config import MambaConfig
+from mamba_bio_audio.models import chunked
 from mamba_bio_audio.models.mixer_model import MixerModel
 
 __all__ = ["CausalLMOutput", "MambaLMHeadModel", "causal_lm_loss"]
 
 
 class CausalLMOutput(NamedTuple):
-    """logits (batch, L', padded_vocab) in the activation dtype; loss: scalar fp32 when labels were given."""
+    """logits (batch, L', padded_vocab) in the activation dtype (None from a chunked pass with labels: keeping
+    them would cost L · vocab); loss: scalar fp32 when labels were given."""
 
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     loss: torch.Tensor | None = None
 
 
@@ -47,14 +53,23 @@ class MambaLMHeadModel(PretrainedMixin, nn.Module):
     State-dict keys are upstream's: ``backbone.embedding.weight``, ``backbone.layers.{i}.norm.weight``,
     ``backbone.layers.{i}.mixer.{in_proj.weight, conv1d.weight, conv1d.bias, x_proj.weight, dt_proj.weight,
     dt_proj.bias, out_proj.weight, A_log, D}``, ``backbone.norm_f.weight``, ``lm_head.weight``.
+    ``backbone_cls`` builds the backbone from the config (the Transformer++ baseline swaps it).
     """
+
+    backbone_cls = MixerModel
 
     def __init__(self, config: MambaConfig, initializer_cfg: dict | None = None, device=None, dtype=None):
         super().__init__()
         self.config = config
-        self.backbone = MixerModel.from_config(config, initializer_cfg=initializer_cfg, device=device, dtype=dtype)
+        self.backbone = self.backbone_cls.from_config(config, initializer_cfg=initializer_cfg, device=device,
+                                                      dtype=dtype)
         self.lm_head = nn.Linear(config.d_model, config.padded_vocab_size, bias=False, device=device, dtype=dtype)
         self.tie_weights()
+        self.stream_states: list | None = None  # tbptt: every layer's states carried between training batches
+
+    def reset_stream(self) -> None:
+        """Forget the states carried between batches (``config.tbptt``): the next batch starts new sequences."""
+        self.stream_states = None
 
     def tie_weights(self) -> None:
         if self.config.tie_embeddings:
@@ -69,7 +84,12 @@ class MambaLMHeadModel(PretrainedMixin, nn.Module):
         """input_ids (batch, L) int64. ``position_ids`` is accepted for API compatibility and unused.
         ``num_last_tokens > 0`` returns logits for the last positions only. ``labels`` (batch, L) int64 are the
         targets of each position (inputs shifted by one); the loss ignores ``config.pad_token_id`` and -100.
-        ``inference_params`` is read and written, never advanced: see :meth:`step`."""
+        ``inference_params`` is read and written, never advanced: see :meth:`step`.
+
+        With ``config.chunk_size`` (and no ``inference_params``) the sequence runs in chunks (:mod:`.chunked`);
+        given labels, only the loss is returned (logits None)."""
+        if self.config.chunk_size is not None and inference_params is None:
+            return self._forward_chunked(input_ids, labels, num_last_tokens)
         hidden_states = self.backbone(input_ids, inference_params=inference_params, **mixer_kwargs)
         if num_last_tokens > 0:
             hidden_states = hidden_states[:, -num_last_tokens:]
@@ -80,6 +100,25 @@ class MambaLMHeadModel(PretrainedMixin, nn.Module):
                 labels = labels[:, -num_last_tokens:]
             loss = causal_lm_loss(logits, labels, self.config.pad_token_id)
         return CausalLMOutput(logits=logits, loss=loss)
+
+    def _forward_chunked(self, input_ids: torch.Tensor, labels: torch.Tensor | None,
+                         num_last_tokens: int) -> CausalLMOutput:
+        carry = self.config.tbptt and self.training
+        states = self.stream_states if carry else None
+        if states is not None and states[0][1].shape[0] != input_ids.shape[0]:
+            raise ValueError(f"the tbptt stream carries states for batch {states[0][1].shape[0]}; got batch "
+                             f"{input_ids.shape[0]}: call reset_stream() before changing the batch size")
+        if labels is not None and num_last_tokens > 0:
+            labels = labels.to(input_ids.device).clone()
+            labels[:, :-num_last_tokens] = -100
+        out = chunked.causal_lm_chunked(self, input_ids, labels, self.config.chunk_size, states=states,
+                                        detach=self.config.tbptt, pad_token_id=self.config.pad_token_id)
+        if carry:
+            self.stream_states = chunked.detach_states(out.states)
+        logits = out.logits
+        if logits is not None and num_last_tokens > 0:
+            logits = logits[:, -num_last_tokens:]
+        return CausalLMOutput(logits=logits, loss=out.loss)
 
     @torch.no_grad()
     def step(self, input_ids: torch.Tensor, inference_params) -> torch.Tensor:

@@ -1,5 +1,10 @@
 """The Mamba backbone (``mamba_ssm.models.mixer_seq_simple``): embedding → Blocks → add + ``norm_f``, its
-initialisation (``_init_weights``) and the weight-decay split of its parameters (``param_groups``)."""
+initialisation (``_init_weights``) and the weight-decay split of its parameters (``param_groups``).
+
+``forward_with_state`` passes every layer's (conv_state, ssm_state) in and out with gradients: the building
+block of chunked training (:mod:`mamba_bio_audio.models.chunked`). ``checkpoint_blocks`` recomputes each
+block's activations in backward instead of keeping them.
+"""
 from __future__ import annotations
 
 import math
@@ -9,7 +14,7 @@ import torch
 from torch import nn
 
 from mamba_bio_audio.config import MambaConfig
-from mamba_bio_audio.modules.block import Block, GatedMLP
+from mamba_bio_audio.modules.block import Block, GatedMLP, final_norm, run_block
 from mamba_bio_audio.modules.mamba import Mamba
 from mamba_bio_audio.modules.rms_norm import RMSNorm
 
@@ -63,11 +68,12 @@ class MixerModel(nn.Module):
     def __init__(self, d_model: int, n_layer: int, d_intermediate: int, vocab_size: int,
                  ssm_cfg: dict | None = None, norm_epsilon: float = 1e-5, rms_norm: bool = False,
                  initializer_cfg: dict | None = None, fused_add_norm: bool = False, residual_in_fp32: bool = False,
-                 device=None, dtype=None):
+                 device=None, dtype=None, checkpoint_blocks: bool = False):
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
         self.residual_in_fp32 = residual_in_fp32
         self.fused_add_norm = fused_add_norm
+        self.checkpoint_blocks = checkpoint_blocks
         self.embedding = nn.Embedding(vocab_size, d_model, **factory_kwargs)
         self.layers = nn.ModuleList(
             create_block(d_model, d_intermediate=d_intermediate, ssm_cfg=ssm_cfg, norm_epsilon=norm_epsilon,
@@ -86,7 +92,7 @@ class MixerModel(nn.Module):
                    ssm_cfg=config.ssm_cfg, norm_epsilon=config.norm_epsilon, rms_norm=config.rms_norm,
                    initializer_cfg={"initializer_range": config.initializer_range, **(initializer_cfg or {})},
                    fused_add_norm=config.fused_add_norm, residual_in_fp32=config.residual_in_fp32,
-                   device=device, dtype=dtype)
+                   device=device, dtype=dtype, checkpoint_blocks=config.checkpoint_blocks)
 
     def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype=None) -> dict:
         """{layer_idx: (conv_state, ssm_state)} zeroed, for ``InferenceParams.key_value_memory_dict``."""
@@ -94,16 +100,35 @@ class MixerModel(nn.Module):
                 for i, layer in enumerate(self.layers)}
 
     def forward(self, input_ids: torch.Tensor, inference_params=None, **mixer_kwargs) -> torch.Tensor:
+        """input_ids (batch, L) int64 → normalised hidden states (batch, L, d_model)."""
         hidden_states = self.embedding(input_ids)
         residual = None
+        checkpointed = self.checkpoint_blocks and inference_params is None
         for layer in self.layers:
-            hidden_states, residual = layer(hidden_states, residual, inference_params=inference_params,
-                                            **mixer_kwargs)
-        if self.fused_add_norm and isinstance(self.norm_f, RMSNorm):
-            return self.norm_f(hidden_states, residual=residual, prenorm=False,
-                               residual_in_fp32=self.residual_in_fp32)
-        residual = hidden_states if residual is None else hidden_states + residual
-        return self.norm_f(residual.to(dtype=self.norm_f.weight.dtype))
+            hidden_states, residual = run_block(layer, hidden_states, residual, checkpointed=checkpointed,
+                                                inference_params=inference_params, **mixer_kwargs)
+        return final_norm(self.norm_f, hidden_states, residual, self.fused_add_norm, self.residual_in_fp32)
+
+    def forward_with_state(self, input_ids: torch.Tensor, states: list | None = None) -> tuple[torch.Tensor, list]:
+        """input_ids (batch, L) int64 that follow the tokens summarised by ``states`` (None: a fresh sequence).
+
+        ``states`` holds one (conv_state (batch, d_inner, d_conv - 1), ssm_state (batch, d_inner, d_state) fp32)
+        per layer (see :meth:`Mamba.forward_with_state`). Returns (hidden states (batch, L, d_model), the states
+        after the last token), both differentiable; the hidden states equal those of one pass over all tokens.
+        """
+        if states is not None and len(states) != len(self.layers):
+            raise ValueError(f"states must hold one (conv_state, ssm_state) per layer ({len(self.layers)}); "
+                             f"got {len(states)}")
+        hidden_states = self.embedding(input_ids)
+        residual = None
+        new_states = []
+        for i, layer in enumerate(self.layers):
+            hidden_states, residual, state = run_block(layer.forward_with_state, hidden_states, residual,
+                                                       None if states is None else states[i],
+                                                       checkpointed=self.checkpoint_blocks)
+            new_states.append(state)
+        hidden_states = final_norm(self.norm_f, hidden_states, residual, self.fused_add_norm, self.residual_in_fp32)
+        return hidden_states, new_states
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

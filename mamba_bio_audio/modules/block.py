@@ -3,16 +3,19 @@
 The pre-norm block is rearranged so that the residual add and the norm fuse into one op: a block receives the
 mixer output of the previous block and the running residual, returns its own mixer output and the new residual.
 The first block gets ``residual=None``. With ``residual_in_fp32`` the residual stream stays fp32 under AMP.
+:func:`run_block` applies a block with optional activation checkpointing (its activations are recomputed in
+backward instead of kept); :func:`final_norm` is the add + norm after the last block.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mamba_bio_audio.modules.rms_norm import RMSNorm
 
-__all__ = ["Block", "GatedMLP"]
+__all__ = ["Block", "GatedMLP", "final_norm", "run_block"]
 
 
 class GatedMLP(nn.Module):
@@ -75,5 +78,34 @@ class Block(nn.Module):
             hidden_states = self.mlp(hidden_states)
         return hidden_states, residual
 
+    def forward_with_state(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None, state=None):
+        """:meth:`forward` through the mixer's differentiable ``forward_with_state``: ``state`` is the mixer's
+        state after the preceding tokens (None: a fresh sequence). Returns (mixer/MLP output, new residual,
+        the mixer's state after the last token)."""
+        hidden_states, residual = self._add_norm(self.norm, hidden_states, residual)
+        hidden_states, state = self.mixer.forward_with_state(hidden_states, state)
+        if self.mlp is not None:
+            hidden_states, residual = self._add_norm(self.norm2, hidden_states, residual)
+            hidden_states = self.mlp(hidden_states)
+        return hidden_states, residual, state
+
     def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype=None):
         return self.mixer.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
+
+
+def run_block(function, *args, checkpointed: bool = False, **kwargs):
+    """``function(*args, **kwargs)`` (a Block's ``forward`` or ``forward_with_state``); with ``checkpointed``,
+    and while autograd records, through non-reentrant activation checkpointing: only the inputs are kept and
+    the block is run again in backward. Gradients are the same either way."""
+    if checkpointed and torch.is_grad_enabled():
+        return checkpoint(function, *args, use_reentrant=False, **kwargs)
+    return function(*args, **kwargs)
+
+
+def final_norm(norm: nn.Module, hidden_states: torch.Tensor, residual: torch.Tensor | None,
+               fused_add_norm: bool, residual_in_fp32: bool) -> torch.Tensor:
+    """norm(hidden_states + residual) after the last block: (batch, L, dim) in the norm's dtype."""
+    if fused_add_norm and isinstance(norm, RMSNorm):
+        return norm(hidden_states, residual=residual, prenorm=False, residual_in_fp32=residual_in_fp32)
+    residual = hidden_states if residual is None else hidden_states + residual
+    return norm(residual.to(dtype=norm.weight.dtype))

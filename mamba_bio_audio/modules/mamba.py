@@ -97,38 +97,21 @@ class Mamba(nn.Module):
         """Split x_proj output (..., dt_rank + 2N) into dt_low, B, C."""
         return torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
 
-    def forward(self, hidden_states: torch.Tensor, inference_params=None) -> torch.Tensor:
-        """hidden_states (batch, L, d_model) → (batch, L, d_model) in the activation dtype.
-
-        With ``inference_params`` the layer reads and writes its (conv_state, ssm_state) cache: at
-        ``seqlen_offset == 0`` the sequence is a fresh prompt and the states after it are stored; at
-        ``seqlen_offset > 0`` a single token goes through :meth:`step`, and several tokens continue the scan
-        from the cached states (chunked prefill).
-        """
-        batch, seqlen, _ = hidden_states.shape
-        conv_state = ssm_state = None
-        resume = False
-        if inference_params is not None:
-            conv_state, ssm_state = self._get_states_from_cache(inference_params, batch)
-            resume = inference_params.seqlen_offset > 0
-            if resume and seqlen == 1:
-                out, _, _ = self.step(hidden_states, conv_state, ssm_state)
-                return out
-
-        # (d_inner·2, batch·L) GEMM then a view: x and z come out with L contiguous, as the scan wants.
+    def _in_proj(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """hidden_states (batch, L, d_model) → x, z (batch, d_inner, L) with L contiguous, as the scan wants
+        (one (2·d_inner, batch·L) GEMM, then a view)."""
+        seqlen = hidden_states.shape[1]
         xz = rearrange(self.in_proj.weight @ rearrange(hidden_states, "b l d -> d (b l)"), "d (b l) -> b d l",
                        l=seqlen)
         if self.in_proj.bias is not None:
             xz = xz + rearrange(self.in_proj.bias.to(xz.dtype), "d -> d 1")
-        x, z = xz.chunk(2, dim=1)
+        return xz.chunk(2, dim=1)
 
-        x_conv = ops.causal_conv1d_fn(x, self._conv_weight(), self.conv1d.bias, activation=self.activation,
-                                      initial_state=conv_state[..., 1:].to(x.dtype) if resume else None)
-        if conv_state is not None:  # keep the last d_conv inputs of the conv, newest last
-            history = conv_state.to(x.dtype) if resume else x.new_zeros(conv_state.shape)
-            conv_state.copy_(torch.cat([history, x], dim=-1)[..., -self.d_conv:])
-        x = x_conv
-
+    def _scan_out(self, x: torch.Tensor, z: torch.Tensor, initial_state: torch.Tensor | None,
+                  return_last_state: bool):
+        """x (after the conv), z (batch, d_inner, L); initial_state (batch, d_inner, d_state) fp32 or None.
+        Returns out (batch, L, d_model) [, last_state (batch, d_inner, d_state) fp32]."""
+        seqlen = x.shape[-1]
         x_dbl = self.x_proj(rearrange(x, "b d l -> (b l) d"))
         dt, B, C = self._ssm_params(x_dbl)
         dt = rearrange(self.dt_proj.weight @ dt.t(), "d (b l) -> b d l", l=seqlen)
@@ -137,14 +120,60 @@ class Mamba(nn.Module):
         A = -torch.exp(self.A_log.float())
         result = ops.selective_scan_fn(
             x, dt, A, B, C, self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
-            initial_state=ssm_state if resume else None, return_last_state=ssm_state is not None,
+            initial_state=initial_state, return_last_state=return_last_state,
         )
-        if ssm_state is not None:
-            y, last_state = result
-            ssm_state.copy_(last_state)
-        else:
-            y = result
-        return self.out_proj(rearrange(y, "b d l -> b l d"))
+        y, last_state = result if return_last_state else (result, None)
+        out = self.out_proj(rearrange(y, "b d l -> b l d"))
+        return (out, last_state) if return_last_state else out
+
+    def forward(self, hidden_states: torch.Tensor, inference_params=None) -> torch.Tensor:
+        """hidden_states (batch, L, d_model) → (batch, L, d_model) in the activation dtype.
+
+        With ``inference_params`` the layer reads and writes its (conv_state, ssm_state) cache: at
+        ``seqlen_offset == 0`` the sequence is a fresh prompt and the states after it are stored; at
+        ``seqlen_offset > 0`` a single token goes through :meth:`step`, and several tokens continue the scan
+        from the cached states (chunked prefill). The cache is written in place, outside autograd; for
+        differentiable state passing use :meth:`forward_with_state`.
+        """
+        batch = hidden_states.shape[0]
+        conv_state = ssm_state = None
+        resume = False
+        if inference_params is not None:
+            conv_state, ssm_state = self._get_states_from_cache(inference_params, batch)
+            resume = inference_params.seqlen_offset > 0
+            if resume and hidden_states.shape[1] == 1:
+                out, _, _ = self.step(hidden_states, conv_state, ssm_state)
+                return out
+
+        x, z = self._in_proj(hidden_states)
+        x_conv = ops.causal_conv1d_fn(x, self._conv_weight(), self.conv1d.bias, activation=self.activation,
+                                      initial_state=conv_state[..., 1:].to(x.dtype) if resume else None)
+        if conv_state is None:
+            return self._scan_out(x_conv, z, None, return_last_state=False)
+        history = conv_state.to(x.dtype) if resume else x.new_zeros(conv_state.shape)
+        conv_state.copy_(torch.cat([history, x], dim=-1)[..., -self.d_conv:])  # the last d_conv inputs, newest last
+        out, last_state = self._scan_out(x_conv, z, ssm_state if resume else None, return_last_state=True)
+        ssm_state.copy_(last_state)
+        return out
+
+    def forward_with_state(self, hidden_states: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                           ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Functional state passing, differentiable through the state in and out (chunked training).
+
+        hidden_states (batch, L, d_model); ``state`` is None (a fresh sequence: zeros) or (conv_state
+        (batch, d_inner, d_conv - 1) in the activation dtype: the last d_conv - 1 conv inputs, newest last;
+        ssm_state (batch, d_inner, d_state) fp32), as returned by a previous call on the preceding tokens.
+        Returns (out (batch, L, d_model), (conv_state, ssm_state) after the last token). Running a sequence in
+        consecutive pieces, each from the previous piece's state, gives the outputs of one pass over the whole
+        sequence; gradients flow back through the states into the earlier pieces. Nothing is written in place.
+        """
+        conv_init, ssm_init = (None, None) if state is None else state
+        x, z = self._in_proj(hidden_states)
+        x, conv_state = ops.causal_conv1d_fn(x, self._conv_weight(), self.conv1d.bias, activation=self.activation,
+                                             initial_state=conv_init, return_final_state=True)
+        out, ssm_state = self._scan_out(x, z, ssm_init, return_last_state=True)
+        # A copy: the op may return a view of its padded input, which would keep the whole chunk alive.
+        return out, (conv_state.clone(), ssm_state)
 
     def step(self, hidden_states: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor):
         """One decoding step. hidden_states (batch, 1, d_model); conv_state (batch, d_inner, d_conv) and

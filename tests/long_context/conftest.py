@@ -1,0 +1,66 @@
+"""Tiny Mamba and Transformer++ models and seeded DNA batches for the long-context tests (CPU, fp32)."""
+import pytest
+import torch
+
+from mamba_bio_audio.config import MambaConfig, TransformerConfig
+
+
+def tiny_mamba_config(**overrides) -> MambaConfig:
+    """d_model 16, 2 layers, d_state 4, the DNA vocabulary (12 padded to 16) with [PAD] = 4."""
+    return MambaConfig(**{"d_model": 16, "n_layer": 2, "vocab_size": 12, "ssm_cfg": {"d_state": 4},
+                          "pad_token_id": 4, **overrides})
+
+
+def tiny_transformer_config(**overrides) -> TransformerConfig:
+    """d_model 32, 2 layers of 4 heads, SwiGLU 64, the DNA vocabulary with [PAD] = 4."""
+    return TransformerConfig(**{"d_model": 32, "n_layer": 2, "n_head": 4, "d_intermediate": 64, "vocab_size": 12,
+                                "pad_token_id": 4, **overrides})
+
+
+def dna(batch: int, length: int, seed: int = 0) -> torch.Tensor:
+    """(batch, length) int64 ids of A, C, G, T (7..10), seeded."""
+    return torch.randint(7, 11, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def gradients(model) -> dict[str, torch.Tensor]:
+    """Every parameter's gradient (cloned), by name; zeroes them afterwards."""
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    return grads
+
+
+def assert_close_scaled(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """The fp32 reference tolerance (rtol 6e-4, atol 2e-3), with atol relative to the tensor's largest
+    magnitude so that small gradients are still compared."""
+    scale = max(expected.abs().max().item(), 1e-12)
+    torch.testing.assert_close(actual, expected, rtol=6e-4, atol=2e-3 * scale)
+
+
+@pytest.fixture(scope="session")
+def make_mamba_config():
+    """Factory: the tiny Mamba config with keyword overrides."""
+    return tiny_mamba_config
+
+
+@pytest.fixture(scope="session")
+def make_transformer_config():
+    """Factory: the tiny Transformer++ config with keyword overrides."""
+    return tiny_transformer_config
+
+
+@pytest.fixture(scope="session")
+def make_dna():
+    """Factory: dna(batch, length, seed=0)."""
+    return dna
+
+
+@pytest.fixture(scope="session")
+def grads_of():
+    """gradients(model): every parameter's gradient by name, then zeroed."""
+    return gradients
+
+
+@pytest.fixture(scope="session")
+def close():
+    """assert_close_scaled(actual, expected)."""
+    return assert_close_scaled
