@@ -55,9 +55,10 @@ def _scan_segment(u, delta, A, B, C, h):
     delta_b_u = torch.einsum("bdl,bdnl->bdln", delta * u, B.expand(-1, u.shape[1], -1, -1))
     c = C.expand(-1, u.shape[1], -1, -1)
     ys = []
-    for t in range(u.shape[-1]):
-        h = delta_a[:, :, t] * h + delta_b_u[:, :, t]
-        ys.append(torch.einsum("bdn,bdn->bd", h, c[..., t]))
+    # unbind, not per-step indexing: each indexing op's backward writes a full-size zero tensor (O(L^2) backward)
+    for a_t, b_u_t, c_t in zip(delta_a.unbind(2), delta_b_u.unbind(2), c.unbind(-1)):
+        h = a_t * h + b_u_t
+        ys.append(torch.einsum("bdn,bdn->bd", h, c_t))
     return torch.stack(ys, dim=-1), h
 
 
@@ -164,7 +165,8 @@ def causal_conv1d_ref(x, weight, bias=None, activation=None, initial_state=None,
     out = F.conv1d(x_cat, weight.float().unsqueeze(1), None if bias is None else bias.float(), groups=x.shape[1])
     out = _apply_activation(out, activation).to(dtype)
     if return_final_state:
-        return out, x_cat[..., x_cat.shape[-1] - (width - 1):].to(dtype)
+        # a copy, not a view: a view would keep the whole padded input alive across chunks
+        return out, x_cat[..., x_cat.shape[-1] - (width - 1):].to(dtype, copy=True)
     return out
 
 
