@@ -39,3 +39,14 @@ def test_atomic_dir_gets_umask_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "ds").stat().st_mode & 0o777 == 0o755
+
+
+def test_atomic_file_gets_umask_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "x.json", "{}")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
