@@ -34,7 +34,7 @@ from mamba_bio_audio.models.lm import CausalLMOutput, causal_lm_loss
 from mamba_bio_audio.models.mixer_model import _init_weights, create_block
 from mamba_bio_audio.models.sashimi_config import SashimiConfig
 from mamba_bio_audio.modules.block import Block
-from mamba_bio_audio.modules.sashimi_pool import DownPool, PoolState, UpPool
+from mamba_bio_audio.modules.sashimi_pool import DownPool, UpPool
 
 __all__ = ["SashimiState", "SashimiBackbone", "SashimiLM"]
 

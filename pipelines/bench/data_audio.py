@@ -10,7 +10,6 @@ slows every figure.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -23,9 +22,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from mamba_bio_audio.atomic import write_text_atomic
 from mamba_bio_audio.data_prep.parallel import default_workers
 from mamba_bio_audio.data_prep.prepare_audio import prepare_audio
+from mamba_bio_audio.pipelines.bench.results import write_result
 
 # name -> (container, sample rate, channels)
 INPUTS = {
@@ -123,8 +122,5 @@ def run(args) -> int:
                        "repeats": args.repeats, "seed": args.seed, "target_rtf": TARGET_RTF},
         "results": results,
     }
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out_dir / f"data_audio_{stamp}.json"
-    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(args.out_dir, "data_audio", report)
     return 0

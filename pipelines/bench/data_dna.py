@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 from Bio import bgzf
 
-from mamba_bio_audio.atomic import write_text_atomic
 from mamba_bio_audio.data_prep.dna_windows import DnaWindowDataset
 from mamba_bio_audio.data_prep.parallel import default_workers
 from mamba_bio_audio.data_prep.prepared import file_sha256
+from mamba_bio_audio.pipelines.bench.results import write_result
 
 TARGETS_MB_S = {"plain": 100.0, "gzip": 40.0, "bgzf": 40.0, "windows": 200.0}
 FORMATS = ("plain", "gzip", "bgzf")
@@ -183,8 +183,5 @@ def run(args) -> int:
                        "repeats": args.repeats, "seed": args.seed, "compresslevel": 6},
         "results": results,
     }
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out_dir / f"data_dna_{stamp}.json"
-    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(args.out_dir, "data_dna", report)
     return 0

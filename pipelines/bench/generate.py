@@ -12,7 +12,6 @@ work on the machine slows every figure.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -22,10 +21,10 @@ from pathlib import Path
 import torch
 
 from mamba_bio_audio import ops
-from mamba_bio_audio.atomic import write_text_atomic
 from mamba_bio_audio.audio_generation import sample_audio
 from mamba_bio_audio.models.sashimi import SashimiLM
 from mamba_bio_audio.models.sashimi_config import SashimiConfig
+from mamba_bio_audio.pipelines.bench.results import write_result
 
 TARGETS = {"preset": "sc09_small", "device": "cuda", "single_stream_samples_per_s": 16_000,
            "batch_256_total_samples_per_s": 2_000_000}
@@ -126,8 +125,5 @@ def run(args) -> int:
         "meets_targets": _meets_targets(args.preset, results),
         "results": results,
     }
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out_dir / f"generate_{stamp}.json"
-    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(args.out_dir, "generate", report)
     return 0

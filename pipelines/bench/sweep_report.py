@@ -6,13 +6,13 @@ run, since other work on the machine slows every figure.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mamba_bio_audio.atomic import atomic_path, write_text_atomic
+from mamba_bio_audio.atomic import atomic_path
+from mamba_bio_audio.pipelines.bench.results import result_path, write_result
 
 
 def load_average() -> list[float] | None:
@@ -34,13 +34,12 @@ def machine(device: str) -> dict:
 
 def write(name: str, report: dict, out_dir: Path, panels: list[dict]) -> tuple[Path, Path]:
     """Write the report JSON and the plot of ``panels`` (see :func:`plot_panels`). Returns (json, png)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    json_path = Path(out_dir) / f"{name}_{stamp}.json"
+    json_path = result_path(out_dir, name)
     png_path = json_path.with_suffix(".png")
     report = {"benchmark": name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "plot": png_path.name, **report}
     plot_panels(png_path, panels)
-    write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
+    write_result(out_dir, name, report, path=json_path)
     return json_path, png_path
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mamba_bio_audio.data_prep.audio_sources import (
-    AudioSource, find_audio, label_name, natural_key, parse_percent, read_list, split_by_hash, split_by_lists,
+    AudioSource, find_audio, label_name, parse_percent, read_list, split_by_hash, split_by_lists,
     split_by_order,
 )
 

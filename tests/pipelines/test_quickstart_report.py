@@ -1,7 +1,6 @@
 """The quickstart's report pieces: loss curves from CSV logs, the confusion matrix, report.md; its baselines."""
 from __future__ import annotations
 
-import numpy as np
 
 from mamba_bio_audio.pipelines.quickstart import dna_baselines
 from mamba_bio_audio.pipelines.quickstart_report import plot_confusion, plot_loss_curves, read_curve, write_report
