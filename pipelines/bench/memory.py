@@ -16,7 +16,6 @@ Checks written to the JSON:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from mamba_bio_audio.config import config_from_dict, load_preset
 from mamba_bio_audio.pipelines.bench import sweep_report
@@ -51,14 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=2, help="timed steps per point (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=0, help="untimed steps after priming (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads per run (default: torch's choice)")
-    parser.add_argument("--malloc-mmap-threshold", type=int, default=65536,
-                        help="glibc MALLOC_MMAP_THRESHOLD_ of the runs, 0: glibc default (default: %(default)s)")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                        help="bf16 autocast on CUDA (default: on)")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per point (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON goes")
+    sweep_report.add_run_arguments(parser)
 
 
 def resolve_device(choice: str) -> str:

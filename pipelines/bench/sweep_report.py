@@ -6,6 +6,7 @@ run, since other work on the machine slows every figure.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 from datetime import datetime, timezone
@@ -30,6 +31,18 @@ def machine(device: str) -> dict:
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
     return info
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the sweeps that measure each point in a child process (``bench memory``, ``bench train``)."""
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads per run (default: torch's choice)")
+    parser.add_argument("--malloc-mmap-threshold", type=int, default=65536,
+                        help="glibc MALLOC_MMAP_THRESHOLD_ of the runs, 0: glibc default (default: %(default)s)")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                        help="bf16 autocast on CUDA (default: on)")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per point (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON goes")
 
 
 def write(name: str, report: dict, out_dir: Path, panels: list[dict]) -> tuple[Path, Path]:

@@ -11,7 +11,6 @@ peak, or on CPU the peak resident set size above the process's baseline.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from mamba_bio_audio.pipelines.bench import sweep_report
 from mamba_bio_audio.pipelines.bench.memory import resolve_device
@@ -45,14 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per point (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps after priming (default: %(default)s)")
     parser.add_argument("--checkpoint-blocks", action="store_true", help="per-block activation checkpointing")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads per run (default: torch's choice)")
-    parser.add_argument("--malloc-mmap-threshold", type=int, default=65536,
-                        help="glibc MALLOC_MMAP_THRESHOLD_ of the runs, 0: glibc default (default: %(default)s)")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                        help="bf16 autocast on CUDA (default: on)")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per point (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON goes")
+    sweep_report.add_run_arguments(parser)
 
 
 def run(args) -> int:
