@@ -108,25 +108,31 @@ class _ConfigFile:
     @staticmethod
     def available_presets() -> list[str]:
         """Names of the YAML files under ``mamba_bio_audio/configs/model/`` (Mamba and Transformer++ presets)."""
-        from importlib.resources import files
-
-        folder = files("mamba_bio_audio.configs").joinpath("model")
-        return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+        return preset_names("model")
 
     @classmethod
     def from_preset(cls, name: str):
         """Load ``mamba_bio_audio/configs/model/<name>.yaml``, e.g. ``MambaConfig.from_preset("dna_1.4m")``."""
-        return cls.from_dict(_read_preset(name))
+        return cls.from_dict(read_preset("model", name))
 
 
-def _read_preset(name: str) -> dict:
+def preset_names(folder: str) -> list[str]:
+    """Names of the YAML presets in ``mamba_bio_audio/configs/<folder>/``."""
+    from importlib.resources import files
+
+    path = files("mamba_bio_audio.configs").joinpath(folder)
+    return sorted(p.name[: -len(".yaml")] for p in path.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_preset(folder: str, name: str) -> dict:
+    """The fields of ``mamba_bio_audio/configs/<folder>/<name>.yaml``; ValueError listing the presets if unknown."""
     from importlib.resources import files
 
     import yaml
 
-    resource = files("mamba_bio_audio.configs").joinpath("model", f"{name}.yaml")
+    resource = files("mamba_bio_audio.configs").joinpath(folder, f"{name}.yaml")
     if not resource.is_file():
-        raise ValueError(f"unknown model preset {name!r}; available: {', '.join(_ConfigFile.available_presets())}")
+        raise ValueError(f"unknown {folder} preset {name!r}; available: {', '.join(preset_names(folder))}")
     return yaml.safe_load(resource.read_text())
 
 
@@ -275,4 +281,4 @@ def config_from_dict(values: Mapping) -> MambaConfig | TransformerConfig:
 
 def load_preset(name: str) -> MambaConfig | TransformerConfig:
     """The config of preset ``name``, of the class its ``architecture`` key names (default Mamba)."""
-    return config_from_dict(_read_preset(name))
+    return config_from_dict(read_preset("model", name))

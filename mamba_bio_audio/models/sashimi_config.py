@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mamba_bio_audio.config import MambaConfig
+from mamba_bio_audio.config import MambaConfig, preset_names, read_preset
 
 __all__ = ["SashimiConfig"]
 
@@ -110,20 +110,10 @@ class SashimiConfig:
     @staticmethod
     def available_presets() -> list[str]:
         """Preset names (the YAML files ``configs/sashimi/<name>.yaml``): youtubemix, sc09_small, ..."""
-        from importlib.resources import files
-
-        folder = files("mamba_bio_audio.configs").joinpath("sashimi")
-        return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+        return preset_names("sashimi")
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> SashimiConfig:
         """Load ``configs/sashimi/<name>.yaml``, e.g. ``SashimiConfig.from_preset("sc09_small")``;
         ``overrides`` replace fields (``d_model=16, n_layers=1`` for a scaled-down copy)."""
-        from importlib.resources import files
-
-        import yaml
-
-        resource = files("mamba_bio_audio.configs").joinpath("sashimi", f"{name}.yaml")
-        if not resource.is_file():
-            raise ValueError(f"unknown SaShiMi preset {name!r}; available: {', '.join(cls.available_presets())}")
-        return cls.from_dict({**yaml.safe_load(resource.read_text()), **overrides})
+        return cls.from_dict({**read_preset("sashimi", name), **overrides})

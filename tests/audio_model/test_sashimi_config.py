@@ -16,7 +16,7 @@ def test_presets_hold_the_paper_layouts():
 
 
 def test_unknown_preset_and_field_are_named():
-    with pytest.raises(ValueError, match="unknown SaShiMi preset 'sc10'.*sc09_small"):
+    with pytest.raises(ValueError, match="unknown sashimi preset 'sc10'.*sc09_small"):
         SashimiConfig.from_preset("sc10")
     with pytest.raises(ValueError, match=r"unknown SashimiConfig field\(s\) \['n_layer'\]"):
         SashimiConfig.from_dict({"n_layer": 3})
