@@ -56,3 +56,79 @@ class MarkovBaseline:
         smoothed = self.counts + self.alpha
         probs = smoothed[ctx, codes[self.order :]] / smoothed[ctx].sum(axis=1)
         return float(-np.log(probs).mean() / math.log(2.0))
+
+
+class KmerSpeciesBaseline:
+    """Multinomial logistic regression on the k-mer spectrum of a window: an alignment-free species
+    classifier that puts a sequence model's accuracy in context (what base composition alone can tell).
+
+    Features of a window: the frequencies of every k-mer over A, C, G, T for k = 1 .. ``k_max`` (k-mers
+    holding any other token, such as N or [PAD], are skipped), 4 + 16 + ... + 4^k_max of them, standardised
+    with the training windows' mean and deviation. Fitted by L-BFGS on the mean cross entropy plus
+    ``l2`` times the squared weights.
+    """
+
+    def __init__(self, k_max: int = 4, l2: float = 1e-3, max_iter: int = 200, bases=(7, 8, 9, 10)):
+        if not 1 <= k_max <= 8:
+            raise ValueError(f"k_max must be in 1..8; got {k_max}")
+        if not l2 >= 0:
+            raise ValueError(f"l2 must be >= 0; got {l2}")
+        self.k_max, self.l2, self.max_iter = k_max, l2, max_iter
+        self._code = np.full(256, -1, dtype=np.int64)
+        self._code[np.asarray(bases, dtype=np.int64)] = np.arange(len(bases))
+        self.mean = self.scale = self.weight = self.bias = None
+
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        """``windows`` (n, L) token ids → (n, sum_k 4^k) float64 k-mer frequencies (rows of each k sum to 1,
+        or are all 0 when no k-mer of that size is clean)."""
+        windows = np.asarray(windows)
+        if windows.ndim != 2 or windows.shape[1] < self.k_max:
+            raise ValueError(f"windows must be (n, L) with L >= k_max={self.k_max}; got shape {windows.shape}")
+        codes = self._code[windows.astype(np.int64)]
+        n, length = codes.shape
+        blocks = []
+        for k in range(1, self.k_max + 1):
+            kmer = np.zeros((n, length - k + 1), dtype=np.int64)
+            clean = np.ones((n, length - k + 1), dtype=bool)
+            for j in range(k):
+                part = codes[:, j:length - k + 1 + j]
+                kmer = kmer * 4 + np.maximum(part, 0)
+                clean &= part >= 0
+            rows = np.broadcast_to(np.arange(n)[:, None] * 4**k, kmer.shape)
+            counts = np.bincount((rows + kmer)[clean], minlength=n * 4**k).reshape(n, 4**k).astype(np.float64)
+            blocks.append(counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0))
+        return np.concatenate(blocks, axis=1)
+
+    def fit(self, windows: np.ndarray, labels: np.ndarray) -> "KmerSpeciesBaseline":
+        import torch
+
+        feats = self.features(windows)
+        labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+        if labels.shape != (len(feats),):
+            raise ValueError(f"labels must be ({len(feats)},); got {tuple(labels.shape)}")
+        self.mean, self.scale = feats.mean(axis=0), feats.std(axis=0) + 1e-8
+        x = torch.as_tensor((feats - self.mean) / self.scale)
+        classes = int(labels.max()) + 1
+        weight = torch.zeros(x.shape[1], classes, dtype=torch.float64, requires_grad=True)
+        bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
+        optimizer = torch.optim.LBFGS([weight, bias], max_iter=self.max_iter, line_search_fn="strong_wolfe")
+
+        def closure():
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(x @ weight + bias, labels) + self.l2 * weight.square().sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        self.weight, self.bias = weight.detach().numpy(), bias.detach().numpy()
+        return self
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """``windows`` (n, L) token ids → (n,) int64 predicted labels."""
+        if self.weight is None:
+            raise RuntimeError("call fit() first")
+        x = (self.features(windows) - self.mean) / self.scale
+        return np.argmax(x @ self.weight + self.bias, axis=1)
+
+    def accuracy(self, windows: np.ndarray, labels: np.ndarray) -> float:
+        return float(np.mean(self.predict(windows) == np.asarray(labels)))

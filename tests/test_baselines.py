@@ -1,9 +1,11 @@
+import itertools
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
 
-from mamba_bio_audio.pipelines.baselines import MarkovBaseline
+from mamba_bio_audio.pipelines.baselines import KmerSpeciesBaseline, MarkovBaseline
 
 
 def test_order0_matches_hand_computed_smoothed_frequencies():
@@ -24,3 +26,51 @@ def test_order1_learns_a_deterministic_cycle():
 def test_rejects_tokens_outside_alphabet():
     with pytest.raises(ValueError, match="alphabet"):
         MarkovBaseline(order=1).fit(np.array([7, 4, 8]))
+
+
+def _naive_kmer_frequencies(window, k, bases=(7, 8, 9, 10)):
+    letters = {b: "ACGT"[i] for i, b in enumerate(bases)}
+    text = "".join(letters.get(int(t), "N") for t in window)
+    kmers = [text[i:i + k] for i in range(len(text) - k + 1) if "N" not in text[i:i + k]]
+    counts = Counter(kmers)
+    total = max(len(kmers), 1)
+    names = ["".join(p) for p in itertools.product("ACGT", repeat=k)]
+    return np.array([counts[n] / total for n in names])
+
+
+def test_kmer_features_match_a_string_count():
+    rng = np.random.default_rng(0)
+    windows = rng.choice([7, 8, 9, 10, 11, 4], size=(5, 60), p=[0.24, 0.24, 0.24, 0.24, 0.02, 0.02])
+    windows[4] = 11  # no clean k-mer at all: all-zero rows
+    feats = KmerSpeciesBaseline(k_max=3).features(windows)
+    for i, window in enumerate(windows):
+        expected = np.concatenate([_naive_kmer_frequencies(window, k) for k in (1, 2, 3)])
+        np.testing.assert_allclose(feats[i], expected)
+
+
+def _species_windows(gc_by_class, n_per_class, length, seed):
+    rng = np.random.default_rng(seed)
+    windows, labels = [], []
+    for label, gc in enumerate(gc_by_class):
+        p = [(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]
+        windows.append(rng.choice([7, 8, 9, 10], size=(n_per_class, length), p=p))
+        labels += [label] * n_per_class
+    return np.concatenate(windows), np.array(labels)
+
+
+def test_kmer_baseline_separates_species_by_composition_and_not_without_it():
+    x, y = _species_windows([0.35, 0.45, 0.55, 0.65], 100, 300, seed=1)
+    xt, yt = _species_windows([0.35, 0.45, 0.55, 0.65], 100, 300, seed=2)
+    assert KmerSpeciesBaseline(k_max=2).fit(x, y).accuracy(xt, yt) > 0.9
+    x, y = _species_windows([0.5] * 4, 100, 300, seed=3)
+    xt, yt = _species_windows([0.5] * 4, 200, 300, seed=4)
+    assert KmerSpeciesBaseline(k_max=2).fit(x, y).accuracy(xt, yt) < 0.33  # chance is 0.25; 800 test windows
+
+
+def test_kmer_baseline_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="k_max"):
+        KmerSpeciesBaseline(k_max=0)
+    with pytest.raises(ValueError, match="windows"):
+        KmerSpeciesBaseline(k_max=4).features(np.zeros((2, 3), dtype=np.int64))
+    with pytest.raises(RuntimeError, match="fit"):
+        KmerSpeciesBaseline().predict(np.full((1, 10), 7))

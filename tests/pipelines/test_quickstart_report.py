@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-from mamba_bio_audio.pipelines.quickstart import dna_baselines
+from mamba_bio_audio.pipelines.quickstart import dna_baselines, species_baseline
 from mamba_bio_audio.pipelines.quickstart_report import plot_confusion, plot_loss_curves, read_curve, write_report
 
 
@@ -21,3 +21,9 @@ def test_report_files(tmp_path):
 def test_dna_baselines_on_tiny_data(data_dir):
     bits = dna_baselines(data_dir, 256, 4, seed=0)  # random bases at 40 % GC: about 1.97 bits
     assert 1.9 < bits["order0"] < 2.05 and 1.9 < bits["order3"] < 2.2
+
+
+def test_species_baseline_on_tiny_data(data_dir):
+    # the tiny species differ in GC (30, 40, 50, 60 %), which base counts alone tell apart at 1024 bases
+    result = species_baseline(data_dir, 1024, 64, seed=0, train_items=400)
+    assert result["test_acc"] > 0.9 and result["test_items"] == 64
