@@ -4,7 +4,7 @@ Signatures follow ``mamba_ssm`` plus state passing (see DESIGN.md). Every functi
 (ValueError naming the argument and the expected shape) and then dispatches to a backend:
 
 * ``triton``: fused GPU kernels (CUDA tensors; CPU tensors too under ``TRITON_INTERPRET=1``),
-* ``cpu``: numba kernels for the scan, PyTorch for the cheap ops (CPU tensors),
+* ``cpu``: numba kernels for the scan, a PyTorch conv decode step, PyTorch for the other cheap ops (CPU tensors),
 * ``reference``: the pure-PyTorch twins in ``kernels/reference.py`` (anything; slow, exact).
 
 The default is chosen by device; ``MBA_BACKEND=reference|cpu|triton`` or ``backend=`` overrides it. The
@@ -200,6 +200,10 @@ def causal_conv1d_update(x, conv_state, weight, bias=None, activation=None, *, b
     _announce("causal_conv1d_update", chosen)
     if chosen == "triton":
         return _triton_module().causal_conv1d_update(x, conv_state, weight, bias, activation=activation)
+    if chosen == "cpu":
+        from mamba_bio_audio.kernels.cpu import causal_conv1d_update_cpu
+
+        return causal_conv1d_update_cpu(x, conv_state, weight, bias, activation=activation)
     return reference.causal_conv1d_update_ref(x, conv_state, weight, bias, activation=activation)
 
 
