@@ -30,7 +30,7 @@ CHUNK = 1 << 23
 WHITESPACE = b" \t\r\n\v\f"
 _GZIP_MAGIC = b"\x1f\x8b"
 _WHITESPACE_CODES = np.frombuffer(WHITESPACE, np.uint8)
-_REJECTED = 255  # not a token id: marks bytes the tokenizer's policies reject
+_REJECTED = NucleotideTokenizer.rejected_byte_id  # 255, not a token id: marks bytes the tokenizer's policies reject
 
 
 class TokenSink(Protocol):
@@ -158,15 +158,10 @@ def where(path: Path, offset: int) -> str:
 
 
 def token_table(tokenizer: NucleotideTokenizer) -> bytes:
-    """The tokenizer's byte -> id table for ``bytes.translate``, probed through ``encode`` so that its policies
-    (case, IUPAC, unknown) apply unchanged; bytes it rejects map to ``_REJECTED``."""
-    table = bytearray(256)
-    for b in range(256):
-        try:
-            table[b] = int(tokenizer.encode(bytes([b]), dtype=np.uint8)[0])
-        except ValueError:
-            table[b] = _REJECTED
-    return bytes(table)
+    """The tokenizer's byte -> id table for ``bytes.translate`` (:meth:`NucleotideTokenizer.byte_lookup`, the
+    table ``encode`` applies, so its policies (case, IUPAC, unknown) apply unchanged); bytes it rejects map to
+    ``_REJECTED``."""
+    return tokenizer.byte_lookup().tobytes()
 
 
 class FastaTokenizer:

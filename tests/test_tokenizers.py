@@ -140,6 +140,27 @@ def test_unknown_policy_and_error_message(tok):
         NucleotideTokenizer(unknown="drop")
 
 
+@pytest.mark.parametrize("policies", [
+    {},  # defaults: case="upper", iupac="n", unknown="error", u_to_t=False
+    {"case": "strict", "iupac": "error", "u_to_t": True},
+    {"iupac": "unk", "unknown": "n"},
+])
+def test_byte_lookup_matches_encode_of_each_byte(policies):
+    t = NucleotideTokenizer(**policies)
+    table = t.byte_lookup()
+    assert table.shape == (256,) and table.dtype == np.uint8 and not table.flags.writeable
+    assert t.rejected_byte_id == 255 and t.rejected_byte_id >= t.vocab_size
+    for b in range(256):  # oracle: encode of the one-byte input, a rejection being its ValueError
+        try:
+            expected = int(t.encode(bytes([b]))[0])
+        except ValueError:
+            expected = t.rejected_byte_id
+        assert int(table[b]) == expected, (policies, b)
+    # spot checks against the published ids
+    assert table[ord("A")] == PUBLISHED["A"] and table[ord("-")] == (11 if policies.get("unknown") == "n" else 255)
+    assert table[ord("a")] == (255 if policies.get("case") == "strict" else PUBLISHED["A"])
+
+
 def test_special_tokens_and_decode(tok):
     ids = tok.encode("ACGT", add_bos=True, add_eos=True)
     assert ids.tolist() == [2, 7, 8, 9, 10, 1]
