@@ -1,1 +1,2 @@
-"""Lightning callbacks: sequence-length warmup, throughput and memory, audio samples, Ctrl-C checkpoints."""
+"""Lightning callbacks: checkpoints (best and always-current last), sequence-length warmup, throughput and
+memory, audio samples, Ctrl-C checkpoints."""

@@ -88,3 +88,11 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(compose, overrides, t
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert state["global_step"] == 3
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+
+
+def test_last_checkpoint_stays_current_when_the_metric_stops_improving(compose, overrides, tiny):
+    # monitoring the step with mode=min makes the first validation the best for good: no later top-k save
+    result = run(compose(overrides, SHORT, tiny.dna, "callbacks.model_checkpoint.monitor=step",
+                         "callbacks.model_checkpoint.mode=min", "trainer.max_epochs=3"))
+    assert torch.load(result.best_checkpoint, weights_only=False)["global_step"] == 3
+    assert torch.load(result.last_checkpoint, weights_only=False)["global_step"] == 9
