@@ -33,10 +33,14 @@ def machine(device: str) -> dict:
     return info
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the sweeps that measure each point in a child process (``bench memory``, ``bench train``)."""
+def add_run_arguments(parser: argparse.ArgumentParser, malloc_mmap_threshold: int) -> None:
+    """Options shared by the sweeps that measure each point in a child process (``bench memory``, ``bench train``).
+
+    ``malloc_mmap_threshold`` is the sweep's default: a fixed glibc mmap threshold keeps a chunked CPU run's
+    memory flat over many chunks, but about halves CPU training speed (every large buffer is a fresh mmap).
+    """
     parser.add_argument("--threads", type=int, default=0, help="CPU threads per run (default: torch's choice)")
-    parser.add_argument("--malloc-mmap-threshold", type=int, default=65536,
+    parser.add_argument("--malloc-mmap-threshold", type=int, default=malloc_mmap_threshold,
                         help="glibc MALLOC_MMAP_THRESHOLD_ of the runs, 0: glibc default (default: %(default)s)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                         help="bf16 autocast on CUDA (default: on)")
