@@ -49,7 +49,7 @@ def _dna_prefix(prefix: str) -> torch.Tensor:
 
 def sample_audio_files(net, out: Path, n: int, seconds: float, sample_rate: int, prefix=None, **knobs) -> list[dict]:
     """Draw ``n`` clips and write ``out/clip_XX.{wav,png}``; returns one record per clip (files, nats,
-    bits per sample, RMS dBFS, clipped fraction)."""
+    bits per sample, and :func:`.audio_out.clip_stats` of the drawn part)."""
     from mamba_bio_audio.pipelines.audio_out import clip_stats, plot_clip, write_wav
     from mamba_bio_audio.pipelines.sampling import draw_audio
 
@@ -62,7 +62,7 @@ def sample_audio_files(net, out: Path, n: int, seconds: float, sample_rate: int,
         write_wav(wav, pcm, sample_rate)
         plot_clip(png, pcm, sample_rate, f"clip {i}: {-nats / length / np.log(2):.3f} bits/sample")
         records.append({"wav": wav.name, "png": png.name, "log_likelihood_nats": nats,
-                        "bits_per_sample": -nats / length / np.log(2), **clip_stats(pcm[clips.prefix_length:])})
+                        "bits_per_sample": -nats / length / np.log(2), **clip_stats(pcm[clips.prefix_length:], sample_rate)})
     return records
 
 

@@ -85,3 +85,19 @@ def test_make_examples_end_to_end(tmp_path):
         assert f["key"].split("/")[0] == f["label"] and f["samples"] == 16000
     again = make_examples(tmp_path, hours=0.001, digits=10, seed=3, workers=1)
     assert all(r.up_to_date for r in again.values()) and set(results) == {"piano", "digits"}
+
+
+def test_trim_silence_cuts_edges_and_long_rests_and_keeps_the_sound():
+    from mamba_bio_audio.data_prep.example_piano import trim_silence
+
+    rate, frame = 1000, 50  # 0.05 s frames of 50 samples
+    tone = lambda seconds: 0.5 * np.sin(np.arange(int(seconds * rate)) * 0.3) + 0.01  # noqa: E731
+    silence = lambda seconds: np.zeros(int(seconds * rate))  # noqa: E731
+    parts = [silence(2.0), tone(1.0), silence(0.5), tone(0.5), silence(5.0), tone(1.0), silence(3.0)]
+    out = trim_silence(np.concatenate(parts), rate, frame_s=0.05, edge_s=0.1, max_gap_s=1.0)
+    expected = np.concatenate([silence(0.1), parts[1], parts[2], parts[3], silence(1.0), parts[5], silence(0.1)])
+    np.testing.assert_array_equal(out, expected)  # a 0.5 s rest stays, the 5 s one becomes 1 s
+    assert out.size % frame == 0
+    assert trim_silence(silence(1.0), rate).size == 0
+    already_tight = np.concatenate([tone(1.0), silence(0.3), tone(1.0)])
+    np.testing.assert_array_equal(trim_silence(already_tight, rate), already_tight)

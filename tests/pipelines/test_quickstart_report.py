@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-from mamba_bio_audio.pipelines.quickstart import dna_baselines, species_baseline
+from mamba_bio_audio.pipelines.quickstart import dna_baselines, real_audio_stats, species_baseline
 from mamba_bio_audio.pipelines.quickstart_report import plot_confusion, plot_loss_curves, read_curve, write_report
 
 
@@ -27,3 +27,8 @@ def test_species_baseline_on_tiny_data(data_dir):
     # the tiny species differ in GC (30, 40, 50, 60 %), which base counts alone tell apart at 1024 bases
     result = species_baseline(data_dir, 1024, 64, seed=0, train_items=400)
     assert result["test_acc"] > 0.9 and result["test_items"] == 64
+
+
+def test_real_audio_stats_on_tiny_piano(data_dir):
+    stats = real_audio_stats(data_dir, 0.25, excerpts=3)  # sines of 220-420 Hz plus noise, minmax-scaled to ±1
+    assert -9 < stats["rms_dbfs"] < -2 and stats["spectral_flatness"] < 0.1 and stats["longest_flat_s"] < 0.01

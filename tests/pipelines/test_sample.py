@@ -67,3 +67,21 @@ def test_sample_dna_with_prefix(compose, overrides, tiny, tmp_path):
         logits = net(drawn.tokens[:, :-1].clone()).logits[..., :net.config.vocab_size].float()
     log_probs = torch.log_softmax(logits, -1).gather(-1, drawn.tokens[:, 1:, None].clone())[..., 0]
     torch.testing.assert_close(drawn.log_likelihood, log_probs[:, 3:].sum(1), rtol=1e-4, atol=1e-3)
+
+
+def test_clip_stats_tell_tone_noise_offset_and_a_stuck_sampler_apart():
+    from mamba_bio_audio.pipelines.audio_out import clip_stats
+
+    rate = 16000
+    t = np.arange(rate) / rate
+    tone = clip_stats((0.5 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16), rate)
+    assert tone["rms_dbfs"] == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.05)
+    assert tone["spectral_flatness"] < 0.01 and tone["longest_flat_s"] < 0.001
+    noise = clip_stats((3000 * np.random.default_rng(0).standard_normal(rate)).astype(np.int16), rate)
+    assert noise["spectral_flatness"] > 0.4
+    stuck = np.concatenate([(3000 * np.random.default_rng(1).standard_normal(rate // 4)), np.full(3 * rate // 4, -2500)])
+    stats = clip_stats(stuck.astype(np.int16), rate)
+    assert stats["longest_flat_s"] == pytest.approx(0.75, abs=1e-3)
+    offset = clip_stats(np.full(rate, -2500, dtype=np.int16), rate)
+    assert offset["rms_dbfs"] < -150 and offset["dc_offset"] == pytest.approx(-2500 / 32768)
+    assert np.isnan(offset["spectral_flatness"]) and offset["longest_flat_s"] == 1.0
