@@ -2,12 +2,13 @@
 
 Fetches and prepares the example data (``examples dna``: hg_small and apes4; ``examples audio``: piano renders),
 pretrains a small DNA Mamba LM on hg_small, fine-tunes the apes4 species classifier from it, pretrains a small
-audio LM on the piano renders, samples audio (and DNA), and writes ``<out>/report.md`` with a metrics table,
-loss curves, the confusion matrix, waveform + spectrogram PNGs and the WAVs. Every training phase runs the
-Hydra CPU-twin experiments (``dna/hg_small_cpu``, ``species/apes4_cpu``, ``audio/piano_cpu``) through the same
-code as ``pretrain`` / ``finetune``; its step count is set from a timed step so the phase fits its share of
-``--minutes``, with ``trainer.max_time`` as a hard stop. Model figures are put beside count-based baselines
-of the same data (unigram and order-3 Markov bits per base; chance accuracy; mu-law unigram bits per sample).
+SaShiMi audio LM on the piano renders, samples audio (and DNA), and writes ``<out>/report.md`` with a metrics
+table, loss curves, the confusion matrix, waveform + spectrogram PNGs and the WAVs. Every training phase runs
+the Hydra CPU-twin experiments (``dna/hg_small_cpu``, ``species/apes4_cpu``, ``audio/piano_sashimi_cpu``)
+through the same code as ``pretrain`` / ``finetune``; its step count is set from a timed step so the phase
+fits its share of ``--minutes``, with ``trainer.max_time`` as a hard stop. Model figures are put beside count-based baselines
+of the same data (unigram and order-3 Markov bits per base; chance accuracy and a k-mer classifier; mu-law
+unigram bits per sample; the sample figures of real piano).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from mamba_bio_audio.atomic import write_text_atomic
 SHARES = {"dna": 0.36, "apes": 0.24, "audio": 0.40}  # of the training time left after the data phase
 RESERVE_S = 90.0  # sampling, report and three trainer start-ups
 SAMPLE_TEMPERATURE = 0.9  # spectral flatness of the samples 0.02-0.03 against 0.04-0.05 at 1.0 (real piano: 0.007)
-EXPERIMENTS = {"dna": "dna/hg_small_cpu", "apes": "species/apes4_cpu", "audio": "audio/piano_cpu"}
+EXPERIMENTS = {"dna": "dna/hg_small_cpu", "apes": "species/apes4_cpu", "audio": "audio/piano_sashimi_cpu"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

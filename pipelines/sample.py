@@ -18,7 +18,7 @@ from mamba_bio_audio.atomic import write_text_atomic
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="e.g. checkpoint=logs/piano_cpu/runs/<run>/export n=4 seconds=2 temperature=0.9 top_p=0.95")
+                        help="e.g. checkpoint=logs/piano_sashimi_cpu/runs/<run>/export n=4 seconds=2 temperature=0.9")
     parser.add_argument("--cfg", action="store_true", help="print the composed config and exit")
 
 

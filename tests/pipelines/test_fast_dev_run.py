@@ -17,10 +17,11 @@ TINY_SASHIMI = ["++net.config.d_model=8", "++net.config.n_layers=1", "++net.conf
                               "callbacks.seqlen_warmup.stages=[{seq_len:32,epochs:1}]"]),
     ("species/apes4_cpu", ["data.seq_len=64", "data.batch_size=4", "data.eval_items=8"]),
     ("audio/piano_cpu", ["data.seq_len=256", "data.batch_size=2", "data.eval_items=2"]),
+    ("audio/piano_sashimi_cpu", ["data.seq_len=256", "data.batch_size=2", "data.eval_items=2"]),
     ("audio/digits_cpu", ["data.batch_size=2", "data.eval_items=2", "data.seq_len=4000"]),
 ])
 def test_fast_dev_run(experiment, extra, compose, overrides, tiny):
-    net = TINY_SASHIMI if experiment == "audio/digits_cpu" else tiny.audio if experiment.startswith("audio") \
+    net = TINY_SASHIMI if experiment in ("audio/digits_cpu", "audio/piano_sashimi_cpu") else tiny.audio if experiment.startswith("audio") \
         else tiny.dna
     cfg = compose(f"experiment={experiment}", overrides, "debug=fdr", net, extra)
     result = run(cfg)
