@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from mamba_bio_audio.pipelines.report import save_png
 
 from mamba_bio_audio.atomic import atomic_path
 
@@ -70,6 +71,4 @@ def plot_clip(path: Path, pcm: np.ndarray, sample_rate: int, title: str) -> None
     bottom.set_xlabel("time (s)")
     bottom.set_ylabel("frequency (Hz)")
     fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)

@@ -184,15 +184,14 @@ def audio_unigram_bits(data: Path) -> float:
 def real_audio_stats(data: Path, seconds: float, excerpts: int = 8) -> dict:
     """``clip_stats`` of ``excerpts`` evenly spaced ``seconds``-long stretches of the piano test split (decoded
     mu-law), medians: what the samples' figures look like on real audio."""
+    from mamba_bio_audio.audio_generation import to_pcm16
     from mamba_bio_audio.data_prep.prepared import PreparedDataset
     from mamba_bio_audio.pipelines.audio_out import clip_stats
-    from mamba_bio_audio.tokenizers import mu_law_decode
 
     tokens = np.asarray(PreparedDataset(data / "piano").split("test").tokens)
     length = min(int(seconds * 16000), len(tokens))
     starts = np.linspace(0, len(tokens) - length, excerpts).astype(np.int64)
-    stats = [clip_stats((np.clip(mu_law_decode(tokens[s:s + length]), -1, 1) * 32767).astype(np.int16), 16000)
-             for s in starts]
+    stats = [clip_stats(to_pcm16(tokens[s:s + length]), 16000) for s in starts]
     return {key: float(np.nanmedian([st[key] for st in stats])) for key in stats[0]}
 
 

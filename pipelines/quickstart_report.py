@@ -6,7 +6,9 @@ import csv
 import math
 from pathlib import Path
 
-from mamba_bio_audio.atomic import atomic_path, write_text_atomic
+from mamba_bio_audio.pipelines.report import save_png
+
+from mamba_bio_audio.atomic import write_text_atomic
 
 LN2 = math.log(2.0)
 
@@ -47,9 +49,7 @@ def plot_loss_curves(path: Path, runs: dict[str, Path], hlines: dict[str, dict[s
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_confusion(path: Path, matrix: list[list[int]], names: list[str], title: str) -> None:
@@ -67,9 +67,7 @@ def plot_confusion(path: Path, matrix: list[list[int]], names: list[str], title:
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def write_report(path: Path, rows: list[tuple[str, str]], sections: list[str]) -> None:

@@ -23,6 +23,13 @@ def plot_curve(path: Path, xs, ys, xlabel: str, ylabel: str, title: str, hlines:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    save_png(fig, path)
+
+
+def save_png(fig, path: Path) -> None:
+    """Write a matplotlib figure to ``path`` as PNG (temporary name, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -10,7 +10,6 @@ slows every figure.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import tempfile
@@ -21,10 +20,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-
 from mamba_bio_audio.data_prep.parallel import default_workers
 from mamba_bio_audio.data_prep.prepare_audio import prepare_audio
-from mamba_bio_audio.pipelines.bench.results import write_result
+from mamba_bio_audio.pipelines.bench.results import (
+    host_info,
+    load_average,
+    write_result,
+)
 
 # name -> (container, sample rate, channels)
 INPUTS = {
@@ -88,7 +90,7 @@ def run(args) -> int:
     if not args.minutes > 0 or not args.file_seconds > 0 or args.repeats < 1:
         raise ValueError("--minutes and --file-seconds must be > 0 and --repeats >= 1")
     workers = args.workers or default_workers()
-    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    load_before = load_average()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-data-audio-") as tmp:
         for name in names:
@@ -112,9 +114,7 @@ def run(args) -> int:
     report = {
         "benchmark": "data-audio",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "usable_cores": default_workers(),
-                    "loadavg_before": load_before},
+        "machine": host_info() | {"usable_cores": default_workers(), "loadavg_before": load_before},
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "soundfile": sf.__version__,
                      "libsndfile": sf.__libsndfile_version__, "soxr": soxr.__version__},
         "parameters": {"output": "16000 Hz mono 8-bit mu-law, minmax, soxr HQ", "workers": workers,

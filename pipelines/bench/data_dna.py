@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -28,11 +27,14 @@ from pathlib import Path
 
 import numpy as np
 from Bio import bgzf
-
 from mamba_bio_audio.data_prep.dna_windows import DnaWindowDataset
 from mamba_bio_audio.data_prep.parallel import default_workers
 from mamba_bio_audio.data_prep.prepared import file_sha256
-from mamba_bio_audio.pipelines.bench.results import write_result
+from mamba_bio_audio.pipelines.bench.results import (
+    host_info,
+    load_average,
+    write_result,
+)
 
 TARGETS_MB_S = {"plain": 100.0, "gzip": 40.0, "bgzf": 40.0, "windows": 200.0}
 FORMATS = ("plain", "gzip", "bgzf")
@@ -124,7 +126,7 @@ def run(args) -> int:
         raise ValueError(f"--formats takes a comma-separated subset of {FORMATS}")
     if not args.size_mb > 0 or args.repeats < 1 or args.windows < 1:
         raise ValueError("--size-mb must be > 0, --repeats and --windows >= 1")
-    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    load_before = load_average()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-data-dna-", dir=args.work_dir) as tmp:
         tmp = Path(tmp)
@@ -174,9 +176,8 @@ def run(args) -> int:
     report = {
         "benchmark": "data-dna",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "usable_cores": default_workers(), "loadavg_before": load_before,
-                    "loadavg_after": os.getloadavg() if hasattr(os, "getloadavg") else None},
+        "machine": host_info() | {"usable_cores": default_workers(), "loadavg_before": load_before,
+                                  "loadavg_after": load_average()},
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "zlib": zlib.ZLIB_RUNTIME_VERSION,
                      "isal": _version("isal")},  # None: gzip/BGZF decompressed by zlib
         "parameters": {"size_mb": args.size_mb, "workers": args.workers or min(4, default_workers()),

@@ -12,19 +12,22 @@ work on the machine slows every figure.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from mamba_bio_audio.pipelines.bench.results import (
+    host_info,
+    load_average,
+    write_result,
+)
 
 from mamba_bio_audio import ops
 from mamba_bio_audio.audio_generation import sample_audio
 from mamba_bio_audio.models.sashimi import SashimiLM
 from mamba_bio_audio.models.sashimi_config import SashimiConfig
-from mamba_bio_audio.pipelines.bench.results import write_result
 
 TARGETS = {"preset": "sc09_small", "device": "cuda", "single_stream_samples_per_s": 16_000,
            "batch_256_total_samples_per_s": 2_000_000}
@@ -105,17 +108,16 @@ def run(args) -> int:
     devices = [torch.device(name.strip()) for name in names if name.strip()]
     if any(device.type == "cuda" for device in devices) and not torch.cuda.is_available():
         raise ValueError("--devices names cuda but torch sees no CUDA device")
-    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    load_before = load_average()
     results = []
     for device in devices:
         results += _bench_device(config, device, sizes, args.samples, args.seed)
     report = {
         "benchmark": "generate",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                    "loadavg_before": load_before},
+        "machine": host_info() | {"torch_threads": torch.get_num_threads(),
+                                  "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                                  "loadavg_before": load_before},
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
         "parameters": {"preset": args.preset, "config": config.to_dict(), "dtype": "float32",
                        "params": sum(p.numel() for p in SashimiLM(config, device="meta").parameters()),

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 
-from mamba_bio_audio.config import config_from_dict, load_preset
 from mamba_bio_audio.pipelines.bench import sweep_report
+from mamba_bio_audio.pipelines.bench.results import load_average
 from mamba_bio_audio.pipelines.bench.train_step import measure
+
+from mamba_bio_audio.config import config_from_dict, load_preset
 
 # device -> defaults: log2 lengths, model sizes, chunk, longest unchunked Mamba and Transformer++ (log2)
 DEFAULTS = {
@@ -145,7 +147,7 @@ def run(args) -> int:
     if args.batch < 1 or args.steps < 1 or args.warmup < 0:
         raise ValueError("--batch and --steps must be >= 1, --warmup >= 0")
     chunk = args.chunk_size or DEFAULTS[device]["chunk_size"]
-    load_before = sweep_report.load_average()
+    load_before = load_average()
     rows = []
     for point in _points(args, device):
         spec = {"arch": point["arch"], "config": point["config"], "batch": args.batch,
@@ -165,7 +167,7 @@ def run(args) -> int:
         else ("peak_mb", "peak CUDA memory allocated (MB)")
     report = {
         "machine": sweep_report.machine(device) | {"loadavg_before": load_before,
-                                                   "loadavg_after": sweep_report.load_average()},
+                                                   "loadavg_after": load_average()},
         "parameters": {"batch": args.batch, "chunk_size": chunk, "steps": args.steps, "warmup": args.warmup,
                        "threads": args.threads or "default", "amp_bf16": args.amp and device == "cuda",
                        "malloc_mmap_threshold": args.malloc_mmap_threshold, "seed": args.seed},

@@ -24,13 +24,15 @@ from pathlib import Path
 
 import numba
 import torch
+
+# for its side effect: it picks numba's threading layer, which must come before numba.set_num_threads starts threads
+from mamba_bio_audio.kernels.cpu import selective_scan_numba  # noqa: F401
+from mamba_bio_audio.pipelines.bench.results import load_average
 from rich.console import Console
 from rich.table import Table
 
 from mamba_bio_audio import ops
 from mamba_bio_audio.atomic import write_text_atomic
-# for its side effect: it picks numba's threading layer, which must come before numba.set_num_threads starts threads
-from mamba_bio_audio.kernels.cpu import selective_scan_numba  # noqa: F401
 
 DEFAULT_SHAPES = "1x512x16x16384,4x256x16x2048,1x1536x16x2048,2x512x16x4096:bf16"
 QUICK_SHAPES = "1x24x4x70,2x16x4x40:bf16"
@@ -184,10 +186,6 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _loadavg() -> tuple[float, float, float] | None:
-    return os.getloadavg() if hasattr(os, "getloadavg") else None
-
-
 def _headline(rows: list[dict]) -> dict | None:
     """Whether the CPU backend reaches its target speed-up at the headline shape (None when not measured)."""
     for row in rows:
@@ -227,7 +225,7 @@ def run(args) -> int:
     console = Console()
     if not console.is_terminal:  # logs and pipes: room for the whole table instead of rich's 80 columns
         console = Console(width=130)
-    load_before = _loadavg()
+    load_before = load_average()
     rows = []
     for shape, dtype_name in shapes:
         console.print(f"scan {'×'.join(map(str, shape))} {dtype_name}: {', '.join(backends)}")
@@ -240,7 +238,7 @@ def run(args) -> int:
         "date": now.isoformat(timespec="seconds"),
         "machine": {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "torch_threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
-                    "cuda": cuda_name, "loadavg_before": load_before, "loadavg_after": _loadavg()},
+                    "cuda": cuda_name, "loadavg_before": load_before, "loadavg_after": load_average()},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numba": numba.__version__},
         "parameters": {"repeats": repeats, "warmup_runs": 1, "statistic": "median", "seed": args.seed,
                        "inputs": "z, D, delta_bias + softplus, ungrouped B/C, A = -(1..N)"},

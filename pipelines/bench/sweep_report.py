@@ -7,17 +7,16 @@ run, since other work on the machine slows every figure.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mamba_bio_audio.atomic import atomic_path
-from mamba_bio_audio.pipelines.bench.results import result_path, write_result
-
-
-def load_average() -> list[float] | None:
-    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+from mamba_bio_audio.pipelines.bench.results import (
+    host_info,
+    result_path,
+    write_result,
+)
+from mamba_bio_audio.pipelines.report import save_png
 
 
 def machine(device: str) -> dict:
@@ -25,9 +24,8 @@ def machine(device: str) -> dict:
     import numba
     import torch
 
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "device": device, "python": platform.python_version(),
-            "torch": torch.__version__, "numba": numba.__version__}
+    info = host_info() | {"device": device, "python": platform.python_version(), "torch": torch.__version__,
+                          "numba": numba.__version__}
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
     return info
@@ -90,6 +88,4 @@ def plot_panels(path: Path, panels: list[dict]) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)

@@ -14,6 +14,7 @@ import argparse
 
 from mamba_bio_audio.pipelines.bench import sweep_report
 from mamba_bio_audio.pipelines.bench.memory import resolve_device
+from mamba_bio_audio.pipelines.bench.results import load_average
 from mamba_bio_audio.pipelines.bench.train_step import measure
 
 # device -> arch -> config fields
@@ -52,7 +53,7 @@ def run(args) -> int:
     batches = [int(b) for b in (args.batches or BATCHES[device]).split(",") if b.strip()]
     if not batches or min(batches) < 1 or args.seq_len < 2 or args.steps < 1 or args.warmup < 0:
         raise ValueError("--batches must be positive integers, --seq-len >= 2, --steps >= 1, --warmup >= 0")
-    load_before = sweep_report.load_average()
+    load_before = load_average()
     rows = []
     for arch, shape in SHAPES[device].items():
         config = shape | {"checkpoint_blocks": args.checkpoint_blocks}
@@ -87,7 +88,7 @@ def run(args) -> int:
     ]
     report = {
         "machine": sweep_report.machine(device) | {"loadavg_before": load_before,
-                                                   "loadavg_after": sweep_report.load_average()},
+                                                   "loadavg_after": load_average()},
         "parameters": {"shapes": SHAPES[device], "seq_len": args.seq_len, "steps": args.steps,
                        "warmup": args.warmup, "checkpoint_blocks": args.checkpoint_blocks,
                        "threads": args.threads or "default", "amp_bf16": args.amp and device == "cuda",
