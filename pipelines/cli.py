@@ -14,15 +14,15 @@ import mamba_bio_audio
 
 # subcommand -> (module under mamba_bio_audio.pipelines, one-line help)
 COMMANDS = {
-    "prepare-dna": ("prepare_dna", "FASTA (+ BED of intervals) to a prepared DNA dataset"),
-    "prepare-species": ("prepare_species", "per-species FASTAs or a MAF alignment to a species-classification dataset"),
-    "prepare-audio": ("prepare_audio", "audio files to an 8-bit mu-law dataset (long recordings or labelled clips)"),
-    "examples": ("examples", "fetch and prepare the example data (dna: human genome parts and apes; audio: piano, digits)"),
-    "pretrain": ("pretrain", "causal LM pretraining (DNA or audio) from the Hydra configs: pretrain experiment=dna/hg_small_cpu ..."),
-    "finetune": ("finetune", "species classification from a pretrained LM: finetune experiment=species/apes4_cpu net.pretrained=..."),
-    "evaluate": ("evaluate", "test metrics of a trained model: evaluate experiment=... ckpt_path=... (or net.pretrained=...)"),
-    "sample": ("sample", "audio clips (WAV + PNG) or DNA sequences (FASTA) from a trained LM, with their log-likelihoods"),
-    "quickstart": ("quickstart", "fetch the example data, pretrain DNA and audio LMs, fine-tune the apes classifier, sample audio, "
+    "prepare-dna": ("commands.prepare_dna", "FASTA (+ BED of intervals) to a prepared DNA dataset"),
+    "prepare-species": ("commands.prepare_species", "per-species FASTAs or a MAF alignment to a species-classification dataset"),
+    "prepare-audio": ("commands.prepare_audio", "audio files to an 8-bit mu-law dataset (long recordings or labelled clips)"),
+    "examples": ("commands.examples", "fetch and prepare the example data (dna: human genome parts and apes; audio: piano, digits)"),
+    "pretrain": ("commands.pretrain", "causal LM pretraining (DNA or audio) from the Hydra configs: pretrain experiment=dna/hg_small_cpu ..."),
+    "finetune": ("commands.finetune", "species classification from a pretrained LM: finetune experiment=species/apes4_cpu net.pretrained=..."),
+    "evaluate": ("commands.evaluate", "test metrics of a trained model: evaluate experiment=... ckpt_path=... (or net.pretrained=...)"),
+    "sample": ("commands.sample", "audio clips (WAV + PNG) or DNA sequences (FASTA) from a trained LM, with their log-likelihoods"),
+    "quickstart": ("commands.quickstart", "fetch the example data, pretrain DNA and audio LMs, fine-tune the apes classifier, sample audio, "
                    "write quickstart/report.md (about 15 minutes on 2 CPU cores)"),
 }
 BENCHMARKS = {

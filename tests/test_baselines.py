@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mamba_bio_audio.pipelines.baselines import KmerSpeciesBaseline, MarkovBaseline
+from mamba_bio_audio.pipelines.evaluation.baselines import KmerSpeciesBaseline, MarkovBaseline
 
 
 def test_order0_matches_hand_computed_smoothed_frequencies():

@@ -2,7 +2,7 @@ import gzip
 
 import pytest
 
-from mamba_bio_audio.data_prep.fasta import bundled_example, read_fasta
+from mamba_bio_audio.data_prep.formats.fasta import bundled_example, read_fasta
 
 
 def test_bundled_examples_are_real_mitochondrial_genomes():

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from mamba_bio_audio.data_prep.prepared import (
+from mamba_bio_audio.data_prep.datasets.prepared import (
     FORMAT_VERSION, PreparedDataset, PreparedDatasetWriter, is_up_to_date, source_entry,
 )
 

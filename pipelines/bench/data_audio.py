@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from mamba_bio_audio.data_prep.parallel import default_workers
-from mamba_bio_audio.data_prep.prepare_audio import prepare_audio
-from mamba_bio_audio.pipelines.bench.results import (
+from mamba_bio_audio.data_prep.datasets.parallel import default_workers
+from mamba_bio_audio.data_prep.datasets.prepare_audio import prepare_audio
+from mamba_bio_audio.pipelines.reporting.bench_results import (
     host_info,
     load_average,
     write_result,

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 from Bio import bgzf
-from mamba_bio_audio.data_prep.dna_windows import DnaWindowDataset
-from mamba_bio_audio.data_prep.parallel import default_workers
-from mamba_bio_audio.data_prep.prepared import file_sha256
-from mamba_bio_audio.pipelines.bench.results import (
+from mamba_bio_audio.data_prep.datasets.dna_windows import DnaWindowDataset
+from mamba_bio_audio.data_prep.datasets.parallel import default_workers
+from mamba_bio_audio.data_prep.datasets.prepared import file_sha256
+from mamba_bio_audio.pipelines.reporting.bench_results import (
     host_info,
     load_average,
     write_result,
@@ -92,7 +92,7 @@ def _compress(src: Path, dst: Path, kind: str) -> None:
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from mamba_bio_audio.data_prep.prepare_dna import prepare_dna
+from mamba_bio_audio.data_prep.datasets.prepare_dna import prepare_dna
 started = time.perf_counter()
 prepare_dna([Path(sys.argv[1])], Path(sys.argv[2]), workers=int(sys.argv[3]), force=True)
 wall = time.perf_counter() - started

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from mamba_bio_audio.pipelines.bench.results import (
+from mamba_bio_audio.pipelines.reporting.bench_results import (
     host_info,
     load_average,
     write_result,

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 
-from mamba_bio_audio.pipelines.bench import sweep_report
-from mamba_bio_audio.pipelines.bench.results import load_average
+from mamba_bio_audio.pipelines.reporting import sweep_report
+from mamba_bio_audio.pipelines.reporting.bench_results import load_average
 from mamba_bio_audio.pipelines.bench.train_step import measure
 
 from mamba_bio_audio.config import config_from_dict, load_preset

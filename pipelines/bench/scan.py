@@ -27,7 +27,7 @@ import torch
 
 # for its side effect: it picks numba's threading layer, which must come before numba.set_num_threads starts threads
 from mamba_bio_audio.kernels.cpu import selective_scan_numba  # noqa: F401
-from mamba_bio_audio.pipelines.bench.results import load_average
+from mamba_bio_audio.pipelines.reporting.bench_results import load_average
 from rich.console import Console
 from rich.table import Table
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 
-from mamba_bio_audio.pipelines.bench import sweep_report
+from mamba_bio_audio.pipelines.reporting import sweep_report
 from mamba_bio_audio.pipelines.bench.memory import resolve_device
-from mamba_bio_audio.pipelines.bench.results import load_average
+from mamba_bio_audio.pipelines.reporting.bench_results import load_average
 from mamba_bio_audio.pipelines.bench.train_step import measure
 
 # device -> arch -> config fields

@@ -4,8 +4,8 @@ import re
 import numpy as np
 import pytest
 
-from mamba_bio_audio.data_prep.prepare_audio import prepare_audio
-from mamba_bio_audio.data_prep.prepared import PreparedDataset
+from mamba_bio_audio.data_prep.datasets.prepare_audio import prepare_audio
+from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
 
 
 def _bad_files(tmp_path, audio):

@@ -1,9 +1,9 @@
-"""Normalisation policies and tokenisation of a record (data_prep/audio_encode.py); the mu-law closed form and
+"""Normalisation policies and tokenisation of a record (data_prep/formats/audio_encode.py); the mu-law closed form and
 its round-trip bound are tested with the tokenizer in tests/test_tokenizers.py."""
 import numpy as np
 import pytest
 
-from mamba_bio_audio.data_prep.audio_encode import encode_audio
+from mamba_bio_audio.data_prep.formats.audio_encode import encode_audio
 from mamba_bio_audio.tokenizers import linear_encode, mu_law_encode
 
 

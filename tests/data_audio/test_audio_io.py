@@ -1,9 +1,9 @@
-"""Decoding, down-mix and resampling (data_prep/audio_io.py)."""
+"""Decoding, down-mix and resampling (data_prep/formats/audio_io.py)."""
 import numpy as np
 import pytest
 import soundfile as sf
 
-from mamba_bio_audio.data_prep.audio_io import check_rate, load_mono, probe
+from mamba_bio_audio.data_prep.formats.audio_io import check_rate, load_mono, probe
 
 
 @pytest.mark.parametrize("rate_in, freq, subtype", [(44100, 997.0, "PCM_16"), (48000, 3001.0, "PCM_24"),

@@ -1,10 +1,10 @@
-"""File discovery, natural order, splits and labels (data_prep/audio_sources.py)."""
+"""File discovery, natural order, splits and labels (data_prep/datasets/audio_sources.py)."""
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from mamba_bio_audio.data_prep.audio_sources import (
+from mamba_bio_audio.data_prep.datasets.audio_sources import (
     AudioSource, find_audio, label_name, parse_percent, read_list, split_by_hash, split_by_lists,
     split_by_order,
 )

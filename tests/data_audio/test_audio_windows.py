@@ -1,11 +1,11 @@
-"""Readers: windows (x shifted right with start token 128, y) and padded clips (data_prep/audio_windows.py)."""
+"""Readers: windows (x shifted right with start token 128, y) and padded clips (data_prep/datasets/audio_windows.py)."""
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from mamba_bio_audio.data_prep.audio_windows import AudioClipDataset, AudioWindowDataset, autoregressive_pair
-from mamba_bio_audio.data_prep.prepared import PreparedDataset, PreparedDatasetWriter
+from mamba_bio_audio.data_prep.datasets.audio_windows import AudioClipDataset, AudioWindowDataset, autoregressive_pair
+from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset, PreparedDatasetWriter
 
 
 def _long_dataset(path, lengths, mode="long"):

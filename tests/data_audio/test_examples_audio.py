@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mamba_bio_audio.data_prep import example_digits
-from mamba_bio_audio.data_prep.example_tools import (
+from mamba_bio_audio.data_prep.examples import digits as example_digits
+from mamba_bio_audio.data_prep.examples.tools import (
     DIGIT_PACKAGES, PIANO_PACKAGES, ensure_debian_packages, ensure_python_packages, missing_packages,
 )
-from mamba_bio_audio.data_prep.prepared import PreparedDataset
+from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
 
 needs_piano = pytest.mark.skipif(bool(missing_packages(PIANO_PACKAGES)),
                                  reason=f"Debian packages missing: {missing_packages(PIANO_PACKAGES)}")
@@ -55,7 +55,7 @@ def test_missing_tools_are_reported_with_the_command(tmp_path):
 
 def test_corpus_order_starts_with_piano_pieces():
     pytest.importorskip("music21", reason="music21 is in the examples extra")
-    from mamba_bio_audio.data_prep.example_piano import corpus_order
+    from mamba_bio_audio.data_prep.examples.piano import corpus_order
 
     order = corpus_order()
     assert order[0] == "joplin/maple_leaf_rag.mxl" and any(w.startswith("bach/") for w in order)
@@ -67,7 +67,7 @@ def test_corpus_order_starts_with_piano_pieces():
 @needs_digits
 def test_make_examples_end_to_end(tmp_path):
     pytest.importorskip("music21", reason="music21 is in the examples extra")
-    from mamba_bio_audio.data_prep.examples_audio import make_examples
+    from mamba_bio_audio.data_prep.examples.audio import make_examples
 
     results = make_examples(tmp_path, hours=0.001, digits=10, seed=3, workers=2)
     piano = PreparedDataset(tmp_path / "piano")
@@ -88,7 +88,7 @@ def test_make_examples_end_to_end(tmp_path):
 
 
 def test_trim_silence_cuts_edges_and_long_rests_and_keeps_the_sound():
-    from mamba_bio_audio.data_prep.example_piano import trim_silence
+    from mamba_bio_audio.data_prep.examples.piano import trim_silence
 
     rate, frame = 1000, 50  # 0.05 s frames of 50 samples
     tone = lambda seconds: 0.5 * np.sin(np.arange(int(seconds * rate)) * 0.3) + 0.01  # noqa: E731

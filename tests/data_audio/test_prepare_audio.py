@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from mamba_bio_audio.data_prep.audio_encode import encode_audio
-from mamba_bio_audio.data_prep.audio_io import load_mono
-from mamba_bio_audio.data_prep.prepare_audio import prepare_audio
-from mamba_bio_audio.data_prep.prepared import PreparedDataset
+from mamba_bio_audio.data_prep.formats.audio_encode import encode_audio
+from mamba_bio_audio.data_prep.formats.audio_io import load_mono
+from mamba_bio_audio.data_prep.datasets.prepare_audio import prepare_audio
+from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
 from mamba_bio_audio.pipelines.cli import main
 
 

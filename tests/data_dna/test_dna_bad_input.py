@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from mamba_bio_audio.data_prep import dna_layout
-from mamba_bio_audio.data_prep.prepare_dna import prepare_dna
-from mamba_bio_audio.data_prep.prepared import PreparedDataset
+from mamba_bio_audio.data_prep.datasets import dna_layout
+from mamba_bio_audio.data_prep.datasets.prepare_dna import prepare_dna
+from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
 from mamba_bio_audio.pipelines.cli import main
 
 

@@ -5,11 +5,11 @@ import stat
 
 import pytest
 
-from mamba_bio_audio.data_prep import examples_dna
-from mamba_bio_audio.data_prep.debian import package_file
-from mamba_bio_audio.data_prep.dna_layout import read_records_tsv
-from mamba_bio_audio.data_prep.examples_dna import APES_MAF, CHR20, CHR20_FAI, CHRX, prepare_hg_small
-from mamba_bio_audio.data_prep.prepared import PreparedDataset
+from mamba_bio_audio.data_prep.examples import dna as examples_dna
+from mamba_bio_audio.data_prep.examples.debian import package_file
+from mamba_bio_audio.data_prep.datasets.dna_layout import read_records_tsv
+from mamba_bio_audio.data_prep.examples.dna import APES_MAF, CHR20, CHR20_FAI, CHRX, prepare_hg_small
+from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
 from mamba_bio_audio.pipelines.cli import main
 
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from Bio import SeqIO
 
-from mamba_bio_audio.data_prep import fasta_parts, fasta_stream
-from mamba_bio_audio.data_prep.fasta import bundled_example
-from mamba_bio_audio.data_prep.fasta_parts import iter_parts
-from mamba_bio_audio.data_prep.fasta_stream import compression, tokenize_fasta
+from mamba_bio_audio.data_prep.formats import fasta_parts, fasta_stream
+from mamba_bio_audio.data_prep.formats.fasta import bundled_example
+from mamba_bio_audio.data_prep.formats.fasta_parts import iter_parts
+from mamba_bio_audio.data_prep.formats.fasta_stream import compression, tokenize_fasta
 from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
 POLICY = NucleotideTokenizer().config()

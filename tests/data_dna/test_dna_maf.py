@@ -1,7 +1,7 @@
 """MAF reading: rows, strands, gaps, malformed input."""
 import pytest
 
-from mamba_bio_audio.data_prep.maf import iter_maf
+from mamba_bio_audio.data_prep.formats.maf import iter_maf
 
 
 def test_rows_strands_and_gaps(tmp_path):

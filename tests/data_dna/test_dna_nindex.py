@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from mamba_bio_audio.data_prep import nindex
-from mamba_bio_audio.data_prep.nindex import N_ID, NIndex, NIndexBuilder, block_counts
+from mamba_bio_audio.data_prep.datasets import nindex
+from mamba_bio_audio.data_prep.datasets.nindex import N_ID, NIndex, NIndexBuilder, block_counts
 
 
 def tokens_with_n(rng, n):

@@ -6,10 +6,10 @@ import numpy as np
 import pyfaidx
 import pytest
 
-from mamba_bio_audio.data_prep import fasta_parts
-from mamba_bio_audio.data_prep.dna_layout import load_intervals, read_records_tsv
-from mamba_bio_audio.data_prep.prepare_dna import prepare_dna
-from mamba_bio_audio.data_prep.prepared import PreparedDataset
+from mamba_bio_audio.data_prep.formats import fasta_parts
+from mamba_bio_audio.data_prep.datasets.dna_layout import load_intervals, read_records_tsv
+from mamba_bio_audio.data_prep.datasets.prepare_dna import prepare_dna
+from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
 from mamba_bio_audio.pipelines.cli import main
 
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from mamba_bio_audio.data_prep.dna_layout import read_records_tsv
-from mamba_bio_audio.data_prep.maf import iter_maf
-from mamba_bio_audio.data_prep.prepared import PreparedDataset
-from mamba_bio_audio.data_prep.species import prepare_species_genomes, prepare_species_maf
-from mamba_bio_audio.data_prep.species_windows import SpeciesWindowDataset
+from mamba_bio_audio.data_prep.datasets.dna_layout import read_records_tsv
+from mamba_bio_audio.data_prep.formats.maf import iter_maf
+from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
+from mamba_bio_audio.data_prep.datasets.prepare_species import prepare_species_genomes, prepare_species_maf
+from mamba_bio_audio.data_prep.datasets.species_windows import SpeciesWindowDataset
 from mamba_bio_audio.pipelines.cli import main
 
 SPECIES = {"Hsap": "human", "Ptro": "chimpanzee", "Ggor": "gorilla", "Ppyg": "orangutan"}

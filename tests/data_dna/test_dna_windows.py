@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from mamba_bio_audio.data_prep.dna_layout import load_intervals
-from mamba_bio_audio.data_prep.dna_windows import PAD_ID, DnaWindowDataset
-from mamba_bio_audio.data_prep.prepare_dna import prepare_dna
-from mamba_bio_audio.data_prep.windows import caduceus_windows, fit, mamba_windows
+from mamba_bio_audio.data_prep.datasets.dna_layout import load_intervals
+from mamba_bio_audio.data_prep.datasets.dna_windows import PAD_ID, DnaWindowDataset
+from mamba_bio_audio.data_prep.datasets.prepare_dna import prepare_dna
+from mamba_bio_audio.data_prep.datasets.windows import caduceus_windows, fit, mamba_windows
 from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
 SEG = 1 << 17  # the paper's segment length and tile_max

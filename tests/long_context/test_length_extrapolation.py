@@ -6,7 +6,7 @@ import torch
 
 from mamba_bio_audio.models import MambaLMHeadModel
 from mamba_bio_audio.models.transformer import TransformerLMHeadModel
-from mamba_bio_audio.pipelines import length_extrapolation as lx
+from mamba_bio_audio.pipelines.evaluation import length_extrapolation as lx
 
 
 def test_loss_per_position_chunked_equals_whole(make_mamba_config, make_dna, close):
@@ -48,7 +48,7 @@ def test_command_line_on_saved_models(tmp_path, make_mamba_config, make_transfor
     torch.manual_seed(0)
     MambaLMHeadModel(make_mamba_config()).save_pretrained(tmp_path / "mamba")
     TransformerLMHeadModel(make_transformer_config()).save_pretrained(tmp_path / "transformer")
-    from mamba_bio_audio.data_prep.fasta import bundled_example
+    from mamba_bio_audio.data_prep.formats.fasta import bundled_example
 
     code = lx.main([str(tmp_path / "mamba"), str(tmp_path / "transformer"), "--fasta",
                     str(bundled_example("MT-human.fa.gz")), "--train-length", "128", "--length", "512",

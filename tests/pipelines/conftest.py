@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mamba_bio_audio.data_prep.prepare_audio import prepare_audio
-from mamba_bio_audio.data_prep.prepare_dna import prepare_dna
-from mamba_bio_audio.data_prep.species import prepare_species_genomes
+from mamba_bio_audio.data_prep.datasets.prepare_audio import prepare_audio
+from mamba_bio_audio.data_prep.datasets.prepare_dna import prepare_dna
+from mamba_bio_audio.data_prep.datasets.prepare_species import prepare_species_genomes
 
 TINY_DNA_NET = ["++net.config.n_layer=1", "++net.config.d_model=16"]
 TINY_AUDIO_NET = ["++net.config.n_layer=1", "++net.config.d_model=16", "++net.config.ssm_cfg.d_state=4"]
@@ -66,7 +66,7 @@ def overrides(data_dir, tmp_path):
 
 @pytest.fixture
 def compose():
-    from mamba_bio_audio.pipelines.hydra_cli import compose as compose_config
+    from mamba_bio_audio.pipelines.commands.hydra_compose import compose as compose_config
 
     return lambda *overrides: compose_config("train", [o for group in overrides for o in
                                                        ([group] if isinstance(group, str) else group)])

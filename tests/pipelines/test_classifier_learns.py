@@ -4,7 +4,7 @@ the Mamba classifier, trained from scratch through the same Hydra run as quickst
 Mean pooling keeps the test short: last-token pooling (the default) gets there too, in about 200 steps."""
 from __future__ import annotations
 
-from mamba_bio_audio.pipelines.train import run
+from mamba_bio_audio.pipelines.training.train import run
 
 
 def test_classifier_learns_species_that_differ_in_composition(compose, overrides):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from mamba_bio_audio.pipelines.hydra_cli import available
-from mamba_bio_audio.pipelines.train import build
+from mamba_bio_audio.pipelines.commands.hydra_compose import available
+from mamba_bio_audio.pipelines.training.train import build
 
 EXPERIMENTS = available("experiment")
 
@@ -39,7 +39,7 @@ def test_size_series_parameter_counts(compose, tmp_path):
 
 
 def test_context_series_keeps_2_24_tokens_per_step(compose, tmp_path):
-    from mamba_bio_audio.pipelines.callbacks.seqlen_warmup import SeqLenWarmup
+    from mamba_bio_audio.pipelines.training.callbacks.seqlen_warmup import SeqLenWarmup
 
     for e in (10, 16, 20):
         cfg = compose(f"experiment=dna/hg38_mamba_1.4m_ctx{e}", f"paths.output_dir={tmp_path}")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mamba_bio_audio.pipelines.train import run
+from mamba_bio_audio.pipelines.training.train import run
 
 TINY_SASHIMI = ["++net.config.d_model=8", "++net.config.n_layers=1", "++net.config.ssm_cfg={d_state:4}"]
 

@@ -6,8 +6,8 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from mamba_bio_audio.pipelines import train
-from mamba_bio_audio.pipelines.train import TrainingStopped, run
+from mamba_bio_audio.pipelines.training import train
+from mamba_bio_audio.pipelines.training.train import TrainingStopped, run
 
 SHORT = ["experiment=dna/hg_small_cpu", "data.seq_len=64", "data.batch_size=2", "data.train_windows=6",
          "data.eval_items=2", "trainer.max_epochs=2", "trainer.max_steps=-1", "trainer.val_check_interval=null",

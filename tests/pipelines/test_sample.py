@@ -10,8 +10,8 @@ import soundfile as sf
 import torch
 
 from mamba_bio_audio.pipelines.cli import main
-from mamba_bio_audio.pipelines.nets import load_net
-from mamba_bio_audio.pipelines.train import run
+from mamba_bio_audio.pipelines.training.nets import load_net
+from mamba_bio_audio.pipelines.training.train import run
 
 STEPS = ["trainer.max_steps=2", "trainer.val_check_interval=null", "trainer.check_val_every_n_epoch=1",
          "trainer.limit_val_batches=1", "test=false", "~callbacks.audio_samples"]
@@ -70,7 +70,7 @@ def test_sample_dna_with_prefix(compose, overrides, tiny, tmp_path):
 
 
 def test_clip_stats_tell_tone_noise_offset_and_a_stuck_sampler_apart():
-    from mamba_bio_audio.pipelines.audio_out import clip_stats
+    from mamba_bio_audio.pipelines.reporting.audio_out import clip_stats
 
     rate = 16000
     t = np.arange(rate) / rate

@@ -1,0 +1,241 @@
+"""Audio files to a prepared 8-bit audio dataset (DESIGN.md "Prepared datasets"; CLI ``prepare-audio``).
+
+Two modes:
+
+``long``   YouTubeMix-like: one record per file (windows are drawn at training time), natural file order
+           split 88/6/6 unless lists are given.
+``clips``  SC09-like: one fixed-length clip per file, cut to ``clip_seconds`` (the start is kept) and stored
+           at its own length when shorter (readers pad it with the ignore index); a label from the folder or
+           the file name; Speech Commands' hash split (80/10/10) unless lists are given.
+
+Every file is decoded with soundfile, averaged to mono, resampled with soxr HQ to ``rate`` and tokenised with
+:func:`~mamba_bio_audio.data_prep.formats.audio_encode.encode_audio`. Hashing and decoding run on a process pool.
+The manifest records the tokenizer, every source with its sha256, the parameters, and per file its split,
+record index, label and what happened to it (silent, cut, clipped, skipped). A bad file stops the run with a
+ValueError naming it (``skip_bad=True`` logs it, records it as skipped and goes on); the dataset folder is
+written atomically, so a failed run leaves no dataset, or the previous one, behind. Preparing the same files
+with the same parameters again returns at once unless ``force``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mamba_bio_audio.data_prep.formats.audio_encode import NORMALIZE, QUANTIZATION, encode_audio
+from mamba_bio_audio.data_prep.formats.audio_io import RESAMPLER, AudioInfo, check_rate, load_mono, probe
+from mamba_bio_audio.data_prep.datasets.audio_sources import (
+    SPLITS, find_audio, label_name, natural_key, parse_percent, read_list, split_by_hash,
+    split_by_lists, split_by_order,
+)
+from mamba_bio_audio.data_prep.datasets.parallel import ordered_map
+from mamba_bio_audio.data_prep.datasets.prepared import (
+    PreparedDataset, PreparedDatasetWriter, file_sha256, is_up_to_date, source_entry,
+)
+from mamba_bio_audio.tokenizers import MuLawTokenizer
+
+log = logging.getLogger(__name__)
+
+MODES = ("long", "clips")
+DEFAULT_SPLIT = {"long": "88,6,6", "clips": "80,10,10"}
+# Float files may hold any level; under normalize="none" a float file beyond full scale is an error. Other
+# overshoot (the resampler's, a lossy decoder's) is clipped and counted.
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+Progress = Callable[[str, int, int], None]  # (phase "hash" | "decode", done, total)
+
+
+@dataclass
+class AudioPrepareResult:
+    """``splits``: {name: {"records", "tokens"}}; ``seconds_in``: input audio used; ``skipped``: [(path, reason)]."""
+
+    path: Path
+    up_to_date: bool
+    splits: dict
+    seconds_in: float
+    wall_s: float
+    skipped: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _DecodeJob:
+    path: str
+    info: AudioInfo
+    rate: int
+    normalize: str
+    quantization: str
+    clip_samples: int | None
+
+
+def _probe_job(path: Path) -> dict:
+    entry = source_entry(path)
+    try:
+        return {"source": entry, "info": probe(path)}
+    except ValueError as err:
+        return {"source": entry, "error": str(err)}
+
+
+def _decode_job(job: _DecodeJob) -> dict:
+    try:
+        decoded = load_mono(job.path, job.rate, job.info)
+    except ValueError as err:
+        return {"error": str(err)}
+    if job.normalize == "none" and decoded.input_peak > 1 and job.info.subtype in FLOAT_SUBTYPES:
+        return {"error": f"{job.path}: samples reach {decoded.input_peak:.4g}, beyond full scale [-1, 1] "
+                         f"(a float file?); use --normalize peak or minmax"}
+    samples = decoded.samples
+    cut = job.clip_samples is not None and samples.size > job.clip_samples
+    if cut:
+        samples = samples[: job.clip_samples]
+    if samples.size == 0:
+        return {"error": f"{job.path}: {job.info.frames} frames at {job.info.rate} Hz give no sample at {job.rate} Hz"}
+    encoded = encode_audio(samples, job.normalize, job.quantization)
+    return {"tokens": encoded.tokens, "silent": encoded.silent, "clipped": encoded.clipped, "cut": cut}
+
+
+def prepare_audio(
+    inputs: list[str | Path],
+    out_dir: str | Path,
+    *,
+    mode: str = "long",
+    rate: int = 16000,
+    normalize: str = "minmax",
+    quantization: str = "mu-law",
+    split: str | None = None,
+    valid_list: str | Path | None = None,
+    test_list: str | Path | None = None,
+    clip_seconds: float = 1.0,
+    label_from: str = "folder",
+    labels: list[str] | None = None,
+    skip_bad: bool = False,
+    workers: int | None = None,
+    force: bool = False,
+    extra: dict | None = None,
+    progress: Progress | None = None,
+) -> AudioPrepareResult:
+    """Prepare ``inputs`` (files, folders, globs) into the dataset folder ``out_dir``; see the module docstring.
+
+    ``split`` "train,valid,test" percentages (default 88,6,6 for long, 80,10,10 for clips) or ``valid_list`` /
+    ``test_list`` files; ``labels`` fixes the class order and keeps only files with those labels (clips);
+    ``extra`` adds top-level manifest fields (e.g. how example audio was made).
+    """
+    started = time.perf_counter()
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}; got {normalize!r}")
+    if quantization not in QUANTIZATION:
+        raise ValueError(f"quantization must be one of {QUANTIZATION}; got {quantization!r}")
+    rate = check_rate(rate)
+    if split is not None and (valid_list or test_list):
+        raise ValueError("give either split percentages or valid/test lists, not both")
+    clip_samples = None
+    if mode == "clips":
+        if not clip_seconds > 0:
+            raise ValueError(f"clip_seconds must be positive; got {clip_seconds!r}")
+        clip_samples = round(clip_seconds * rate)
+    progress = progress or (lambda phase, done, total: None)
+
+    sources, splits, label_names, labels, split_policy = _plan(inputs, mode, split, valid_list, test_list,
+                                                               label_from, labels)
+    probes = []
+    for done, result in enumerate(ordered_map(_probe_job, [s.path for s in sources], workers), start=1):
+        probes.append(result)
+        progress("hash", done, len(sources))
+    source_entries = [p["source"] for p in probes]
+    parameters = {
+        "mode": mode, "rate": rate, "normalize": normalize, "quantization": quantization, "bits": 8,
+        "downmix": "mean", "resampler": RESAMPLER, "split": split_policy, "clip_samples": clip_samples,
+        "label_from": label_from if mode == "clips" else None, "labels": labels, "skip_bad": skip_bad,
+    }
+    out_dir = Path(out_dir)
+    if not force and is_up_to_date(out_dir, "audio", source_entries, parameters):
+        log.info("%s is up to date", out_dir)
+        return _result(out_dir, True, started)
+
+    bad = [p["error"] for p in probes if "error" in p]
+    if bad and not skip_bad:
+        more = f" (and {len(bad) - 1} more bad files)" if len(bad) > 1 else ""
+        raise ValueError(bad[0] + more)
+    jobs = [_DecodeJob(str(s.path), p["info"], rate, normalize, quantization, clip_samples)
+            for s, p in zip(sources, probes) if "info" in p]
+    files: list[dict] = []  # filled while writing: the writer keeps this list and writes it into the manifest
+    stats = {"seconds_in": 0.0, "silent_records": 0, "clipped_samples": 0, "cut_clips": 0, "skipped": 0}
+    audio = {"rate": rate, "mode": mode, "clip_samples": clip_samples, "labels": labels, "stats": stats}
+    tokenizer = MuLawTokenizer(bits=8, quantization=quantization, normalize=normalize).config()
+    skipped = []
+    label_ids = {name: i for i, name in enumerate(labels or [])}
+    with (contextlib.closing(ordered_map(_decode_job, jobs, workers)) as decoded,
+          PreparedDatasetWriter(out_dir, "audio", tokenizer, source_entries, parameters, labelled=mode == "clips",
+                                extra={"audio": audio, "files": files, **(extra or {})}) as writer):
+        split_writers = {name: writer.split(name) for name in SPLITS}
+        for done, (source, probed, split_name, label) in enumerate(zip(sources, probes, splits, label_names), 1):
+            progress("decode", done - 1, len(sources))
+            entry = {"key": source.key, "split": split_name, "label": label}
+            result = next(decoded) if "info" in probed else probed
+            if "error" in result:
+                if not skip_bad:
+                    raise ValueError(result["error"])
+                log.warning("skipped: %s", result["error"])
+                skipped.append((str(source.path), result["error"]))
+                stats["skipped"] += 1
+                files.append({**entry, "skipped": result["error"]})
+                continue
+            info: AudioInfo = probed["info"]
+            record = split_writers[split_name].add(result["tokens"], label_ids.get(label))
+            files.append({**entry, "record": record, "rate_in": info.rate, "channels": info.channels,
+                          "subtype": info.subtype, "seconds_in": round(info.seconds, 6),
+                          "samples": int(result["tokens"].size), "silent": result["silent"], "cut": result["cut"],
+                          "clipped": result["clipped"]})
+            stats["seconds_in"] += info.seconds
+            stats["silent_records"] += result["silent"]
+            stats["clipped_samples"] += result["clipped"]
+            stats["cut_clips"] += result["cut"]
+        progress("decode", len(sources), len(sources))
+        if stats["skipped"] == len(sources):
+            raise ValueError(f"every input file was bad; nothing to prepare (first: {skipped[0][1]})")
+        stats["seconds_in"] = round(stats["seconds_in"], 6)
+    return _result(out_dir, False, started, skipped)
+
+
+def _plan(inputs, mode, split, valid_list, test_list, label_from, labels):
+    """-> sources, split name and label name per source, the label list, the split policy for the manifest."""
+    sources = find_audio(inputs)
+    if valid_list or test_list:
+        valid_entries = read_list(valid_list) if valid_list else []
+        test_entries = read_list(test_list) if test_list else []
+        splits = split_by_lists(sources, valid_entries, test_entries, str(valid_list), str(test_list))
+        split_policy = {"lists": {"valid": _list_id(valid_list), "test": _list_id(test_list)}}
+    else:
+        percent = parse_percent(split or DEFAULT_SPLIT[mode])
+        splits = split_by_order(len(sources), percent) if mode == "long" else split_by_hash(sources, percent)
+        split_policy = {"percent": list(percent),
+                        "by": "natural file order" if mode == "long" else "speech-commands hash"}
+    if mode == "long":
+        return sources, splits, [None] * len(sources), None, split_policy
+    # labels are chosen after the split, so lists are checked against every file (Speech Commands' lists name
+    # all 35 words when only the digits are kept)
+    names = [label_name(s, label_from) for s in sources]
+    if labels is None:
+        return sources, splits, names, sorted(set(names), key=natural_key), split_policy
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"labels must be distinct; got {labels}")
+    kept = [i for i, name in enumerate(names) if name in labels]
+    if not kept:
+        raise ValueError(f"no input file has one of the labels {labels} (labels found: {sorted(set(names))[:20]})")
+    if len(kept) < len(sources):
+        log.info("%d files have a label outside %s and are left out", len(sources) - len(kept), labels)
+    return ([sources[i] for i in kept], [splits[i] for i in kept], [names[i] for i in kept], list(labels),
+            split_policy)
+
+
+def _list_id(path: str | Path | None) -> dict | None:
+    return None if path is None else {"name": Path(path).name, "sha256": file_sha256(path)}
+
+
+def _result(out_dir: Path, up_to_date: bool, started: float, skipped: list | None = None) -> AudioPrepareResult:
+    manifest = PreparedDataset(out_dir).manifest
+    return AudioPrepareResult(out_dir, up_to_date, manifest["splits"], manifest["audio"]["stats"]["seconds_in"],
+                         time.perf_counter() - started, skipped or [])

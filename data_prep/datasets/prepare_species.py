@@ -1,0 +1,226 @@
+"""Species-classification datasets (``mamba-bio-audio prepare-species``): kind ``species``, records labelled
+with the species index (the order the species were given in; names in the manifest's ``species``).
+
+From per-species genomes (FASTA files), each sequence is one record and the split follows its chromosome
+(HyenaDNA's table: valid 1, 3, 12, 13; test 5, 7, 9, 10, 11; train the rest; ``chr`` prefixes and case are
+ignored). From a MAF alignment, the split follows the locus: each block goes where its reference row's
+interval lies (held-out ranges in reference coordinates, train elsewhere), for every species at once, so
+orthologous sequence never sits in two splits; blocks straddling a range boundary are dropped. Each
+species' blocks of a split are joined, in alignment order, into one record; ``<split>.blocks.tsv`` tells
+where each block sits in every species' record (``offset:length``, ``-`` when absent).
+"""
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import itertools
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from mamba_bio_audio.data_prep.datasets.dna_layout import SplitSinks
+from mamba_bio_audio.data_prep.formats.fasta_stream import check_readable, where
+from mamba_bio_audio.data_prep.formats.maf import MafBlock, iter_maf
+from mamba_bio_audio.data_prep.datasets.prepare_dna import DnaPrepareResult, ProgressFn, stream_sequences
+from mamba_bio_audio.data_prep.datasets.prepared import PreparedDatasetWriter, is_up_to_date, source_entry
+from mamba_bio_audio.data_prep.datasets.regions import Region, parse_region
+from mamba_bio_audio.tokenizers import NucleotideTokenizer
+
+HYENA_VALID = ("1", "3", "12", "13")
+HYENA_TEST = ("5", "7", "9", "10", "11")
+
+
+def chromosome_key(name: str) -> str:
+    """``chr2A`` / ``Chr2a`` / ``2A`` -> ``2a``: how sequence names are matched against chromosome lists."""
+    key = name.lower()
+    return key[3:] if key.startswith("chr") else key
+
+
+def _check_species(names: list[str]) -> None:
+    if not names:
+        raise ValueError("no species given")
+    if len(set(names)) != len(names):
+        raise ValueError(f"species names must be unique; got {names}")
+    if len(names) > 255:
+        raise ValueError("at most 255 species")
+
+
+@contextlib.contextmanager
+def _writing(out: Path, sources: list[dict], parameters: dict, tokenizer, species: list[str], notes: str | None,
+             split_by: str):
+    """(writer, sinks, scratch folder) for a species dataset; scratch is removed, the dataset atomic."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.parts.", dir=out.parent))
+    extra = {"species": species, "split_by": split_by, **({"notes": notes} if notes else {})}
+    try:
+        with PreparedDatasetWriter(out, "species", tokenizer.config(), sources, parameters, labelled=True,
+                                   extra=extra) as writer:
+            sinks = SplitSinks(writer, species)
+            yield writer, sinks, scratch
+            if not sinks:
+                raise ValueError("nothing to write: no sequence was selected")
+            sinks.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def prepare_species_genomes(genomes: dict[str, list[str | Path]], out: str | Path, *,
+                            valid_chroms: list[str] = HYENA_VALID, test_chroms: list[str] = HYENA_TEST,
+                            exclude: list[str] = (), case: str = "upper", iupac: str = "n", unknown: str = "error",
+                            workers: int = 0, force: bool = False, notes: str | None = None,
+                            progress: ProgressFn | None = None) -> DnaPrepareResult:
+    """Species dataset from per-species FASTA files (``{species: [fasta, ...]}``), split by chromosome."""
+    species = list(genomes)
+    _check_species(species)
+    files = [(i, check_readable(p)) for i, name in enumerate(species) for p in genomes[name]]
+    if not files:
+        raise ValueError("no FASTA file given")
+    valid, test = {chromosome_key(c) for c in valid_chroms}, {chromosome_key(c) for c in test_chroms}
+    if valid & test:
+        raise ValueError(f"chromosomes both in valid and test: {sorted(valid & test)}")
+    tokenizer = NucleotideTokenizer(case=case, iupac=iupac, unknown=unknown)
+    out = Path(out)
+    parameters = {"mode": "genomes", "species": {s: [Path(p).name for p in genomes[s]] for s in species},
+                  "valid_chroms": sorted(valid), "test_chroms": sorted(test), "exclude": list(exclude),
+                  "case": case, "iupac": iupac, "unknown": unknown}
+    sources = [{**source_entry(p), "role": f"genome:{species[i]}"} for i, p in files]
+    if not force and is_up_to_date(out, "species", sources, parameters):
+        return DnaPrepareResult(out, True)
+    paths = [p for _, p in files]
+    with _writing(out, sources, parameters, tokenizer, species, notes, "chromosome") as (_, sinks, scratch):
+        seen: dict[tuple[int, str], tuple[int, int]] = {}
+        sequences = stream_sequences(paths, tokenizer.config(), scratch, workers, progress)
+        with contextlib.closing(sequences):
+            for seq, tokens in sequences:
+                label = files[seq.source][0]
+                if (label, seq.name) in seen:
+                    src, off = seen[(label, seq.name)]
+                    raise ValueError(f"duplicate sequence name {seq.name!r} for {species[label]}: "
+                                     f"{where(paths[src], off)} and {where(paths[seq.source], seq.header_offset)}")
+                seen[(label, seq.name)] = (seq.source, seq.header_offset)
+                if any(fnmatch.fnmatchcase(seq.name, pattern) for pattern in exclude):
+                    continue
+                key = chromosome_key(seq.name)
+                split = "valid" if key in valid else "test" if key in test else "train"
+                sinks[split].add(tokens, seq.name, 0, seq.length, label=label)
+    return DnaPrepareResult(out, False)
+
+
+def _block_split(block_ref: tuple[str, int, int], held: list[tuple[str, Region]]) -> str | None:
+    """Split of a block by its reference interval: a held-out split, ``train``, or None (straddles a boundary)."""
+    name, a, b = block_ref
+    for split, r in held:
+        if r.name != name:
+            continue
+        end = b if r.end is None else r.end
+        if r.start <= a and b <= end:
+            return split
+        if a < end and r.start < b:
+            return None
+    return "train"
+
+
+def prepare_species_maf(maf: str | Path, out: str | Path, *, species: dict[str, str], reference: str | None = None,
+                        held_out: dict[str, list[str]] | None = None, case: str = "upper", iupac: str = "n",
+                        unknown: str = "error", force: bool = False, notes: str | None = None,
+                        progress: ProgressFn | None = None) -> DnaPrepareResult:
+    """Species dataset from a MAF alignment, split by locus.
+
+    ``species`` maps MAF source prefixes (``Hsap`` of ``Hsap.22``) to species names, in label order;
+    ``reference`` (default: the first prefix) is the species whose coordinates place blocks; ``held_out`` maps
+    split names to ``NAME:START-END`` ranges on the reference's sequences, e.g.
+    ``{"valid": ["22:40000000-45000000"]}``.
+    """
+    maf = check_readable(maf, "MAF file")
+    names = list(species.values())
+    _check_species(names)
+    reference = reference or next(iter(species))
+    if reference not in species:
+        raise ValueError(f"reference {reference!r} is not one of the MAF prefixes {list(species)}")
+    held = [(split, parse_region(spec)) for split, specs in (held_out or {}).items() for spec in specs]
+    for split, _ in held:
+        if not split.isidentifier() or split == "train":
+            raise ValueError(f"held-out split name must be an identifier other than 'train'; got {split!r}")
+    for (s1, r1), (s2, r2) in itertools.combinations(held, 2):
+        if r1.name == r2.name and r1.start < (r2.end or math.inf) and r2.start < (r1.end or math.inf):
+            raise ValueError(f"held-out ranges overlap: {r1.name}:{r1.start}- ({s1}) and {r2.name}:{r2.start}- ({s2})")
+    tokenizer = NucleotideTokenizer(case=case, iupac=iupac, unknown=unknown)
+    out = Path(out)
+    parameters = {"mode": "maf", "species": dict(species), "reference": reference,
+                  "held_out": {k: list(v) for k, v in (held_out or {}).items()},
+                  "case": case, "iupac": iupac, "unknown": unknown}
+    sources = [{**source_entry(maf), "role": "maf"}]
+    if not force and is_up_to_date(out, "species", sources, parameters):
+        return DnaPrepareResult(out, True)
+    prefixes = list(species)
+    with _writing(out, sources, parameters, tokenizer, names, notes, "locus") as (_, sinks, scratch):
+        joined = _JoinedRecords(scratch, prefixes)
+        stats = {"blocks": 0, "without_reference": 0, "straddling": 0}
+        total = maf.stat().st_size
+        for block in iter_maf(maf, (lambda n: progress(n, total)) if progress else None):
+            stats["blocks"] += 1
+            rows = {}
+            for row in block.rows:
+                rows.setdefault(row.species, row)
+            ref = rows.get(reference)
+            if ref is None:
+                stats["without_reference"] += 1
+                continue
+            split = _block_split((ref.sequence_name, *ref.forward_interval()), held)
+            if split is None:
+                stats["straddling"] += 1
+                continue
+            joined.add(split, block, ref, rows, tokenizer, maf)
+        joined.write(sinks, names, stats)
+    return DnaPrepareResult(out, False)
+
+
+class _JoinedRecords:
+    """Per (split, species) token files of joined blocks, and the block table of each split."""
+
+    def __init__(self, folder: Path, prefixes: list[str]):
+        self.folder, self.prefixes = folder, prefixes
+        self.files: dict[tuple[str, str], object] = {}
+        self.sizes: dict[tuple[str, str], int] = {}
+        self.tables: dict[str, list[str]] = {}
+
+    def add(self, split: str, block: MafBlock, ref, rows: dict, tokenizer, maf: Path) -> None:
+        a, b = ref.forward_interval()
+        cells = [str(block.number), ref.sequence_name, str(a), str(b)]
+        for prefix in self.prefixes:
+            row = rows.get(prefix)
+            if row is None:
+                cells.append("-")
+                continue
+            try:
+                tokens = tokenizer.encode(row.bases(), dtype=np.uint8)
+            except ValueError as err:
+                raise ValueError(f"{maf}, line {row.line}: {err}") from None
+            key = (split, prefix)
+            if key not in self.files:
+                self.files[key] = open(self.folder / f"{split}.{prefix}.u8", "wb")
+                self.sizes[key] = 0
+            self.files[key].write(memoryview(tokens))
+            cells.append(f"{self.sizes[key]}:{tokens.size}")
+            self.sizes[key] += tokens.size
+        self.tables.setdefault(split, []).append("\t".join(cells))
+
+    def write(self, sinks: SplitSinks, names: list[str], stats: dict) -> None:
+        for fh in self.files.values():
+            fh.close()
+        for split in sorted(self.tables, key=lambda s: (s != "train", s)):
+            for label, prefix in enumerate(self.prefixes):
+                if (split, prefix) not in self.files:
+                    continue
+                path = self.folder / f"{split}.{prefix}.u8"
+                size = self.sizes[(split, prefix)]
+                tokens = np.memmap(path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+                blocks = len(self.tables[split])
+                name = f"{names[label]}:{split} ({blocks} blocks joined)"
+                sinks[split].add(tokens, name, 0, tokens.size, label=label)
+            header = "\t".join(["block", "ref_name", "ref_start", "ref_end"] + names)
+            (sinks.writer.folder / f"{split}.blocks.tsv").write_text("\n".join([header] + self.tables[split]) + "\n")
+        (sinks.writer.folder / "maf_stats.tsv").write_text("".join(f"{k}\t{v}\n" for k, v in stats.items()))

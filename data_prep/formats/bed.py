@@ -1,0 +1,47 @@
+"""BED intervals with a split column: ``chrom  start  end  split`` (0-based, half-open; hts-specs BEDv1 §1.3).
+
+Header lines (``#...``, ``track ...``, ``browser ...``) and blank lines are skipped; columns after the fourth
+are ignored. HyenaDNA's ``sequences_human.bed`` (chr_name, start, end, split) reads as is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mamba_bio_audio.data_prep.formats.fasta_stream import check_readable
+
+
+@dataclass(frozen=True)
+class BedInterval:
+    name: str
+    start: int
+    end: int
+    split: str
+    line: int
+
+
+def read_bed(path: str | Path) -> list[BedInterval]:
+    """All intervals of a 4-column BED, in file order. Malformed lines raise ValueError with file and line."""
+    path = check_readable(path, "BED file")
+    intervals = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            fields = line.split()
+            if not fields or fields[0].startswith("#") or fields[0] in ("track", "browser"):
+                continue
+            where = f"{path}, line {number}"
+            if len(fields) < 4:
+                raise ValueError(f"{where}: expected 4 columns (chrom start end split), got {len(fields)}")
+            name, start, end, split = fields[:4]
+            try:
+                start, end = int(start), int(end)
+            except ValueError:
+                raise ValueError(f"{where}: start and end must be integers, got {fields[1]!r} {fields[2]!r}") from None
+            if not 0 <= start < end:
+                raise ValueError(f"{where}: need 0 <= start < end, got {start} {end}")
+            if not split.isidentifier():
+                raise ValueError(f"{where}: split name {split!r} must be an identifier such as train, valid, test")
+            intervals.append(BedInterval(name, start, end, split, number))
+    if not intervals:
+        raise ValueError(f"{path}: no intervals")
+    return intervals

@@ -1,0 +1,93 @@
+"""``mamba-bio-audio examples dna|audio``: fetch and prepare the example datasets.
+
+``dna``: real genomes from Debian example packages, prepared as ``hg_small`` and ``apes4`` (see
+:mod:`mamba_bio_audio.data_prep.examples.dna` and docs/dna_data.md). ``audio``: piano renders of the music21 corpus
+and synthetic spoken digits, made offline from Debian and PyPI packages as 8-bit mu-law datasets (see
+:mod:`mamba_bio_audio.data_prep.examples.audio`).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from mamba_bio_audio.data_prep.examples.audio import KINDS as AUDIO_KINDS, make_examples
+from mamba_bio_audio.data_prep.examples.dna import FILES, NAMES, debian_locator, prepare_apes4, prepare_hg_small
+from mamba_bio_audio.pipelines.commands.progress import byte_progress, file_progress, phase_callback
+from mamba_bio_audio.pipelines.commands.shared import audio_summary, clean_os_errors, dna_summary
+
+
+def _add_dna_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("data"), help="folder for the datasets (default: ./data)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="folder for unpacked Debian packages (default: ~/.cache/mamba-bio-audio/debian); "
+                             "packages installed under /usr/share/doc are read in place")
+    parser.add_argument("--only", choices=NAMES, action="append", help="prepare only this dataset; repeatable")
+    parser.add_argument("--workers", type=int, default=0, help="tokenising processes (default: up to 4 usable cores)")
+    parser.add_argument("--force", action="store_true", help="prepare again even if up to date")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run_dna(args) -> int:
+    locate = debian_locator(args.cache)
+    for name in args.only or NAMES:
+        out = args.out / name
+        with clean_os_errors(out):
+            for f in FILES[name]:  # fetch first, so the timing below is the preparation's
+                locate(f)
+        started = time.perf_counter()
+        with clean_os_errors(out), byte_progress(name, args.quiet) as progress:
+            if name == "hg_small":
+                result = prepare_hg_small(out, locate, workers=args.workers, force=args.force, progress=progress)
+            else:
+                result = prepare_apes4(out, locate, force=args.force, progress=progress)
+        print(dna_summary(result, started))
+    return 0
+
+
+def _add_audio_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("data"),
+                        help="output folder: datasets OUT/piano and OUT/digits, audio under OUT/raw_audio "
+                             "(default: %(default)s)")
+    parser.add_argument("--only", choices=AUDIO_KINDS, help="make only the piano or only the digits dataset")
+    parser.add_argument("--hours", type=float, default=4.0,
+                        help="piano audio to render, in hours (default: %(default)s, about YouTubeMix's size)")
+    parser.add_argument("--digits", type=int, default=20000, help="spoken-digit clips to make (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the digit synthesis and its split (default: 0)")
+    parser.add_argument("--workers", type=int, help="processes (default: the usable CPU cores)")
+    parser.add_argument("--install", action="store_true",
+                        help="install missing Debian tools with apt-get (needs root); otherwise they are reported")
+    parser.add_argument("--force", action="store_true", help="make the audio and datasets again even if up to date")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _run_audio(args) -> int:
+    kinds = (args.only,) if args.only else AUDIO_KINDS
+    with file_progress(disable=args.no_progress) as bar:
+        results = make_examples(args.out, kinds, hours=args.hours, digits=args.digits, seed=args.seed,
+                                workers=args.workers, install=args.install, force=args.force,
+                                progress=phase_callback(bar))
+    for kind, result in results.items():
+        print(f"{kind}: {audio_summary(result)}")
+    return 0
+
+
+# kind -> (help, add_arguments, run)
+KINDS = {
+    "dna": ("hg_small (GRCh37 chr20 + chrX part) and apes4 (chr22 EPO alignment) from Debian packages",
+            _add_dna_arguments, _run_dna),
+    "audio": ("piano renders of the music21 corpus and synthetic spoken digits", _add_audio_arguments, _run_audio),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="kind", metavar="KIND")
+    sub.required = True
+    for name, (help_text, add, run_kind) in KINDS.items():
+        kind_parser = sub.add_parser(name, help=help_text, description=help_text)
+        add(kind_parser)
+        kind_parser.set_defaults(kind_run=run_kind)
+
+
+def run(args) -> int:
+    return args.kind_run(args)

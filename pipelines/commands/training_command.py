@@ -1,0 +1,61 @@
+"""``pretrain`` / ``finetune`` / ``evaluate``: compose ``configs/train.yaml`` with Hydra overrides and run it."""
+from __future__ import annotations
+
+import argparse
+
+from omegaconf import OmegaConf
+
+LM_TASK = "mamba_bio_audio.pipelines.training.tasks.lm.CausalLMTask"
+CLASSIFICATION_TASK = "mamba_bio_audio.pipelines.training.tasks.classification.SequenceClassificationTask"
+
+
+def add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help=f"Hydra overrides, e.g. {example}; groups: experiment, data, net, task, trainer, "
+                             "callbacks, logger, debug (see docs/pipelines.md)")
+    parser.add_argument("--cfg", action="store_true", help="print the composed config and exit")
+    parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+
+
+def compose_checked(args, defaults: list[str], task_target: str | None, command: str):
+    """The composed config, after ``defaults`` (applied first, so the user's overrides win); None when
+    ``--cfg`` or ``--list`` printed something instead."""
+    from mamba_bio_audio.pipelines.commands.hydra_compose import available, compose
+
+    if args.list:
+        print("\n".join(available("experiment")))
+        return None
+    user_keys = {o.split("=", 1)[0].lstrip("+~") for o in args.overrides}
+    cfg = compose("train", [d for d in defaults if d.split("=", 1)[0] not in user_keys] + list(args.overrides))
+    if task_target is not None and cfg.task._target_ != task_target:
+        kind = "a causal LM" if task_target == LM_TASK else "a sequence classifier"
+        raise ValueError(f"{command} trains {kind}; this config's task is {cfg.task._target_.rsplit('.', 1)[-1]} "
+                         f"(pick an experiment under {'dna/ or audio/' if task_target == LM_TASK else 'species/'})")
+    if args.cfg:
+        print(OmegaConf.to_yaml(cfg))
+        return None
+    return cfg
+
+
+def report(result) -> None:
+    for key in sorted(result.metrics):
+        print(f"{key:>24s}  {result.metrics[key]:.4f}")
+    for label, path in (("best checkpoint", result.best_checkpoint), ("last checkpoint", result.last_checkpoint),
+                        ("exported model", result.export_dir), ("run folder", result.output_dir)):
+        if path:
+            print(f"{label}: {path}")
+
+
+def train_command(args, defaults: list[str], task_target: str | None, command: str) -> int:
+    from mamba_bio_audio.pipelines.training.train import TrainingStopped, run
+
+    cfg = compose_checked(args, defaults, task_target, command)
+    if cfg is None:
+        return 0
+    try:
+        result = run(cfg)
+    except TrainingStopped as err:
+        print(f"mamba-bio-audio {command}: {err}")
+        return 3
+    report(result)
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation beside the models: count-based baselines, quickstart metrics, length extrapolation."""

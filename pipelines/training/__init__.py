@@ -1,0 +1,1 @@
+"""Training: the run of a composed config, nets, DataModules, LightningModules (tasks) and callbacks."""
