@@ -1,6 +1,7 @@
 """Model folders: ``save_pretrained`` writes ``config.json`` + ``model.safetensors``; ``from_pretrained`` reads
 
-* ours: ``config.json`` (``MambaConfig.to_dict()``) + ``model.safetensors``;
+* ours: ``config.json`` (``config.to_dict()``: ``architecture`` and the fields, plus the model's ``head_type``)
+  + ``model.safetensors``, for every architecture (Mamba, Transformer++, SaShiMi) and head;
 * ``mamba_ssm``'s: ``config.json`` (d_model, n_layer, vocab_size, ssm_cfg, ...) + ``pytorch_model.bin``;
 * transformers' Mamba: ``config.json`` with ``model_type: "mamba"`` (hidden_size, num_hidden_layers, state_size,
   ...) + ``model.safetensors`` or ``pytorch_model.bin``, keys ``backbone.embeddings.*`` for ``backbone.embedding.*``.
@@ -19,13 +20,15 @@ from pathlib import Path
 import torch
 
 from mamba_bio_audio.atomic import atomic_path
-from mamba_bio_audio.config import MambaConfig
+from mamba_bio_audio.config import ConfigBase, MambaConfig
 
-__all__ = ["PretrainedMixin", "save_pretrained", "from_pretrained", "load_config", "load_state_dict"]
+__all__ = ["HEAD_KEY", "PretrainedMixin", "from_pretrained", "load_config", "load_state_dict", "load_weights",
+           "save_pretrained"]
 
 _log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
+HEAD_KEY = "head_type"  # beside the config fields in config.json: which head the weights are for
 WEIGHT_FILES = (
     "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
 )
@@ -36,11 +39,18 @@ LM_HEAD_KEY = "lm_head.weight"
 class PretrainedMixin:
     """``from_pretrained`` / ``save_pretrained`` for models built as ``cls(config, device=..., dtype=...)``.
 
-    A model lists the checkpoint keys it may lack (its fresh head) and those it may ignore (another head).
+    A model class names its ``config_class`` and ``head_type``, the checkpoint keys it may lack (its fresh head)
+    and those it may ignore (another head), and, for error messages, the config field behind each dimension of
+    a key (``_shape_fields``, by key suffix) and behind a key's presence (``_presence_fields``, by part of a
+    key).
     """
 
+    config_class: type[ConfigBase] = MambaConfig
+    head_type: str = "causal_lm"
     _keys_allowed_missing: tuple[str, ...] = ()
     _keys_allowed_unexpected: tuple[str, ...] = ()
+    _shape_fields: dict[str, tuple[str, ...]] = {}
+    _presence_fields: dict[str, str] = {}
 
     @classmethod
     def from_pretrained(cls, path, device=None, dtype=None, **config_overrides):
@@ -67,8 +77,9 @@ def save_pretrained(model, save_directory) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "model.safetensors") as tmp:
         save_model(model, str(tmp), metadata={"format": "pt"})
+    values = {**model.config.to_dict(), HEAD_KEY: model.head_type}
     with atomic_path(folder / CONFIG_FILE) as tmp:
-        model.config.to_json_file(tmp)
+        tmp.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
     return folder
 
 
@@ -142,19 +153,25 @@ def _config_from_transformers(raw: dict) -> dict:
     return values
 
 
-def load_config(path, **config_overrides) -> tuple[MambaConfig, str]:
-    """Read ``path/config.json`` → (config, layout) with layout "transformers" or "mamba" (ours and mamba_ssm's,
-    whose fields are a subset of ours). ``config_overrides`` replace fields."""
+def load_config(path, config_cls: type[ConfigBase] = MambaConfig, **config_overrides) -> tuple[ConfigBase, str]:
+    """Read ``path/config.json`` → (config of ``config_cls``, layout) with layout "transformers" (its Mamba) or
+    "ours" (ours and mamba_ssm's, whose fields are a subset of ours). ``config_overrides`` replace fields. A
+    folder of another architecture raises ValueError naming both."""
     folder = Path(path)
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"model folder {folder} has no {CONFIG_FILE}")
     raw = json.loads(config_path.read_text())
+    raw.pop(HEAD_KEY, None)
     if "model_type" in raw:
         layout, values = "transformers", _config_from_transformers(raw)
     else:
-        layout, values = "mamba", _config_from_mamba_ssm(raw)
-    return MambaConfig.from_dict({**values, **config_overrides}), layout
+        layout, values = "ours", _config_from_mamba_ssm(raw)
+    architecture = values.get("architecture", MambaConfig.architecture)
+    if architecture != config_cls.architecture:
+        raise ValueError(f"model folder {folder} holds a model of architecture {architecture!r}, not "
+                         f"{config_cls.architecture!r}: load it with mamba_bio_audio.models.load_pretrained")
+    return config_cls.from_dict({**values, **config_overrides}), layout
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -171,7 +188,7 @@ def _load_file(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_state_dict(path, layout: str = "mamba") -> dict:
+def load_state_dict(path, layout: str = "ours") -> dict:
     """Read the weights of a model folder into a state dict with our key names."""
     folder = Path(path)
     found = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
@@ -189,7 +206,7 @@ def load_state_dict(path, layout: str = "mamba") -> dict:
     return state_dict
 
 
-_SHAPE_FIELDS = {  # key suffix -> the config field behind each dimension
+MAMBA_SHAPE_FIELDS = {  # key suffix -> the config field behind each dimension
     "embedding.weight": ("vocab_size / pad_vocab_size_multiple", "d_model"),
     "lm_head.weight": ("vocab_size / pad_vocab_size_multiple", "d_model"),
     "score.weight": ("num_labels", "d_model"),
@@ -207,7 +224,7 @@ _SHAPE_FIELDS = {  # key suffix -> the config field behind each dimension
     "mlp.fc1.weight": ("d_intermediate", "d_model"),
     "mlp.fc2.weight": ("d_model", "d_intermediate"),
 }
-_PRESENCE_FIELDS = {  # key suffix -> the config field that decides whether the key exists
+MAMBA_PRESENCE_FIELDS = {  # part of a key -> the config field that decides whether the key exists
     "in_proj.bias": "ssm_cfg['bias']", "out_proj.bias": "ssm_cfg['bias']", "conv1d.bias": "ssm_cfg['conv_bias']",
     "norm.bias": "rms_norm", "norm_f.bias": "rms_norm", "norm2.bias": "rms_norm", "norm2.weight": "d_intermediate",
     "fc1.weight": "d_intermediate", "fc2.weight": "d_intermediate", "fc1.bias": "d_intermediate",
@@ -215,30 +232,31 @@ _PRESENCE_FIELDS = {  # key suffix -> the config field that decides whether the 
 }
 
 
-def _shape_field(key: str, expected: torch.Size, got: torch.Size) -> str:
+def _shape_field(model, key: str, expected: torch.Size, got: torch.Size) -> str:
     if len(expected) != len(got):
         return "the model type"
     dim = next(i for i, (a, b) in enumerate(zip(expected, got, strict=True)) if a != b)
     if key.endswith("norm.weight") or key.endswith("norm_f.weight") or key.endswith("norm2.weight"):
         return "d_model"
-    for suffix, fields in _SHAPE_FIELDS.items():
+    for suffix, fields in model._shape_fields.items():
         if key.endswith(suffix):
             return fields[dim]
     return "the model type"
 
 
-def _presence_field(key: str, n_layer: int) -> str:
+def _presence_field(model, key: str) -> str:
     layer = re.search(r"layers\.(\d+)\.", key)
-    if layer and int(layer.group(1)) >= n_layer:
+    n_layer = getattr(model.config, "n_layer", None)
+    if layer and n_layer is not None and int(layer.group(1)) >= n_layer:
         return "n_layer"
-    for suffix, name in _PRESENCE_FIELDS.items():
-        if key.endswith(suffix):
+    for part, name in model._presence_fields.items():
+        if part in key:
             return name
     return "n_layer" if layer else "the model type"
 
 
-def _fill_tied(state_dict: dict, model, config: MambaConfig) -> None:
-    if not config.tie_embeddings or LM_HEAD_KEY not in model.state_dict():
+def _fill_tied(state_dict: dict, model, config: ConfigBase) -> None:
+    if not getattr(config, "tie_embeddings", False) or LM_HEAD_KEY not in model.state_dict():
         return
     head, embedding = state_dict.get(LM_HEAD_KEY), state_dict.get(EMBEDDING_KEY)
     if head is None and embedding is not None:
@@ -250,7 +268,7 @@ def _fill_tied(state_dict: dict, model, config: MambaConfig) -> None:
                          "tie_embeddings is true")
 
 
-def _check_state_dict(state_dict: dict, model, config: MambaConfig) -> dict:
+def _check_state_dict(state_dict: dict, model) -> dict:
     """Raise ValueError at the first key that is missing, unexpected or of the wrong shape; return the state
     dict without the keys the model may ignore."""
     expected = model.state_dict()
@@ -259,19 +277,17 @@ def _check_state_dict(state_dict: dict, model, config: MambaConfig) -> dict:
             if key in model._keys_allowed_missing:
                 _log.info("%s is not in the checkpoint: keeping its fresh initialisation", key)
                 continue
-            raise ValueError(f"checkpoint is missing key {key!r} (check config field "
-                             f"{_presence_field(key, config.n_layer)})")
+            raise ValueError(f"checkpoint is missing key {key!r} (check config field {_presence_field(model, key)})")
         got = state_dict[key].shape
         if got != tensor.shape:
             raise ValueError(f"checkpoint tensor {key!r} has shape {tuple(got)} but the config gives "
-                             f"{tuple(tensor.shape)} (check config field {_shape_field(key, tensor.shape, got)})")
+                             f"{tuple(tensor.shape)} (check config field {_shape_field(model, key, tensor.shape, got)})")
     kept = {}
     for key, tensor in state_dict.items():
         if key in expected:
             kept[key] = tensor
         elif key not in model._keys_allowed_unexpected:
-            raise ValueError(f"checkpoint has unexpected key {key!r} (check config field "
-                             f"{_presence_field(key, config.n_layer)})")
+            raise ValueError(f"checkpoint has unexpected key {key!r} (check config field {_presence_field(model, key)})")
     return kept
 
 
@@ -283,10 +299,16 @@ def from_pretrained(path, model_cls=None, device=None, dtype=None, **config_over
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder {folder} does not exist")
-    config, layout = load_config(folder, **config_overrides)
-    state_dict = load_state_dict(folder, layout)
+    config, layout = load_config(folder, model_cls.config_class, **config_overrides)
     model = model_cls(config, device=device, dtype=dtype)
-    _fill_tied(state_dict, model, config)
-    state_dict = _check_state_dict(state_dict, model, config)
-    model.load_state_dict(state_dict, strict=False)
-    return model.eval()
+    return load_weights(model, load_state_dict(folder, layout)).eval()
+
+
+def load_weights(model, state_dict: dict):
+    """Load ``state_dict`` (our key names) into ``model`` under the model class's key rules: tied weights filled
+    in, the keys it may lack kept fresh, the keys it may ignore dropped; any other missing, unexpected or
+    mis-shaped key raises ValueError naming it and the config field behind it. Returns the model."""
+    state_dict = dict(state_dict)
+    _fill_tied(state_dict, model, model.config)
+    model.load_state_dict(_check_state_dict(state_dict, model), strict=False)
+    return model

@@ -1,11 +1,12 @@
-"""Model configs serialised to ``config.json``: ``MambaConfig`` and the Transformer++ baseline's ``TransformerConfig``.
+"""Model configs serialised to ``config.json``: :class:`ConfigBase`, ``MambaConfig`` and the Transformer++
+baseline's ``TransformerConfig`` (``SashimiConfig`` is in :mod:`mamba_bio_audio.models.sashimi_config`).
 
-``MambaConfig`` field names follow ``mamba_ssm.models.config_mamba.MambaConfig`` (so upstream ``config.json``
-files load), plus the fields the classification head and the loss need (``num_labels``, ``pooling``,
-``pad_token_id``), ``initializer_range`` and the training-memory switches (``chunk_size``, ``tbptt``,
-``checkpoint_blocks``). Every value is checked in ``__post_init__``; a bad one raises a ValueError naming the
-field. Presets live in ``mamba_bio_audio/configs/model/<name>.yaml``; :func:`load_preset` returns the config
-class a preset's ``architecture`` names.
+Every config class declares its ``architecture`` ("mamba", "transformer", "sashimi"); the one registry of
+architectures and model classes is :mod:`mamba_bio_audio.models.factory`. ``MambaConfig`` field names follow
+``mamba_ssm.models.config_mamba.MambaConfig`` (so upstream ``config.json`` files load), plus the fields the
+classification head and the loss need (``num_labels``, ``pooling``, ``pad_token_id``), ``initializer_range``
+and the training-memory switches (``chunk_size``, ``tbptt``, ``checkpoint_blocks``). Every value is checked
+in ``__post_init__``; a bad one raises a ValueError naming the field.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CHUNK_MULTIPLE", "MambaConfig", "POOLINGS", "SSM_CFG_KEYS", "TransformerConfig", "config_from_dict",
-           "load_preset"]
+__all__ = ["CHUNK_MULTIPLE", "ConfigBase", "MambaConfig", "POOLINGS", "SSM_CFG_KEYS", "TransformerConfig",
+           "preset_names", "read_preset"]
 
 POOLINGS = ("last", "mean", "first")
 
@@ -61,22 +62,26 @@ def _check_common(config, owner: str) -> None:
                  "pad_token_id", f"None or an id in [0, {config.padded_vocab_size})", config.pad_token_id, owner)
 
 
-class _ConfigFile:
-    """Serialisation and presets shared by the config dataclasses."""
+class ConfigBase:
+    """Serialisation and presets shared by every model config dataclass.
 
+    Subclasses set the class constants ``architecture`` (the value ``config.json`` and preset YAMLs carry)
+    and ``preset_folder`` (``mamba_bio_audio/configs/<preset_folder>/<name>.yaml``)."""
+
+    architecture: str = ""
+    preset_folder: str = "model"
     _field_hints: dict[str, str] = {}  # field another config has -> why this one has not
 
     @property
     def padded_vocab_size(self) -> int:
-        """vocab_size rounded up to a multiple of pad_vocab_size_multiple: the embedding and lm_head rows."""
-        multiple = self.pad_vocab_size_multiple
+        """vocab_size rounded up to a multiple of pad_vocab_size_multiple (1 when the config has none): the
+        embedding and lm_head rows."""
+        multiple = getattr(self, "pad_vocab_size_multiple", 1)
         return -(-self.vocab_size // multiple) * multiple
 
     def to_dict(self) -> dict:
-        """The fields, plus ``architecture`` for configs of other models than Mamba (whose ``config.json``
-        stays ``mamba_ssm``'s layout)."""
-        values = dataclasses.asdict(self)
-        return values if self.architecture == "mamba" else {"architecture": self.architecture, **values}
+        """``architecture`` and the fields."""
+        return {"architecture": self.architecture, **dataclasses.asdict(self)}
 
     @classmethod
     def from_dict(cls, values: Mapping):
@@ -86,7 +91,7 @@ class _ConfigFile:
         architecture = values.pop("architecture", cls.architecture)
         if architecture != cls.architecture:
             raise ValueError(f"{cls.__name__} describes {cls.architecture} models; got architecture "
-                             f"{architecture!r}: use mamba_bio_audio.config.load_preset or the matching config")
+                             f"{architecture!r}: use mamba_bio_audio.models.factory.config_from_dict")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         for name in unknown:
@@ -103,17 +108,16 @@ class _ConfigFile:
     def from_json_file(cls, path: str | Path):
         return cls.from_dict(json.loads(Path(path).read_text()))
 
-    # presets: mamba_bio_audio/configs/model/<name>.yaml
-
-    @staticmethod
-    def available_presets() -> list[str]:
-        """Names of the YAML files under ``mamba_bio_audio/configs/model/`` (Mamba and Transformer++ presets)."""
-        return preset_names("model")
+    @classmethod
+    def available_presets(cls) -> list[str]:
+        """Names of the YAML files under ``mamba_bio_audio/configs/<preset_folder>/``."""
+        return preset_names(cls.preset_folder)
 
     @classmethod
-    def from_preset(cls, name: str):
-        """Load ``mamba_bio_audio/configs/model/<name>.yaml``, e.g. ``MambaConfig.from_preset("dna_1.4m")``."""
-        return cls.from_dict(read_preset("model", name))
+    def from_preset(cls, name: str, **overrides):
+        """Load ``mamba_bio_audio/configs/<preset_folder>/<name>.yaml`` with ``overrides`` replacing fields, e.g.
+        ``MambaConfig.from_preset("dna_1.4m")``, ``SashimiConfig.from_preset("sc09_small", d_model=16)``."""
+        return cls.from_dict({**read_preset(cls.preset_folder, name), **overrides})
 
 
 def preset_names(folder: str) -> list[str]:
@@ -137,7 +141,7 @@ def read_preset(folder: str, name: str) -> dict:
 
 
 @dataclass
-class MambaConfig(_ConfigFile):
+class MambaConfig(ConfigBase):
     """Hyper-parameters of ``MixerModel`` and the models built on it (defaults are ``mamba_ssm``'s).
 
     Training-memory switches (not in ``mamba_ssm``):
@@ -152,6 +156,10 @@ class MambaConfig(_ConfigFile):
     """
 
     architecture = "mamba"  # class constant (not a field): the presets' ``architecture`` value
+    _field_hints = {
+        name: 'a SaShiMi field: a SaShiMi config.json carries "architecture": "sashimi"'
+        for name in ("pool", "n_layers")
+    }
 
     d_model: int = 2560
     d_intermediate: int = 0
@@ -227,7 +235,7 @@ class MambaConfig(_ConfigFile):
 
 
 @dataclass
-class TransformerConfig(_ConfigFile):
+class TransformerConfig(ConfigBase):
     """Hyper-parameters of the Transformer++ baseline (:mod:`mamba_bio_audio.models.transformer`).
 
     Pre-norm blocks of causal multi-head attention with rotary position embeddings (RoPE, ``rope_theta``) over
@@ -271,14 +279,3 @@ class TransformerConfig(_ConfigFile):
         _require(_is_number(self.rope_theta) and self.rope_theta > 0, "rope_theta", "a number > 0",
                  self.rope_theta, "TransformerConfig")
 
-
-def config_from_dict(values: Mapping) -> MambaConfig | TransformerConfig:
-    """A :class:`TransformerConfig` when ``values["architecture"]`` is "transformer", else a :class:`MambaConfig`
-    (``config.json`` contents, preset YAML)."""
-    cls = TransformerConfig if values.get("architecture") == TransformerConfig.architecture else MambaConfig
-    return cls.from_dict(values)
-
-
-def load_preset(name: str) -> MambaConfig | TransformerConfig:
-    """The config of preset ``name``, of the class its ``architecture`` key names (default Mamba)."""
-    return config_from_dict(read_preset("model", name))

@@ -1,9 +1,15 @@
-"""Autoregressive decoding with ``mamba_ssm.utils.generation`` semantics, plus validated arguments.
+"""Autoregressive decoding: one sampler for every generative model (DNA and audio), and ``generate`` with
+``mamba_ssm.utils.generation`` semantics on top of it.
 
-The prompt goes through the model in one parallel pass (which also fills every layer's recurrent state), then
-one token per call reuses the state: constant time and memory per new token. Works with any model whose
-``forward(input_ids, inference_params=..., num_last_tokens=1)`` returns an object with ``.logits``
-(batch, L, vocab) and that has ``allocate_inference_cache(batch_size, max_seqlen)``.
+The decoding contract every generative model (Mamba and Transformer++ LMs, SaShiMi) offers:
+
+* ``allocate_inference_cache(batch_size, max_seqlen=None)`` → a zeroed state;
+* ``prefill(input_ids (batch, T), state)`` → (logits (batch, T, V), state): the prompt in one parallel pass,
+  which also fills the state;
+* ``step(input_ids (batch,), state)`` → (logits (batch, V), state): one recurrent step, constant time and
+  memory per token.
+
+``V`` may exceed ``config.vocab_size`` (padded embedding rows); decoding reads the first ``vocab_size`` logits.
 
 Sampling (:func:`sample`): ``top_k == 1`` is greedy (the default) and ignores every other knob. Otherwise the
 logits are divided by ``temperature``, restricted to the ``top_k`` best (``top_k == 0``: the whole vocabulary),
@@ -13,12 +19,14 @@ off), then tokens with probability below ``min_p`` × the best token's are dropp
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["InferenceParams", "GenerateOutput", "generate", "sample", "modify_logit_for_repetition_penalty"]
+__all__ = ["GenerateOutput", "InferenceParams", "Samples", "generate", "modify_logit_for_repetition_penalty", "sample",
+           "sample_sequences", "token_log_probs"]
 
 
 @dataclass
@@ -30,7 +38,7 @@ class InferenceParams:
     state lazily; ``model.allocate_inference_cache`` preallocates it.
     """
 
-    max_seqlen: int
+    max_seqlen: int | None
     max_batch_size: int
     seqlen_offset: int = 0
     key_value_memory_dict: dict = field(default_factory=dict)
@@ -125,6 +133,132 @@ def check_sampling_arguments(input_ids, max_length, temperature, top_k, top_p, m
                              f"got {getattr(teacher_outputs, 'shape', teacher_outputs)!r}")
 
 
+@dataclass
+class Samples:
+    """tokens (n, P + length) int64, the prompt (P tokens) first; log_probs (n, P + length) fp32, the model's
+    log p(tokens[:, t] | tokens[:, :t]) in nats at temperature 1 over the whole vocabulary (0 at t = 0, which
+    has no context). All on the CPU."""
+
+    tokens: torch.Tensor
+    log_probs: torch.Tensor
+    prefix_length: int
+
+    @property
+    def log_likelihood(self) -> torch.Tensor:
+        """(n,) fp32: the sum of ``log_probs`` over the generated positions P ... P + length − 1."""
+        return self.log_probs[:, self.prefix_length:].sum(dim=1)
+
+
+def token_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """logits (..., V), tokens (...) int64 → log_softmax(logits)[tokens] (...) fp32."""
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[..., None])[..., 0]
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _decode(model, prompt: torch.Tensor, length: int, choose, teacher: torch.Tensor | None = None,
+            eos_token_id: int | None = None, keep_scores: bool = False):
+    """The decoding loop. prompt (batch, P) int64 on the model's device; ``choose(logits (batch, V), sequence
+    so far (batch, t)) -> (batch,)`` picks each new token. Returns tokens (batch, P + n), log_probs
+    (batch, P + n) fp32 (see :class:`Samples`) and the raw next-token logits of every new token (when
+    ``keep_scores``), n ≤ ``length`` (shorter once every row has emitted ``eos_token_id``)."""
+    batch, prompt_length = prompt.shape
+    vocab_size = model.config.vocab_size
+    total = prompt_length + length
+    state = model.allocate_inference_cache(batch, total)
+    logits, state = model.prefill(prompt, state)
+    logits = logits[..., :vocab_size]
+    tokens = torch.empty(batch, total, dtype=torch.long, device=prompt.device)
+    log_probs = torch.zeros(batch, total, dtype=torch.float32, device=prompt.device)
+    tokens[:, :prompt_length] = prompt
+    log_probs[:, 1:prompt_length] = token_log_probs(logits[:, :-1], prompt[:, 1:])
+    next_logits, scores = logits[:, -1], []
+    finished = torch.zeros(batch, dtype=torch.bool, device=prompt.device)
+    end = total
+    for position in range(prompt_length, total):
+        if keep_scores:
+            scores.append(next_logits)
+        if teacher is not None and position < teacher.shape[1]:
+            token = teacher[:, position]
+        else:
+            token = choose(next_logits, tokens[:, :position])
+        if eos_token_id is not None:
+            token = token.masked_fill(finished, eos_token_id)
+            finished |= token == eos_token_id
+        tokens[:, position] = token
+        log_probs[:, position] = token_log_probs(next_logits, token)
+        if position + 1 == total or (eos_token_id is not None and bool(finished.all())):
+            end = position + 1
+            break
+        next_logits, state = model.step(token, state)
+        next_logits = next_logits[:, :vocab_size]
+    return tokens[:, :end], log_probs[:, :end], scores
+
+
+def _as_prompt(prompt, vocab_size: int, name: str = "prompt") -> torch.Tensor:
+    prompt = torch.as_tensor(prompt)
+    if prompt.dtype.is_floating_point or prompt.is_complex() or prompt.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer token ids; got dtype {prompt.dtype}")
+    if prompt.dim() != 2 or prompt.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty (n, P) tensor; got shape {tuple(prompt.shape)}")
+    if prompt.min() < 0 or prompt.max() >= vocab_size:
+        raise ValueError(f"{name} must hold token ids in [0, {vocab_size}); got values in "
+                         f"[{int(prompt.min())}, {int(prompt.max())}]")
+    return prompt.to(torch.long)
+
+
+@torch.inference_mode()
+def sample_sequences(model, prompt, length: int, batch_size: int | None = None, temperature: float = 1.0,
+                     top_k: int = 0, top_p: float = 0.0, min_p: float = 0.0, allowed_tokens=None,
+                     seed: int = 0) -> Samples:
+    """Continue every row of prompt (n, P) int64 by ``length`` tokens drawn from the model, ``batch_size`` rows
+    at a time (default: all), seeded by ``seed`` (same seed, batch size and device: same samples).
+
+    The draws are filtered as :func:`sample` says (``top_k=1``: greedy); ``allowed_tokens`` (a sequence of ids)
+    restricts them to those tokens. ``log_probs`` are the model's own (temperature 1, no filter, no mask), so
+    samples can be ranked by likelihood. The model runs in eval mode and is put back as it was.
+    """
+    vocab_size = model.config.vocab_size
+    prompt = _as_prompt(prompt, vocab_size)
+    for name, value in (("length", length), ("batch_size", batch_size if batch_size is not None else 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    check_sampling_arguments(prompt[:1], prompt.shape[1] + length, temperature, top_k, top_p, min_p, 1.0, None, None)
+    device = next(model.parameters()).device
+    forbidden = None
+    if allowed_tokens is not None:
+        allowed = torch.as_tensor(allowed_tokens, dtype=torch.long)
+        if allowed.dim() != 1 or allowed.numel() == 0 or allowed.min() < 0 or allowed.max() >= vocab_size:
+            raise ValueError(f"allowed_tokens must be a non-empty list of ids in [0, {vocab_size}); got "
+                             f"{allowed.tolist()}")
+        forbidden = torch.ones(vocab_size, dtype=torch.bool, device=device)
+        forbidden[allowed.to(device)] = False
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    def choose(logits, _sequence):
+        if forbidden is not None:
+            logits = logits.masked_fill(forbidden, float("-inf"))
+        return sample(logits, top_k=top_k, top_p=top_p, min_p=min_p, temperature=temperature, generator=generator)
+
+    n = prompt.shape[0]
+    batch_size = n if batch_size is None else batch_size
+    parts = []
+    with _eval_mode(model):
+        for first in range(0, n, batch_size):
+            tokens, log_probs, _ = _decode(model, prompt[first:first + batch_size].to(device), length, choose)
+            parts.append((tokens.cpu(), log_probs.cpu()))
+    return Samples(tokens=torch.cat([p[0] for p in parts]), log_probs=torch.cat([p[1] for p in parts]),
+                   prefix_length=prompt.shape[1])
+
+
 @torch.inference_mode()
 def generate(model, input_ids: torch.Tensor, max_length: int, temperature: float = 1.0, top_k: int = 1,
              top_p: float = 0.0, min_p: float = 0.0, repetition_penalty: float = 1.0,
@@ -137,47 +271,27 @@ def generate(model, input_ids: torch.Tensor, max_length: int, temperature: float
     for t < T instead of sampling (so ``scores`` can be compared with one forward pass). Once a row emits
     ``eos_token_id`` its later tokens are ``eos_token_id``; decoding stops when every row has. Sampling draws
     from ``generator`` when given (seeded, reproducible). Scores cover the model's real vocabulary
-    (``model.config.vocab_size`` when the model has a config, not the padding rows), and so does sampling.
+    (``model.config.vocab_size``, not the padding rows), and so does sampling.
 
     Returns sequences (batch, L_out) int64, or a :class:`GenerateOutput` when ``return_dict_in_generate``.
     """
     check_sampling_arguments(input_ids, max_length, temperature, top_k, top_p, min_p, repetition_penalty, eos_token_id,
-                     teacher_outputs)
-    config = getattr(model, "config", None)
-    vocab_size = getattr(config, "vocab_size", None)
-    embedding_rows = getattr(config, "padded_vocab_size", vocab_size)
-    if embedding_rows is not None and (input_ids.min() < 0 or input_ids.max() >= embedding_rows):
+                             teacher_outputs)
+    embedding_rows = model.config.padded_vocab_size
+    if input_ids.min() < 0 or input_ids.max() >= embedding_rows:
         raise ValueError(f"input_ids must be token ids in [0, {embedding_rows}); got values in "
                          f"[{int(input_ids.min())}, {int(input_ids.max())}]")
     device = next(model.parameters()).device
     input_ids = input_ids.to(device=device, dtype=torch.long)
-    batch_size = input_ids.shape[0]
     if teacher_outputs is not None:
         teacher_outputs = teacher_outputs.to(device=device, dtype=torch.long)
 
-    inference_params = InferenceParams(max_seqlen=max_length, max_batch_size=batch_size)
-    inference_params.key_value_memory_dict = model.allocate_inference_cache(batch_size, max_length)
-    finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
-    sequences, scores = input_ids, []
-    last_tokens = input_ids
-    while sequences.shape[1] < max_length and not bool(finished.all()):
-        logits = model(last_tokens, inference_params=inference_params, num_last_tokens=1).logits[:, -1]
-        if vocab_size is not None:
-            logits = logits[:, :vocab_size]
-        scores.append(logits)
-        inference_params.seqlen_offset += last_tokens.shape[1]
-        position = sequences.shape[1]
-        if teacher_outputs is not None and position < teacher_outputs.shape[1]:
-            tokens = teacher_outputs[:, position]
-        else:
-            penalised = modify_logit_for_repetition_penalty(logits.clone(), sequences, repetition_penalty)
-            tokens = sample(penalised, top_k=top_k, top_p=top_p, min_p=min_p, temperature=temperature,
-                            generator=generator)
-        if eos_token_id is not None:
-            tokens = tokens.masked_fill(finished, eos_token_id)
-            finished |= tokens == eos_token_id
-        last_tokens = tokens[:, None]
-        sequences = torch.cat([sequences, last_tokens], dim=1)
+    def choose(logits, sequence):
+        penalised = modify_logit_for_repetition_penalty(logits.clone(), sequence, repetition_penalty)
+        return sample(penalised, top_k=top_k, top_p=top_p, min_p=min_p, temperature=temperature, generator=generator)
+
+    sequences, _, scores = _decode(model, input_ids, max_length - input_ids.shape[1], choose, teacher=teacher_outputs,
+                                   eos_token_id=eos_token_id, keep_scores=output_scores)
     if not return_dict_in_generate:
         return sequences
     return GenerateOutput(sequences=sequences, scores=tuple(scores) if output_scores else None)

@@ -23,8 +23,8 @@ from torch.utils.data import Dataset
 
 from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset, PreparedSplit
 from mamba_bio_audio.tokenizers import MU_LAW_START_TOKEN
+from mamba_bio_audio.targets import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 SCHEMES = ("tiles", "uniform")
 
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from mamba_bio_audio.modules.pooling import PoolSummary, merge, summarize
+from mamba_bio_audio.targets import IGNORE_INDEX, counted_mask, counted_targets
 
 __all__ = ["ChunkedLMOutput", "causal_lm_chunked", "chunk_lengths", "detach_states", "pool_summary_chunked",
            "run_chunks"]
@@ -95,8 +96,8 @@ def run_chunks(model, input_ids: torch.Tensor, chunks: int | Sequence[int], head
 
 def _loss_sum(model, hidden_states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     logits = model.lm_head(hidden_states)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100,
-                           reduction="sum")
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                           ignore_index=IGNORE_INDEX, reduction="sum")
 
 
 def _logits(model, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -110,19 +111,17 @@ def causal_lm_chunked(model, input_ids: torch.Tensor, labels: torch.Tensor | Non
     int64 in chunks (a chunk size or explicit lengths, see :func:`chunk_lengths`), starting from ``states``
     (None: a fresh sequence).
 
-    With labels (batch, L) int64 (the target of each position; ``pad_token_id`` and -100 ignored) the loss is
-    the mean cross entropy over all counted targets, exactly as :func:`~mamba_bio_audio.models.causal_lm_loss`
-    on the whole sequence (0 with a gradient path when nothing counts), and no logits are kept; without
+    With labels (batch, L) int64 (the target of each position, counted as :mod:`mamba_bio_audio.targets` says)
+    the loss is the mean cross entropy over all counted targets, exactly as
+    :func:`~mamba_bio_audio.models.causal_lm_loss` on the whole sequence (0 with a gradient path when nothing counts), and no logits are kept; without
     labels the logits are returned.
     """
     if labels is None:
         pieces, states = run_chunks(model, input_ids, chunks, _logits, states=states, detach=detach)
         return ChunkedLMOutput(loss=None, logits=torch.cat(pieces, dim=1), states=states)
-    labels = labels.to(input_ids.device)
-    if pad_token_id is not None:
-        labels = labels.masked_fill(labels == pad_token_id, -100)
+    labels = counted_targets(labels.to(input_ids.device), pad_token_id)
     pieces, states = run_chunks(model, input_ids, chunks, _loss_sum, (labels,), states=states, detach=detach)
-    count = int((labels != -100).sum())
+    count = int(counted_mask(labels).sum())
     loss = torch.stack(pieces).sum() / max(count, 1)
     return ChunkedLMOutput(loss=loss, logits=None, states=states)
 

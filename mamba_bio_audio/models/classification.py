@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mamba_bio_audio.checkpoint import PretrainedMixin
+from mamba_bio_audio.checkpoint import MAMBA_PRESENCE_FIELDS, MAMBA_SHAPE_FIELDS, PretrainedMixin
 from mamba_bio_audio.config import MambaConfig
 from mamba_bio_audio.models import chunked
 from mamba_bio_audio.models.mixer_model import MixerModel
@@ -44,6 +44,10 @@ class MambaForSequenceClassification(PretrainedMixin, nn.Module):
     """
 
     backbone_cls = MixerModel  # builds the backbone from the config (the Transformer++ baseline swaps it)
+    config_class = MambaConfig
+    head_type = "classification"
+    _shape_fields = MAMBA_SHAPE_FIELDS
+    _presence_fields = MAMBA_PRESENCE_FIELDS
     _keys_allowed_missing = ("score.weight",)
     _keys_allowed_unexpected = ("lm_head.weight",)
 
@@ -55,8 +59,12 @@ class MambaForSequenceClassification(PretrainedMixin, nn.Module):
         self.score = nn.Linear(config.d_model, config.num_labels, bias=False, device=device, dtype=dtype)
         nn.init.normal_(self.score.weight, std=config.initializer_range)
 
-    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype=None) -> dict:
-        return self.backbone.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int | None = None, dtype=None):
+        """A zeroed streaming state (``InferenceParams``) for ``batch_size`` sequences; see :meth:`step`."""
+        from mamba_bio_audio.generation import InferenceParams
+
+        cache = self.backbone.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
+        return InferenceParams(max_seqlen=max_seqlen, max_batch_size=batch_size, key_value_memory_dict=cache)
 
     def _real_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
         if attention_mask is not None:

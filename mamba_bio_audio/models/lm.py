@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from mamba_bio_audio import generation
-from mamba_bio_audio.checkpoint import PretrainedMixin
+from mamba_bio_audio.checkpoint import MAMBA_PRESENCE_FIELDS, MAMBA_SHAPE_FIELDS, PretrainedMixin
 from mamba_bio_audio.config import MambaConfig
 from mamba_bio_audio.models import chunked
 from mamba_bio_audio.models.mixer_model import MixerModel
+from mamba_bio_audio.targets import IGNORE_INDEX, counted_targets
 
 __all__ = ["CausalLMOutput", "MambaLMHeadModel", "causal_lm_loss"]
 
@@ -35,16 +36,13 @@ class CausalLMOutput(NamedTuple):
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, pad_token_id: int | None = None) -> torch.Tensor:
     """Mean cross entropy (fp32) of logits (batch, L, V) against labels (batch, L) int64 (the target of each
-    position, already shifted). Targets equal to ``pad_token_id`` or -100 are ignored; a batch whose targets
-    are all ignored gives 0 (with a gradient path), not NaN."""
-    labels = labels.to(logits.device)
-    if pad_token_id is not None:
-        labels = labels.masked_fill(labels == pad_token_id, -100)
+    position, already shifted) over the targets :func:`~mamba_bio_audio.targets.counted_targets` keeps;
+    a batch whose targets are all ignored gives 0 (with a gradient path), not NaN."""
+    labels = counted_targets(labels.to(logits.device), pad_token_id).reshape(-1)
     logits = logits.reshape(-1, logits.shape[-1]).float()
-    labels = labels.reshape(-1)
-    if not bool((labels != -100).any()):
+    if not bool((labels != IGNORE_INDEX).any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits, labels, ignore_index=-100)
+    return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
 
 
 class MambaLMHeadModel(PretrainedMixin, nn.Module):
@@ -57,6 +55,10 @@ class MambaLMHeadModel(PretrainedMixin, nn.Module):
     """
 
     backbone_cls = MixerModel
+    config_class = MambaConfig
+    head_type = "causal_lm"
+    _shape_fields = MAMBA_SHAPE_FIELDS
+    _presence_fields = MAMBA_PRESENCE_FIELDS
 
     def __init__(self, config: MambaConfig, initializer_cfg: dict | None = None, device=None, dtype=None):
         super().__init__()
@@ -75,16 +77,23 @@ class MambaLMHeadModel(PretrainedMixin, nn.Module):
         if self.config.tie_embeddings:
             self.lm_head.weight = self.backbone.embedding.weight
 
-    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype=None) -> dict:
-        """{layer_idx: (conv_state (batch, d_inner, d_conv), ssm_state (batch, d_inner, d_state) fp32)}."""
-        return self.backbone.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int | None = None,
+                                 dtype=None) -> generation.InferenceParams:
+        """A zeroed decoding state for ``batch_size`` sequences: ``InferenceParams`` whose
+        ``key_value_memory_dict`` maps layer_idx to (conv_state (batch, d_inner, d_conv), ssm_state
+        (batch, d_inner, d_state) fp32). ``max_seqlen`` bounds the sequence for backbones whose state grows
+        (the Transformer++'s key/value cache); a Mamba state does not."""
+        cache = self.backbone.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
+        return generation.InferenceParams(max_seqlen=max_seqlen, max_batch_size=batch_size,
+                                          key_value_memory_dict=cache)
 
     def forward(self, input_ids: torch.Tensor, position_ids=None, inference_params=None, num_last_tokens: int = 0,
                 labels: torch.Tensor | None = None, **mixer_kwargs) -> CausalLMOutput:
         """input_ids (batch, L) int64. ``position_ids`` is accepted for API compatibility and unused.
         ``num_last_tokens > 0`` returns logits for the last positions only. ``labels`` (batch, L) int64 are the
-        targets of each position (inputs shifted by one); the loss ignores ``config.pad_token_id`` and -100.
-        ``inference_params`` is read and written, never advanced: see :meth:`step`.
+        targets of each position (inputs shifted by one); the loss counts the targets
+        :func:`~mamba_bio_audio.targets.counted_targets` keeps. ``inference_params`` is read and written,
+        never advanced: see :meth:`prefill` and :meth:`step`.
 
         With ``config.chunk_size`` (and no ``inference_params``) the sequence runs in chunks (:mod:`.chunked`);
         given labels, only the loss is returned (logits None)."""
@@ -110,7 +119,7 @@ class MambaLMHeadModel(PretrainedMixin, nn.Module):
                              f"{input_ids.shape[0]}: call reset_stream() before changing the batch size")
         if labels is not None and num_last_tokens > 0:
             labels = labels.to(input_ids.device).clone()
-            labels[:, :-num_last_tokens] = -100
+            labels[:, :-num_last_tokens] = IGNORE_INDEX
         out = chunked.causal_lm_chunked(self, input_ids, labels, self.config.chunk_size, states=states,
                                         detach=self.config.tbptt, pad_token_id=self.config.pad_token_id)
         if carry:
@@ -121,13 +130,20 @@ class MambaLMHeadModel(PretrainedMixin, nn.Module):
         return CausalLMOutput(logits=logits, loss=out.loss)
 
     @torch.no_grad()
-    def step(self, input_ids: torch.Tensor, inference_params) -> torch.Tensor:
-        """Consume input_ids (batch, T) after the ``inference_params.seqlen_offset`` tokens already seen and
-        advance the offset by T. Returns the next-token logits (batch, padded_vocab) after the last of them.
-        T = 1 is a recurrent step; a first call (offset 0) or T > 1 runs the parallel scan from the state."""
-        logits = self.forward(input_ids, inference_params=inference_params, num_last_tokens=1).logits[:, -1]
-        inference_params.seqlen_offset += input_ids.shape[1]
-        return logits
+    def prefill(self, input_ids: torch.Tensor, state: generation.InferenceParams):
+        """Consume input_ids (batch, T) after the ``state.seqlen_offset`` tokens already seen, in one parallel
+        pass from the state → (logits (batch, T, padded_vocab), state advanced by T in place)."""
+        logits = self.forward(input_ids, inference_params=state).logits
+        state.seqlen_offset += input_ids.shape[1]
+        return logits, state
+
+    @torch.no_grad()
+    def step(self, input_ids: torch.Tensor, state: generation.InferenceParams):
+        """input_ids (batch,) int64, the next token → (next-token logits (batch, padded_vocab), state advanced
+        by one in place): one recurrent step."""
+        logits = self.forward(input_ids[:, None], inference_params=state, num_last_tokens=1).logits[:, -1]
+        state.seqlen_offset += 1
+        return logits, state
 
     def generate(self, input_ids: torch.Tensor, max_length: int, **kwargs):
         """See :func:`mamba_bio_audio.generation.generate` (same keyword arguments)."""

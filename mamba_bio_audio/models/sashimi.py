@@ -23,12 +23,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from mamba_bio_audio.checkpoint import CONFIG_FILE, load_state_dict, save_pretrained
+from mamba_bio_audio.checkpoint import MAMBA_SHAPE_FIELDS, PretrainedMixin
 from mamba_bio_audio.generation import InferenceParams
 from mamba_bio_audio.models.lm import CausalLMOutput, causal_lm_loss
 from mamba_bio_audio.models.mixer_model import _init_weights, create_block
@@ -170,12 +169,18 @@ class SashimiBackbone(nn.Module):
         return self.norm_f(x), state
 
 
-class SashimiLM(nn.Module):
+class SashimiLM(PretrainedMixin, nn.Module):
     """input_ids (batch, L) int64 mu-law classes → next-sample logits (batch, L, vocab_size).
 
     Keys: ``embedding.weight`` (vocab, D), ``backbone.*`` (:class:`SashimiBackbone`), ``lm_head.{weight,bias}``
     (untied, as SaShiMi). Init: ``mamba_ssm``'s ``_init_weights`` over all ``config.n_blocks`` blocks.
     """
+
+    config_class = SashimiConfig
+    head_type = "causal_lm"
+    _shape_fields = {**MAMBA_SHAPE_FIELDS, "embedding.weight": ("vocab_size", "d_model"),
+                     "lm_head.weight": ("vocab_size", "d_model"), "lm_head.bias": ("vocab_size",)}
+    _presence_fields = {"_blocks.": "n_layers", "center.": "n_layers", "_pools.": "pool"}
 
     def __init__(self, config: SashimiConfig, device=None, dtype=None):
         super().__init__()
@@ -194,41 +199,20 @@ class SashimiLM(nn.Module):
                 labels: torch.Tensor | None = None) -> CausalLMOutput:
         """input_ids (batch, L) int64 (the inputs: targets shifted right, start token 128 first). With a state
         the ids continue the state's sequence and the state advances in place. ``labels`` (batch, L) int64 are
-        the targets (-100 ignored); the loss is the mean cross entropy in nats (fp32)."""
+        the targets (counted as :mod:`mamba_bio_audio.targets` says); the loss is the mean cross entropy in nats (fp32)."""
         hidden, _ = self.backbone(self.embedding(input_ids), state)
         logits = self.lm_head(hidden)
         loss = None if labels is None else causal_lm_loss(logits, labels)
         return CausalLMOutput(logits=logits, loss=loss)
 
     @torch.no_grad()
+    def prefill(self, input_ids: torch.Tensor, state: SashimiState):
+        """input_ids (batch, T) int64 continuing the state's sequence → (logits (batch, T, vocab_size), state
+        advanced by T in place), in one parallel pass."""
+        return self.forward(input_ids, state).logits, state
+
+    @torch.no_grad()
     def step(self, input_ids: torch.Tensor, state: SashimiState):
         """input_ids (batch,) int64, the next input sample → (logits (batch, vocab_size), state)."""
         hidden, state = self.backbone.step(self.embedding(input_ids), state)
         return self.lm_head(hidden), state
-
-    # ------------------------------------------------------------------------------------------------------
-    # model folders: config.json (SashimiConfig) + model.safetensors
-
-    def save_pretrained(self, save_directory) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``save_directory``."""
-        return save_pretrained(self, save_directory)
-
-    @classmethod
-    def from_pretrained(cls, path, device=None, dtype=None) -> SashimiLM:
-        """Load a folder written by :meth:`save_pretrained`; returns the model in eval mode. A missing, extra or
-        mis-shaped tensor raises ValueError naming the key."""
-        folder = Path(path)
-        if not (folder / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"model folder {folder} has no {CONFIG_FILE}")
-        model = cls(SashimiConfig.from_json_file(folder / CONFIG_FILE), device=device, dtype=dtype)
-        state_dict, expected = load_state_dict(folder), model.state_dict()
-        mismatched = sorted(set(expected) ^ set(state_dict))
-        if mismatched:
-            key = mismatched[0]
-            raise ValueError(f"checkpoint {'lacks' if key in expected else 'has unexpected'} key {key!r}")
-        for key, tensor in expected.items():
-            if state_dict[key].shape != tensor.shape:
-                raise ValueError(f"checkpoint tensor {key!r} has shape {tuple(state_dict[key].shape)}; the config "
-                                 f"gives {tuple(tensor.shape)}")
-        model.load_state_dict(state_dict)
-        return model.eval()

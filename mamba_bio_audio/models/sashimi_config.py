@@ -1,23 +1,18 @@
 """``SashimiConfig``: the hyper-parameters of the SaShiMi U-Net with Mamba blocks, serialised to ``config.json``.
 
 Presets live in ``mamba_bio_audio/configs/sashimi/<name>.yaml`` (``youtubemix``, ``sc09_small``,
-``sc09_large``; REFERENCE.md §5.1-5.3). Every value is checked in ``__post_init__``; a bad one raises a
+``sc09_large``: the paper's audio models). Every value is checked in ``__post_init__``; a bad one raises a
 ValueError naming the field.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from mamba_bio_audio.config import MambaConfig, preset_names, read_preset
+from mamba_bio_audio.config import ConfigBase, MambaConfig
 
 __all__ = ["SashimiConfig"]
-
-
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -29,7 +24,7 @@ def _require(ok: bool, name: str, rule: str, value) -> None:
 
 
 @dataclass
-class SashimiConfig:
+class SashimiConfig(ConfigBase):
     """U-Net of ``len(pool)`` pooling stages around a center stage (defaults: the paper's SC09 small model).
 
     Stage widths are ``d_model · expand**i``; each stage holds ``n_layers`` Mamba blocks on the way down and
@@ -37,6 +32,9 @@ class SashimiConfig:
     entering stage i + 1. ``ssm_cfg`` are the keyword arguments of every Mamba mixer (as in ``MambaConfig``);
     ``vocab_size`` is the number of audio classes (256 for 8-bit mu-law) for the embedding and the head.
     """
+
+    architecture = "sashimi"
+    preset_folder = "sashimi"
 
     d_model: int = 64
     n_layers: int = 8
@@ -81,39 +79,3 @@ class SashimiConfig:
     def n_blocks(self) -> int:
         """Mamba blocks in the whole U-Net: 2 · n_layers per pooling stage plus n_layers in the center."""
         return self.n_layers * (2 * len(self.pool) + 1)
-
-    # ------------------------------------------------------------------------------------------------------
-    # serialisation
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping) -> SashimiConfig:
-        """Build from a mapping; a key that is not a field raises ValueError naming it."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown SashimiConfig field(s) {unknown}; known fields: {', '.join(sorted(names))}")
-        return cls(**values)
-
-    def to_json_file(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-
-    @classmethod
-    def from_json_file(cls, path: str | Path) -> SashimiConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    # ------------------------------------------------------------------------------------------------------
-    # presets: mamba_bio_audio/configs/sashimi/<name>.yaml
-
-    @staticmethod
-    def available_presets() -> list[str]:
-        """Preset names (the YAML files ``configs/sashimi/<name>.yaml``): youtubemix, sc09_small, ..."""
-        return preset_names("sashimi")
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides) -> SashimiConfig:
-        """Load ``configs/sashimi/<name>.yaml``, e.g. ``SashimiConfig.from_preset("sc09_small")``;
-        ``overrides`` replace fields (``d_model=16, n_layers=1`` for a scaled-down copy)."""
-        return cls.from_dict({**read_preset("sashimi", name), **overrides})

@@ -7,19 +7,16 @@ then a SwiGLU MLP, RMSNorm, no biases, tied embedding. The blocks are the Mamba 
 keeps a key/value cache in ``inference_params``. :class:`TransformerLMHeadModel` and
 :class:`TransformerForSequenceClassification` are the Mamba LM and classifier with this backbone: same forward,
 ``step``, ``generate``, losses, pooling and ``save_pretrained``; a Mamba experiment swaps the backbone by
-swapping the config (``load_preset("transformer_dna_1.4m")``).
+swapping the config (``mamba_bio_audio.models.factory.load_preset("transformer_dna_1.4m")``).
 """
 from __future__ import annotations
 
-import json
 from functools import partial
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mamba_bio_audio.checkpoint import CONFIG_FILE, load_state_dict
 from mamba_bio_audio.config import TransformerConfig
 from mamba_bio_audio.models.classification import MambaForSequenceClassification
 from mamba_bio_audio.models.lm import MambaLMHeadModel
@@ -93,6 +90,8 @@ class CausalSelfAttention(nn.Module):
 
     def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype=None):
         """Zeroed (k_cache, v_cache), each (batch, heads, max_seqlen, head_dim) in ``dtype`` or the weights'."""
+        if max_seqlen is None:
+            raise ValueError("a Transformer++ decoding state needs max_seqlen, the length of its key/value cache")
         weight = self.out_proj.weight
         shape = (batch_size, self.n_head, max_seqlen, self.head_dim)
         dtype = weight.dtype if dtype is None else dtype
@@ -146,39 +145,33 @@ class TransformerModel(nn.Module):
         return final_norm(self.norm_f, hidden_states, residual, True, self.residual_in_fp32)
 
 
-class _TransformerPretrained:
-    """``from_pretrained`` for folders written by ``save_pretrained`` of a Transformer++ model."""
-
-    @classmethod
-    def from_pretrained(cls, path, device=None, dtype=None, **config_overrides):
-        """Load ``config.json`` (a :class:`TransformerConfig`) and the weights of ``path``; ``config_overrides``
-        replace config fields. A key missing or left over raises ValueError naming it. Returns the model in
-        eval mode."""
-        folder = Path(path)
-        if not (folder / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"model folder {folder} has no {CONFIG_FILE}")
-        values = json.loads((folder / CONFIG_FILE).read_text())
-        config = TransformerConfig.from_dict({**values, **config_overrides})
-        model = cls(config, device=device, dtype=dtype)
-        state_dict = {k: v for k, v in load_state_dict(folder).items() if k not in cls._keys_allowed_unexpected}
-        missing, unexpected = model.load_state_dict(state_dict, strict=False)
-        allowed = set(cls._keys_allowed_missing) | ({"lm_head.weight"} if config.tie_embeddings else set())
-        missing = [key for key in missing if key not in allowed]
-        if missing or unexpected:
-            raise ValueError(f"checkpoint in {folder} does not fit the config: missing keys {missing}, "
-                             f"unexpected keys {unexpected}")
-        return model.eval()
+# key suffix -> the config field behind each dimension, for checkpoint errors
+_SHAPE_FIELDS = {
+    "embedding.weight": ("vocab_size / pad_vocab_size_multiple", "d_model"),
+    "lm_head.weight": ("vocab_size / pad_vocab_size_multiple", "d_model"),
+    "score.weight": ("num_labels", "d_model"),
+    "mixer.in_proj.weight": ("d_model", "d_model"),
+    "mixer.out_proj.weight": ("d_model", "d_model"),
+    "mlp.fc1.weight": ("d_intermediate", "d_model"),
+    "mlp.fc2.weight": ("d_model", "d_intermediate"),
+}
 
 
-class TransformerLMHeadModel(_TransformerPretrained, MambaLMHeadModel):
+class TransformerLMHeadModel(MambaLMHeadModel):
     """input_ids (batch, L) int64 → next-token logits (batch, L, padded_vocab): the causal LM of
     :class:`~mamba_bio_audio.models.MambaLMHeadModel` on the Transformer++ backbone."""
 
     backbone_cls = TransformerModel
+    config_class = TransformerConfig
+    _shape_fields = _SHAPE_FIELDS
+    _presence_fields = {}
 
 
-class TransformerForSequenceClassification(_TransformerPretrained, MambaForSequenceClassification):
+class TransformerForSequenceClassification(MambaForSequenceClassification):
     """input_ids (batch, L) int64 → class logits (batch, num_labels): the pad-aware pooling classifier of
     :class:`~mamba_bio_audio.models.MambaForSequenceClassification` on the Transformer++ backbone."""
 
     backbone_cls = TransformerModel
+    config_class = TransformerConfig
+    _shape_fields = _SHAPE_FIELDS
+    _presence_fields = {}

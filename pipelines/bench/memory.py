@@ -21,7 +21,7 @@ from mamba_bio_audio.pipelines.reporting import sweep_report
 from mamba_bio_audio.pipelines.reporting.bench_results import load_average
 from mamba_bio_audio.pipelines.bench.train_step import measure
 
-from mamba_bio_audio.config import config_from_dict, load_preset
+from mamba_bio_audio.models.factory import config_from_dict, load_preset
 
 # device -> defaults: log2 lengths, model sizes, chunk, longest unchunked Mamba and Transformer++ (log2)
 DEFAULTS = {

@@ -70,7 +70,7 @@ def _reset_peak_rss() -> bool:
 def _build(spec: dict, device):
     import torch
 
-    from mamba_bio_audio.config import config_from_dict
+    from mamba_bio_audio.models.factory import config_from_dict
     from mamba_bio_audio.models import param_groups
     from mamba_bio_audio.models.factory import model_class
 

@@ -196,10 +196,10 @@ def real_audio_stats(data: Path, seconds: float, excerpts: int = 8) -> dict:
 
 def _afford_seconds(net, wanted: float, left_s: float, sample_rate: int = 16000) -> float:
     """Audio seconds per clip that fit in ``left_s`` at the measured recurrent sampling speed."""
-    from mamba_bio_audio.pipelines.sampling import draw_audio
+    from mamba_bio_audio.audio_generation import sample_audio
 
     started = time.perf_counter()
-    draw_audio(net, 2, 400, seed=0)
+    sample_audio(net, 2, 400, seed=0)
     per_sample = (time.perf_counter() - started) / 400
     return float(max(0.25, min(wanted, left_s / per_sample / sample_rate)))
 

@@ -1,8 +1,9 @@
 """``mamba-bio-audio sample checkpoint=<export folder or .ckpt> [KEY=VALUE ...]`` (configs/sample.yaml).
 
-Audio models (256 mu-law classes: Mamba LM or SaShiMi) give ``n`` WAV clips with a waveform + spectrogram PNG
-each; DNA models give a FASTA file of ``n`` sequences and a PNG of per-position log-likelihood. Every sample's
-exact log-likelihood under the model (nats, temperature 1) goes to ``samples.json``.
+Any generative model (Mamba or Transformer++ LM, SaShiMi) samples through the library's one sampler. Audio
+models (256 mu-law classes) give ``n`` WAV clips with a waveform + spectrogram PNG each; DNA models give a
+FASTA file of ``n`` sequences drawn over A, C, G, T. Every sample's exact log-likelihood under the model (nats,
+temperature 1) goes to ``samples.json``.
 """
 from __future__ import annotations
 
@@ -24,16 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _audio_prefix(path: str, seconds: float, sample_rate: int) -> torch.Tensor:
     """The first ``seconds`` of a sound file as mu-law classes (P,) int64 at ``sample_rate``."""
-    import soundfile as sf
-    import soxr
-
+    from mamba_bio_audio.data_prep.formats.audio_io import load_mono
     from mamba_bio_audio.tokenizers import mu_law_encode
 
-    audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if rate != sample_rate:
-        audio = soxr.resample(audio, rate, sample_rate)
-    audio = audio[: max(1, int(seconds * sample_rate))]
+    audio = load_mono(path, sample_rate).samples[: max(1, int(seconds * sample_rate))]
     return torch.as_tensor(np.asarray(mu_law_encode(audio, normalize="minmax")), dtype=torch.long)
 
 
@@ -50,11 +45,11 @@ def _dna_prefix(prefix: str) -> torch.Tensor:
 def sample_audio_files(net, out: Path, n: int, seconds: float, sample_rate: int, prefix=None, **knobs) -> list[dict]:
     """Draw ``n`` clips and write ``out/clip_XX.{wav,png}``; returns one record per clip (files, nats,
     bits per sample, and :func:`.audio_out.clip_stats` of the drawn part)."""
+    from mamba_bio_audio.audio_generation import sample_audio
     from mamba_bio_audio.pipelines.reporting.audio_out import clip_stats, plot_clip, write_wav
-    from mamba_bio_audio.pipelines.sampling import draw_audio
 
     length = max(1, int(round(seconds * sample_rate)))
-    clips = draw_audio(net, n, length, prefix=prefix, **knobs)
+    clips = sample_audio(net, n, length, prefix=prefix, **knobs)
     records = []
     for i, pcm in enumerate(clips.waveforms()):
         nats = clips.log_likelihood[i].item()
@@ -66,13 +61,20 @@ def sample_audio_files(net, out: Path, n: int, seconds: float, sample_rate: int,
     return records
 
 
-def sample_dna_files(net, out: Path, n: int, length: int, prefix=None, **knobs) -> list[dict]:
-    """Draw ``n`` sequences and write ``out/samples.fa``; returns one record per sequence."""
-    from mamba_bio_audio.pipelines.sampling import draw_dna
+def sample_dna_files(net, out: Path, n: int, length: int, prefix=None, seed: int = 0, **knobs) -> list[dict]:
+    """Draw ``n`` sequences of ``length`` bases over A, C, G, T continuing ``prefix`` (P,) int64 ids (without one:
+    a first base drawn uniformly, seeded) and write ``out/samples.fa``; returns one record per sequence."""
+    from mamba_bio_audio.generation import sample_sequences
     from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
-    drawn = draw_dna(net, n, length, prefix=prefix, **knobs)
-    tokenizer, lines, records = NucleotideTokenizer(), [], []
+    tokenizer = NucleotideTokenizer()
+    bases = torch.as_tensor(tokenizer.encode("ACGT"), dtype=torch.long)
+    if prefix is None:
+        prompt = bases[torch.randint(0, 4, (n, 1), generator=torch.Generator().manual_seed(seed))]
+    else:
+        prompt = torch.as_tensor(prefix, dtype=torch.long).reshape(1, -1).expand(n, -1)
+    drawn = sample_sequences(net, prompt, length, allowed_tokens=bases.tolist(), seed=seed, **knobs)
+    lines, records = [], []
     for i, row in enumerate(drawn.tokens):
         nats = drawn.log_likelihood[i].item()
         lines += [f">sample_{i} log_likelihood_nats={nats:.3f} prefix_length={drawn.prefix_length}",

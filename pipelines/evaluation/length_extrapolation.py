@@ -14,7 +14,6 @@ Command line, for model folders written by ``save_pretrained`` (Mamba or Transfo
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -23,31 +22,31 @@ import torch
 import torch.nn.functional as F
 
 from mamba_bio_audio.models import chunked
+from mamba_bio_audio.targets import IGNORE_INDEX, counted_mask, counted_targets
 from mamba_bio_audio.pipelines.reporting import sweep_report
 
-__all__ = ["format_table", "load_model", "loss_per_position", "position_table", "write_report"]
+__all__ = ["format_table", "loss_per_position", "position_table", "write_report"]
 
 
 def _token_losses(model, hidden_states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     logits = model.lm_head(hidden_states).float()
-    return F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+    return F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
 
 
 @torch.no_grad()
 def loss_per_position(model, input_ids: torch.Tensor, chunk_size: int | None = None,
                       pad_token_id: int | None = None) -> torch.Tensor:
     """input_ids (batch, L) int64 → (L - 1,) fp32: the cross entropy (nats) of predicting token t + 1 at
-    position t, averaged over the rows whose target is not ``pad_token_id``. With ``chunk_size`` a Mamba model
+    position t, averaged over the rows whose target counts (:mod:`mamba_bio_audio.targets`). With
+    ``chunk_size`` a Mamba model
     runs in chunks with state passing (same values, memory of one chunk)."""
-    inputs, labels = input_ids[:, :-1], input_ids[:, 1:].clone()
-    if pad_token_id is not None:
-        labels[labels == pad_token_id] = -100
+    inputs, labels = input_ids[:, :-1], counted_targets(input_ids[:, 1:], pad_token_id)
     if chunk_size is not None and hasattr(model.backbone, "forward_with_state"):
         pieces, _ = chunked.run_chunks(model, inputs, chunk_size, _token_losses, (labels,))
         losses = torch.cat(pieces, dim=1)
     else:
         losses = _token_losses(model, model.backbone(inputs), labels)
-    counted = (labels != -100).float()
+    counted = counted_mask(labels).float()
     return (losses * counted).sum(0) / counted.sum(0).clamp(min=1)
 
 
@@ -108,15 +107,6 @@ def write_report(curves: dict[str, torch.Tensor], train_length: int, out_dir: Pa
     return sweep_report.write("length_extrapolation", report, out_dir, [panel])
 
 
-def load_model(folder: Path):
-    """The causal LM of a ``save_pretrained`` folder, Mamba or Transformer++ as its ``config.json`` says."""
-    from mamba_bio_audio.config import config_from_dict
-    from mamba_bio_audio.models.factory import model_class
-
-    config = config_from_dict(json.loads((Path(folder) / "config.json").read_text()))
-    return model_class(config).from_pretrained(folder)
-
-
 def _windows(fasta: Path, length: int, count: int, seed: int) -> torch.Tensor:
     """(count, length) DNA token ids from seeded random starts in the records of ``fasta`` long enough."""
     import numpy as np
@@ -153,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--length must exceed --train-length (>= 2) and --windows be >= 1")
     ids = _windows(args.fasta, args.length + 1, args.windows, args.seed)
     curves = {}
+    from mamba_bio_audio.models.factory import load_pretrained
+
     for folder in args.models:
-        model = load_model(folder)
+        model = load_pretrained(folder, head_type="causal_lm")
         curves[folder.name] = loss_per_position(model, ids, args.chunk_size, model.config.pad_token_id)
     details = {"fasta": str(args.fasta), "windows": args.windows, "seed": args.seed}
     json_path, png_path = write_report(curves, args.train_length, args.out_dir, details)

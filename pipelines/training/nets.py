@@ -1,110 +1,87 @@
-"""Networks named by the Hydra ``net`` group: a causal LM or a sequence classifier (Mamba, or the Transformer++
-baseline), or a SaShiMi audio LM.
+"""Networks named by the Hydra ``net`` group, built through the library's one registry
+(:mod:`mamba_bio_audio.models.factory`).
 
-``build_net(kind, preset, config, pretrained)`` returns a fresh ``torch.nn.Module`` whose ``config`` has
-``to_dict()``; Lightning checkpoints store ``{"kind", "config"}`` beside the weights (see
-:func:`net_spec`) so :func:`load_net` can rebuild a model from a ``.ckpt`` without the Hydra tree.
+``build_net(architecture, head_type, preset, config, pretrained)`` returns a model in training mode;
+Lightning checkpoints store :func:`net_spec` (``{"architecture", "head_type", "config"}``) beside the weights,
+so :func:`load_net` rebuilds a model from a ``.ckpt`` without the Hydra tree, and from an exported folder
+through its ``config.json``.
 """
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
 
 import torch
 from torch import nn
 
-KINDS = ("lm", "classifier", "sashimi", "transformer_lm", "transformer_classifier")
-CONFIG_FILE = "config.json"
+from mamba_bio_audio.checkpoint import load_config, load_weights
+from mamba_bio_audio.models import factory
+
+NET_PREFIX = "net."  # the LightningModule keeps the model as ``self.net``
+RUN_FIELDS = ("chunk_size", "tbptt", "checkpoint_blocks")  # training-memory switches: no effect on the weights
+HEAD_FIELDS = ("num_labels", "pooling")
+_log = logging.getLogger(__name__)
 
 
-def _classes(kind: str):
-    if kind == "lm":
-        from mamba_bio_audio.config import MambaConfig
-        from mamba_bio_audio.models.lm import MambaLMHeadModel
-        return MambaLMHeadModel, MambaConfig
-    if kind == "classifier":
-        from mamba_bio_audio.config import MambaConfig
-        from mamba_bio_audio.models.classification import MambaForSequenceClassification
-        return MambaForSequenceClassification, MambaConfig
-    if kind in ("transformer_lm", "transformer_classifier"):
-        from mamba_bio_audio.config import TransformerConfig
-        from mamba_bio_audio.models import transformer
-        model = transformer.TransformerLMHeadModel if kind == "transformer_lm" \
-            else transformer.TransformerForSequenceClassification
-        return model, TransformerConfig
-    if kind == "sashimi":
-        from mamba_bio_audio.models.sashimi import SashimiLM
-        from mamba_bio_audio.models.sashimi_config import SashimiConfig
-        return SashimiLM, SashimiConfig
-    raise ValueError(f"net kind must be one of {KINDS}; got {kind!r}")
-
-
-def _config(kind: str, preset: str | None, overrides: dict):
-    _, config_cls = _classes(kind)
-    if preset is None:
-        return config_cls.from_dict(overrides)
-    base = config_cls.from_preset(preset).to_dict()
-    return config_cls.from_dict({**base, **overrides})
-
-
-def build_net(kind: str = "lm", preset: str | None = None, config: dict | None = None,
-              pretrained: str | None = None) -> nn.Module:
-    """A model of ``kind`` from a preset (``configs/model/<preset>.yaml``; SaShiMi: ``sashimi_<preset>.yaml``)
-    with ``config`` fields replaced. ``pretrained``: an exported folder or a Lightning ``.ckpt`` whose weights
+def build_net(architecture: str = "mamba", head_type: str = "causal_lm", preset: str | None = None,
+              config: dict | None = None, pretrained: str | None = None) -> nn.Module:
+    """A model of ``architecture`` with ``head_type`` from a preset (``configs/model/<preset>.yaml``; SaShiMi:
+    ``configs/sashimi/<preset>.yaml``) with ``config`` fields replaced. ``pretrained``: an exported folder (whose
+    ``config.json`` decides the architecture, see :func:`_from_folder`) or a Lightning ``.ckpt`` whose weights
     start the model (a classifier keeps a pretrained LM's backbone and gets a fresh head)."""
     overrides = dict(config or {})
-    model_cls, _ = _classes(kind)
-    if pretrained is None:
-        return model_cls(_config(kind, preset, overrides)).train()
-    source = Path(pretrained)
-    if source.is_dir():
-        if kind == "sashimi":
-            return model_cls.from_pretrained(source).train()
-        return model_cls.from_pretrained(source, **overrides).train()
-    model = model_cls(_config(kind, preset, overrides))
-    state = _checkpoint_state(source)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    allowed_missing = set(getattr(model, "_keys_allowed_missing", ()))
-    allowed_unexpected = set(getattr(model, "_keys_allowed_unexpected", ()))
-    if set(missing) - allowed_missing or set(unexpected) - allowed_unexpected:
-        raise ValueError(f"{source}: weights do not fit the {kind} net: missing {sorted(missing)[:3]}, "
-                         f"unexpected {sorted(unexpected)[:3]}")
+    if pretrained is not None and Path(pretrained).is_dir():
+        return _from_folder(Path(pretrained), head_type, overrides).train()
+    model_cls = factory.model_class(architecture, head_type)
+    config_cls = model_cls.config_class
+    values = overrides if preset is None else {**config_cls.from_preset(preset).to_dict(), **overrides}
+    model = model_cls(config_cls.from_dict(values))
+    if pretrained is not None:
+        load_weights(model, _checkpoint(Path(pretrained))[1])
     return model.train()
 
 
-def _checkpoint_state(path: Path) -> dict:
-    """The net's state dict (keys without the ``net.`` prefix) from a Lightning checkpoint."""
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist (expected an exported folder or a .ckpt file)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    return {k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+def _from_folder(folder: Path, head_type: str, overrides: dict) -> nn.Module:
+    """The model an exported folder holds, with ``head_type``: the folder decides the architecture and the
+    backbone; of ``overrides`` only the training-memory switches apply, and the head's fields when the head
+    changes (an LM folder starting a classifier). Other overrides that differ from the folder's config are
+    ignored with a warning naming them."""
+    architecture, saved_head = factory.folder_spec(folder)
+    model_cls = factory.model_class(architecture, head_type)
+    saved, _ = load_config(folder, model_cls.config_class)
+    allowed = RUN_FIELDS + (HEAD_FIELDS if head_type != saved_head else ())
+    applied = {k: v for k, v in overrides.items() if k in allowed}
+    ignored = {k: v for k, v in overrides.items() if k not in allowed and getattr(saved, k, None) != v}
+    if ignored:
+        _log.warning("net.pretrained=%s: its config.json decides %s; ignoring net.config values %s", folder,
+                     ", ".join(sorted(ignored)), ignored)
+    return model_cls.from_pretrained(folder, **applied)
 
 
-def net_spec(net: nn.Module) -> dict:
-    """``{"kind", "config"}`` of a net built here, stored in Lightning checkpoints."""
-    kinds = {"MambaLMHeadModel": "lm", "MambaForSequenceClassification": "classifier", "SashimiLM": "sashimi",
-             "TransformerLMHeadModel": "transformer_lm",
-             "TransformerForSequenceClassification": "transformer_classifier"}
-    return {"kind": kinds[type(net).__name__], "config": net.config.to_dict()}
-
-
-def load_net(path: str | Path) -> nn.Module:
-    """A net in eval mode from an exported folder (``config.json`` + ``model.safetensors``) or a Lightning
-    ``.ckpt`` written by the pretrain / finetune tasks."""
-    path = Path(path)
-    if path.is_dir():
-        if not (path / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"{path} has no {CONFIG_FILE}: not an exported model folder")
-        raw = json.loads((path / CONFIG_FILE).read_text())
-        kind = "sashimi" if "pool" in raw else "lm"
-        return _classes(kind)[0].from_pretrained(path).eval()
+def _checkpoint(path: Path) -> tuple[dict | None, dict]:
+    """(net spec or None, the net's state dict without the ``net.`` prefix) of a Lightning checkpoint."""
     if not path.is_file():
         raise FileNotFoundError(f"no exported model folder or checkpoint at {path}")
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    spec = checkpoint.get("net_spec")
+    if "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    state = {k[len(NET_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
+    return checkpoint.get("net_spec"), state
+
+
+def net_spec(net: nn.Module) -> dict:
+    """``{"architecture", "head_type", "config"}`` of a model, stored in Lightning checkpoints."""
+    return {"architecture": net.config.architecture, "head_type": net.head_type, "config": net.config.to_dict()}
+
+
+def load_net(path: str | Path) -> nn.Module:
+    """A model in eval mode from an exported folder (``config.json`` + ``model.safetensors``) or a Lightning
+    ``.ckpt`` written by the pretrain / finetune tasks."""
+    path = Path(path)
+    if path.is_dir():
+        return factory.load_pretrained(path)
+    spec, state = _checkpoint(path)
     if spec is None:
         raise ValueError(f"{path} is not a checkpoint of the mamba-bio-audio tasks (no net_spec)")
-    model_cls, config_cls = _classes(spec["kind"])
-    model = model_cls(config_cls.from_dict(spec["config"]))
-    model.load_state_dict({k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
-    return model.eval()
+    model_cls = factory.model_class(spec["architecture"], spec["head_type"])
+    return load_weights(model_cls(model_cls.config_class.from_dict(spec["config"])), state).eval()

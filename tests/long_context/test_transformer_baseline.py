@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from mamba_bio_audio.config import MambaConfig, TransformerConfig, load_preset
+from mamba_bio_audio.config import MambaConfig, TransformerConfig
+from mamba_bio_audio.models.factory import load_preset
 from mamba_bio_audio.generation import InferenceParams
 from mamba_bio_audio.models import MambaLMHeadModel
 from mamba_bio_audio.models.transformer import (TransformerForSequenceClassification, TransformerLMHeadModel,
@@ -59,12 +60,11 @@ def test_step_and_generate_match_the_forward(make_transformer_config, make_dna):
     ids = make_dna(2, 20)
     with torch.no_grad():
         logits = model(ids).logits
-    params = InferenceParams(max_seqlen=20, max_batch_size=2)
-    params.key_value_memory_dict = model.allocate_inference_cache(2, 20)
-    torch.testing.assert_close(model.step(ids[:, :8], params), logits[:, 7], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(model.step(ids[:, 8:13], params), logits[:, 12], rtol=1e-5, atol=1e-5)
+    params = model.allocate_inference_cache(2, 20)
+    torch.testing.assert_close(model.prefill(ids[:, :8], params)[0], logits[:, :8], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.prefill(ids[:, 8:13], params)[0], logits[:, 8:13], rtol=1e-5, atol=1e-5)
     for t in range(13, 20):
-        torch.testing.assert_close(model.step(ids[:, t:t + 1], params), logits[:, t], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(model.step(ids[:, t], params)[0], logits[:, t], rtol=1e-5, atol=1e-5)
     out = model.generate(ids[:, :5], 20, teacher_outputs=ids, return_dict_in_generate=True, output_scores=True)
     torch.testing.assert_close(torch.stack(out.scores, 1), logits[:, 4:19, :12], rtol=1e-5, atol=1e-5)
 
@@ -106,5 +106,5 @@ def test_the_config_picks_the_model_class(make_mamba_config, make_transformer_co
     assert model_class(load_preset("dna_7m")) is MambaLMHeadModel
     assert model_class(make_mamba_config(), "classification") is MambaForSequenceClassification
     assert model_class(make_transformer_config(), "classification") is TransformerForSequenceClassification
-    with pytest.raises(ValueError, match="task must be one of"):
+    with pytest.raises(ValueError, match="head_type must be one of"):
         model_class(make_mamba_config(), "masked_lm")

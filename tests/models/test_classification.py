@@ -63,8 +63,7 @@ def test_mean_pooling_excludes_pad(make_config, dna_ids):
 def test_streaming_matches_whole_sequence(make_config, dna_ids, pooling):
     torch.manual_seed(0)
     model = MambaForSequenceClassification(make_config(num_labels=3, pooling=pooling)).eval()
-    params = InferenceParams(max_seqlen=12, max_batch_size=2)
-    params.key_value_memory_dict = model.allocate_inference_cache(2, 12)
+    params = model.allocate_inference_cache(2, 12)
     with torch.no_grad():
         model.step(dna_ids[:, :5], params)
         for t in range(5, 11):

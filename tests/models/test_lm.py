@@ -19,23 +19,23 @@ def test_padded_vocab_and_tied_head(tiny_lm, make_config):
 
 def test_step_after_prefix_matches_forward(tiny_lm, dna_ids):
     """Prompt (parallel), a chunk continuing from the state (parallel), then one token at a time."""
-    params = InferenceParams(max_seqlen=12, max_batch_size=2)
-    params.key_value_memory_dict = tiny_lm.allocate_inference_cache(2, 12)
+    params = tiny_lm.allocate_inference_cache(2)
     with torch.no_grad():
         full = tiny_lm(dna_ids).logits
-        steps = [tiny_lm.step(dna_ids[:, :4], params), tiny_lm.step(dna_ids[:, 4:7], params)]
-        steps += [tiny_lm.step(dna_ids[:, t:t + 1], params) for t in range(7, 12)]
+        first, _ = tiny_lm.prefill(dna_ids[:, :4], params)
+        second, _ = tiny_lm.prefill(dna_ids[:, 4:7], params)
+        steps = [tiny_lm.step(dna_ids[:, t], params)[0] for t in range(7, 12)]
     assert params.seqlen_offset == 12
-    expected = full[:, [3, 6, 7, 8, 9, 10, 11]]
-    torch.testing.assert_close(torch.stack(steps, 1), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.cat([first, second], 1), full[:, :7], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.stack(steps, 1), full[:, 7:], rtol=1e-5, atol=1e-5)
 
 
 def test_reset_cache_starts_a_new_sequence(tiny_lm, dna_ids):
     params = InferenceParams(max_seqlen=12, max_batch_size=2)
-    first = tiny_lm.step(dna_ids[:, :5], params)
-    tiny_lm.step(dna_ids[:, 5:6], params)
+    first, _ = tiny_lm.prefill(dna_ids[:, :5], params)
+    tiny_lm.step(dna_ids[:, 5], params)
     params.reset(12, 2)
-    torch.testing.assert_close(tiny_lm.step(dna_ids[:, :5], params), first, rtol=0, atol=0)
+    torch.testing.assert_close(tiny_lm.prefill(dna_ids[:, :5], params)[0], first, rtol=0, atol=0)
 
 
 def test_num_last_tokens(tiny_lm, dna_ids):
@@ -78,7 +78,6 @@ def test_position_ids_are_accepted(tiny_lm, dna_ids):
 
 
 def test_cache_batch_mismatch_is_refused(tiny_lm, dna_ids):
-    params = InferenceParams(max_seqlen=12, max_batch_size=3)
-    params.key_value_memory_dict = tiny_lm.allocate_inference_cache(3, 12)
+    params = tiny_lm.allocate_inference_cache(3, 12)
     with pytest.raises(ValueError, match="batch"):
-        tiny_lm.step(dna_ids, params)
+        tiny_lm.prefill(dna_ids, params)

@@ -125,7 +125,7 @@ def test_decoding_needs_layer_idx():
 
 def test_ssm_state_is_fp32_whatever_the_weights(make_config):
     model = MambaLMHeadModel(make_config()).to(torch.bfloat16)
-    conv_state, ssm_state = model.allocate_inference_cache(2, 8)[0]
+    conv_state, ssm_state = model.allocate_inference_cache(2, 8).key_value_memory_dict[0]
     assert conv_state.dtype == torch.bfloat16 and conv_state.shape == (2, 32, 4)
     assert ssm_state.dtype == torch.float32 and ssm_state.shape == (2, 32, 4)
 
@@ -152,8 +152,9 @@ def test_backbone_variants_match_their_recurrence(make_config, dna_ids, override
     params = InferenceParams(max_seqlen=12, max_batch_size=2)
     with torch.no_grad():
         full = model(dna_ids).logits
-        steps = [model.step(dna_ids[:, :5], params)] + [model.step(dna_ids[:, t:t + 1], params) for t in range(5, 12)]
-    torch.testing.assert_close(torch.stack(steps, 1), full[:, 4:], rtol=1e-5, atol=1e-5)
+        steps = [model.prefill(dna_ids[:, :5], params)[0][:, -1]]
+        steps += [model.step(dna_ids[:, t], params)[0] for t in range(5, 11)]
+    torch.testing.assert_close(torch.stack(steps, 1), full[:, 4:11], rtol=1e-5, atol=1e-5)
 
 
 def test_fused_and_unfused_add_norm_agree(make_config, dna_ids):

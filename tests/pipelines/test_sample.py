@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 
 from mamba_bio_audio.pipelines.cli import main
+from mamba_bio_audio.tokenizers import NucleotideTokenizer
 from mamba_bio_audio.pipelines.training.nets import load_net
 from mamba_bio_audio.pipelines.training.train import run
 
@@ -39,10 +40,10 @@ def test_sample_audio_from_export_and_checkpoint(audio_run, tmp_path, capsys):
 
 
 def test_sample_log_likelihood_is_exact(audio_run):
-    from mamba_bio_audio.pipelines.sampling import draw_audio
+    from mamba_bio_audio.audio_generation import sample_audio
 
     net = load_net(audio_run.export_dir)
-    drawn = draw_audio(net, 2, 40, seed=3, top_k=5)
+    drawn = sample_audio(net, 2, 40, seed=3, top_k=5)
     tokens = drawn.tokens.clone()
     inputs = torch.cat([torch.full((2, 1), 128), tokens[:, :-1]], dim=1)
     with torch.no_grad():
@@ -59,14 +60,14 @@ def test_sample_dna_with_prefix(compose, overrides, tiny, tmp_path):
     lines = (out / "samples.fa").read_text().splitlines()
     assert len(lines) == 6 and all(line.startswith("ACGTACGT") and len(line) == 58 for line in lines[1::2])
     assert "log_likelihood_nats=" in lines[0]
-    from mamba_bio_audio.pipelines.sampling import draw_dna
-
+    records = json.loads((out / "samples.json").read_text())["samples"]
     net = load_net(result.last_checkpoint)
-    drawn = draw_dna(net, 2, 20, prefix=torch.tensor([7, 8, 9, 10]), seed=1)
+    tokens = torch.as_tensor([NucleotideTokenizer().encode(line) for line in lines[1::2]])
     with torch.no_grad():
-        logits = net(drawn.tokens[:, :-1].clone()).logits[..., :net.config.vocab_size].float()
-    log_probs = torch.log_softmax(logits, -1).gather(-1, drawn.tokens[:, 1:, None].clone())[..., 0]
-    torch.testing.assert_close(drawn.log_likelihood, log_probs[:, 3:].sum(1), rtol=1e-4, atol=1e-3)
+        logits = net(tokens[:, :-1]).logits[..., :net.config.vocab_size].float()
+    log_probs = torch.log_softmax(logits, -1).gather(-1, tokens[:, 1:, None])[..., 0]
+    torch.testing.assert_close(torch.tensor([r["log_likelihood_nats"] for r in records]), log_probs[:, 7:].sum(1),
+                               rtol=1e-4, atol=1e-3)
 
 
 def test_clip_stats_tell_tone_noise_offset_and_a_stuck_sampler_apart():

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
+from mamba_bio_audio.audio_generation import sample_audio
 from mamba_bio_audio.pipelines.reporting.audio_out import plot_clip, write_wav
-from mamba_bio_audio.pipelines.sampling import draw_audio
 
 
 class AudioSamples(pl.Callback):
@@ -27,7 +27,7 @@ class AudioSamples(pl.Callback):
             return
         folder = Path(trainer.default_root_dir) / "samples"
         folder.mkdir(parents=True, exist_ok=True)
-        clips = draw_audio(pl_module.net, self.n, max(1, int(self.seconds * self.sample_rate)), seed=self.seed)
+        clips = sample_audio(pl_module.net, self.n, max(1, int(self.seconds * self.sample_rate)), seed=self.seed)
         for i, pcm in enumerate(clips.waveforms()):
             stem = folder / f"step_{trainer.global_step:06d}_{i}"
             write_wav(stem.with_suffix(".wav"), pcm, self.sample_rate)

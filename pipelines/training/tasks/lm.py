@@ -7,16 +7,14 @@ import torch
 from torchmetrics import MeanMetric, MinMetric
 
 from mamba_bio_audio.pipelines.training.tasks.base import Task
+from mamba_bio_audio.targets import counted_mask
 
 LN2 = math.log(2.0)
 
 
 def scored_tokens(targets: torch.Tensor, pad_token_id: int | None) -> torch.Tensor:
-    """Number of targets (batch, L) int64 the loss counts (not -100, not PAD)."""
-    keep = targets != -100
-    if pad_token_id is not None:
-        keep &= targets != pad_token_id
-    return keep.sum()
+    """Number of targets (batch, L) int64 the loss counts (:mod:`mamba_bio_audio.targets`)."""
+    return counted_mask(targets, pad_token_id).sum()
 
 
 class CausalLMTask(Task):
