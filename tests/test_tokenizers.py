@@ -25,7 +25,7 @@ from mamba_bio_audio.tokenizers import (
 
 MT_HUMAN = Path(__file__).resolve().parents[1] / "data_prep" / "examples" / "data" / "MT-human.fa.gz"
 
-# the published HyenaDNA / Caduceus table (REFERENCE §4.2), written out independently of the module
+# the published HyenaDNA / Caduceus table, written out independently of the module
 PUBLISHED = {"[CLS]": 0, "[SEP]": 1, "[BOS]": 2, "[MASK]": 3, "[PAD]": 4, "[RESERVED]": 5, "[UNK]": 6,
              "A": 7, "C": 8, "G": 9, "T": 10, "N": 11}
 
@@ -303,7 +303,8 @@ def test_byte_tokenizer_file_and_batch(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------- audio
 def closed_form_mu_law(x: np.ndarray, bits: int = 8) -> np.ndarray:
-    """REFERENCE §5.4 written out scalar by scalar with math (independent of numpy vectorisation)."""
+    """The mu-law companding formula (mu = 2**bits - 1) written out scalar by scalar with math (independent of
+    numpy vectorisation)."""
     mu = 2 ** bits - 1
     out = []
     for v in np.asarray(x, dtype=np.float64).ravel().tolist():

@@ -1,4 +1,4 @@
-"""Audio files to a prepared 8-bit audio dataset (DESIGN.md "Prepared datasets"; CLI ``prepare-audio``).
+"""Audio files to a prepared 8-bit audio dataset (docs/design.md "Prepared datasets"; CLI ``prepare-audio``).
 
 Two modes:
 

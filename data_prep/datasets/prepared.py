@@ -23,7 +23,7 @@ import numpy as np
 from mamba_bio_audio.atomic import atomic_dir
 
 FORMAT_VERSION = 1
-KINDS = ("dna", "species", "audio")
+DATASET_KINDS = ("dna", "species", "audio")
 MANIFEST = "manifest.json"
 
 
@@ -98,8 +98,8 @@ class PreparedDatasetWriter:
 
     def __init__(self, out_dir: str | Path, kind: str, tokenizer: dict, sources: list[dict], parameters: dict,
                  labelled: bool = False, extra: dict | None = None):
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+        if kind not in DATASET_KINDS:
+            raise ValueError(f"kind must be one of {DATASET_KINDS}; got {kind!r}")
         self.out_dir = Path(out_dir)
         self.kind = kind
         self.labelled = labelled

@@ -22,18 +22,18 @@ from mamba_bio_audio.data_prep.examples.tools import (
 )
 from mamba_bio_audio.data_prep.datasets.prepare_audio import AudioPrepareResult, prepare_audio
 
-KINDS = ("piano", "digits")
+AUDIO_EXAMPLES = ("piano", "digits")
 RAW = "raw_audio"
 
 
-def make_examples(out: str | Path, kinds: tuple[str, ...] = KINDS, hours: float = 4.0, digits: int = 20000,
+def make_examples(out: str | Path, kinds: tuple[str, ...] = AUDIO_EXAMPLES, hours: float = 4.0, digits: int = 20000,
                   seed: int = 0, workers: int | None = None, install: bool = False, force: bool = False,
                   progress: Callable[[str, int, int], None] | None = None) -> dict[str, AudioPrepareResult]:
     """Make the raw audio and prepare the datasets; returns {kind: AudioPrepareResult}. Tools are checked (and
     installed when ``install``) before anything is made."""
-    unknown = [k for k in kinds if k not in KINDS]
+    unknown = [k for k in kinds if k not in AUDIO_EXAMPLES]
     if unknown or not kinds:
-        raise ValueError(f"kinds must be among {KINDS}; got {list(kinds)}")
+        raise ValueError(f"kinds must be among {AUDIO_EXAMPLES}; got {list(kinds)}")
     out = Path(out)
     for kind in kinds:
         ensure_python_packages(PYTHON_PACKAGES[kind])

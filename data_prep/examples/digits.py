@@ -1,4 +1,4 @@
-"""Synthetic spoken digits "zero" ... "nine", an SC09-like example (REFERENCE.md §9.5). No real recordings.
+"""Synthetic spoken digits "zero" ... "nine", an SC09-like example. No real recordings.
 
 Every clip is planned from its own generator seeded by (seed, clip index), so a clip does not depend on the
 number of workers or on the other clips:

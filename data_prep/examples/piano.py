@@ -1,4 +1,4 @@
-"""Piano audio rendered from the music21 corpus (REFERENCE.md §9.4), a YouTubeMix-like example.
+"""Piano audio rendered from the music21 corpus, a YouTubeMix-like example.
 
 Each score is parsed with music21 and written as MIDI; mido sets every program change to 0 (acoustic grand
 piano) and moves drum-channel events to channel 0; fluidsynth renders it with FluidR3_GM at 16 kHz; the

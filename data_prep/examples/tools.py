@@ -1,6 +1,6 @@
 """The Debian tools and Python packages that example audio is made with; installing the Debian ones on request.
 
-Package names and paths as in Debian 12 (REFERENCE.md §9.1): fluidsynth + fluid-soundfont-gm for the piano;
+Package names and paths as in Debian 12: fluidsynth + fluid-soundfont-gm for the piano;
 flite, festival with two diphone voices, espeak-ng and sox for the spoken digits.
 """
 from __future__ import annotations

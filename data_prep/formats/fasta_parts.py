@@ -92,7 +92,7 @@ class PartWriter:
 
 
 @dataclass(frozen=True)
-class Task:
+class TokenizeJob:
     source: int
     path: Path
     start: int
@@ -115,24 +115,24 @@ def header_offsets(path: Path) -> list[int]:
     return offsets
 
 
-def plan_tasks(paths: list[Path], task_bytes: int = TASK_BYTES) -> list[Task]:
+def plan_tasks(paths: list[Path], task_bytes: int = TASK_BYTES) -> list[TokenizeJob]:
     """Tasks in file order: plain files cut at headers into groups of whole sequences, compressed files whole."""
     tasks = []
     for source, path in enumerate(paths):
         size = path.stat().st_size
         if compression(path) != "plain":
-            tasks.append(Task(source, path, 0, None, size))
+            tasks.append(TokenizeJob(source, path, 0, None, size))
             continue
         cuts = [0] + [o for o in header_offsets(path) if o > 0] + [size]
         start = 0
         for stop in cuts[1:]:
             if stop - start >= task_bytes or stop == size:
-                tasks.append(Task(source, path, start, stop, stop - start))
+                tasks.append(TokenizeJob(source, path, start, stop, stop - start))
                 start = stop
     return tasks
 
 
-def _run_task(task: Task, tokenizer_config: dict, folder: Path, prefix: str, part_bytes: int,
+def _run_task(task: TokenizeJob, tokenizer_config: dict, folder: Path, prefix: str, part_bytes: int,
               on_raw_bytes: Callable[[int], None] | None = None) -> Iterator[Part]:
     """Tokenise one task, yielding its parts as they fill (the last one when the task ends)."""
     writer = PartWriter(folder, prefix, task.source, part_bytes)
@@ -148,7 +148,7 @@ def _run_task(task: Task, tokenizer_config: dict, folder: Path, prefix: str, par
         raise
 
 
-def _run_task_in_worker(item: tuple[int, Task], tokenizer_config: dict, folder: Path, part_bytes: int) -> list[Part]:
+def _run_task_in_worker(item: tuple[int, TokenizeJob], tokenizer_config: dict, folder: Path, part_bytes: int) -> list[Part]:
     i, task = item
     return list(_run_task(task, tokenizer_config, folder, f"t{i}", part_bytes))
 

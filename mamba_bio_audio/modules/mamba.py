@@ -1,7 +1,7 @@
 """The Mamba (S6) mixer: ``mamba_ssm.modules.mamba_simple.Mamba`` with the same constructor, parameter names,
 initialisation and decoding API, computed through :mod:`mamba_bio_audio.ops`.
 
-Dataflow (REFERENCE.md §1.1): in_proj → (x, z); x ← SiLU(causal depthwise conv(x)); x_proj(x) → (dt_low, B, C);
+Dataflow: in_proj → (x, z); x ← SiLU(causal depthwise conv(x)); x_proj(x) → (dt_low, B, C);
 dt = dt_proj.weight · dt_low (the bias enters the scan as ``delta_bias`` with softplus); y = scan(x, dt, A, B, C, D)
 · SiLU(z); out_proj(y). Parameters stay fp32 under AMP; activations may be bf16 (the ops compute in fp32).
 """

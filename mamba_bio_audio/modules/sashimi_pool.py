@@ -4,7 +4,7 @@
   ``H·expand``. A trailing incomplete group is not emitted (it waits in the state when there is one).
 * ``UpPool``: Linear(H → (H / expand)·pool) per pooled step, reshaped to ``pool`` steps, **shifted right by one
   group**: the outputs at positions g·pool ... g·pool + pool − 1 come from pooled step g − 1 (zeros for g = 0),
-  so output t never sees an input after t (REFERENCE.md §5.1).
+  so output t never sees an input after t.
 
 Both keep a :class:`PoolState` (batch, pool, H) plus the position within the current group, so a sequence can be
 consumed in chunks of any length, one sample at a time included, with the results of one parallel pass.

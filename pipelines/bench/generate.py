@@ -5,7 +5,7 @@ Each timing is one :func:`~mamba_bio_audio.audio_generation.sample_audio` call o
 fp32 model: state allocation, ``--samples`` recurrent steps from the start token, the draws (temperature 1,
 whole vocabulary) and the exact log-probabilities. ``--samples`` should be a multiple of the product of the pools
 so every phase of the U-Net (the deeper stages run on every p-th / p²-th sample only) weighs its share. The
-paper-scale targets (REFERENCE.md, issue 6) are for ``sc09_small`` on a GPU: 16,000 samples/s for one stream (real
+paper-scale targets are for ``sc09_small`` on a GPU: 16,000 samples/s for one stream (real
 time at 16 kHz) and 2M samples/s in total at batch 256. The JSON records the load average before the run: other
 work on the machine slows every figure.
 """

@@ -1,5 +1,5 @@
 """``mamba-bio-audio bench train``: training memory and tokens/s versus batch size at L = 2048, Mamba against
-Transformer++: the setting of the paper's Table 15 (REFERENCE.md §3.3: 125M-class models, one A100 80GB).
+Transformer++: the setting of the paper's Table 15 (125M-class models, one A100 80GB).
 
 On CUDA the models are the 125M class (Mamba: 24 layers of width 768; Transformer++: 12 layers of width 768,
 12 heads, SwiGLU 2048; GPT-2 vocabulary; bf16 autocast) at batch 1 ... 32, and the JSON carries Table 15's
@@ -29,7 +29,7 @@ SHAPES = {
     },
 }
 BATCHES = {"cuda": "1,2,4,8,16,32", "cpu": "1,2,4,8"}
-# Gu & Dao 2023, Table 15 (REFERENCE.md §3.3): GB at batch 1, 2, 4, 8, 16, 32; L 2048; A100 80GB.
+# Gu & Dao 2023, Table 15: GB at batch 1, 2, 4, 8, 16, 32; L 2048; A100 80GB.
 TABLE_15_GB = {
     "transformer": {1: 4.6, 2: 5.2, 4: 6.9, 8: 11.5, 16: 20.7, 32: 34.5},
     "mamba": {1: 4.8, 2: 5.8, 4: 7.3, 8: 12.3, 16: 23.1, 32: 38.2},

@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from mamba_bio_audio.data_prep.examples.audio import KINDS as AUDIO_KINDS, make_examples
+from mamba_bio_audio.data_prep.examples.audio import AUDIO_EXAMPLES, make_examples
 from mamba_bio_audio.data_prep.examples.dna import FILES, NAMES, debian_locator, prepare_apes4, prepare_hg_small
 from mamba_bio_audio.pipelines.commands.progress import byte_progress, file_progress, phase_callback
 from mamba_bio_audio.pipelines.commands.shared import audio_summary, clean_os_errors, dna_summary
@@ -49,7 +49,7 @@ def _add_audio_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("data"),
                         help="output folder: datasets OUT/piano and OUT/digits, audio under OUT/raw_audio "
                              "(default: %(default)s)")
-    parser.add_argument("--only", choices=AUDIO_KINDS, help="make only the piano or only the digits dataset")
+    parser.add_argument("--only", choices=AUDIO_EXAMPLES, help="make only the piano or only the digits dataset")
     parser.add_argument("--hours", type=float, default=4.0,
                         help="piano audio to render, in hours (default: %(default)s, about YouTubeMix's size)")
     parser.add_argument("--digits", type=int, default=20000, help="spoken-digit clips to make (default: %(default)s)")
@@ -62,7 +62,7 @@ def _add_audio_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_audio(args) -> int:
-    kinds = (args.only,) if args.only else AUDIO_KINDS
+    kinds = (args.only,) if args.only else AUDIO_EXAMPLES
     with file_progress(disable=args.no_progress) as bar:
         results = make_examples(args.out, kinds, hours=args.hours, digits=args.digits, seed=args.seed,
                                 workers=args.workers, install=args.install, force=args.force,
@@ -73,7 +73,7 @@ def _run_audio(args) -> int:
 
 
 # kind -> (help, add_arguments, run)
-KINDS = {
+EXAMPLE_SETS = {
     "dna": ("hg_small (GRCh37 chr20 + chrX part) and apes4 (chr22 EPO alignment) from Debian packages",
             _add_dna_arguments, _run_dna),
     "audio": ("piano renders of the music21 corpus and synthetic spoken digits", _add_audio_arguments, _run_audio),
@@ -83,7 +83,7 @@ KINDS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kind", metavar="KIND")
     sub.required = True
-    for name, (help_text, add, run_kind) in KINDS.items():
+    for name, (help_text, add, run_kind) in EXAMPLE_SETS.items():
         kind_parser = sub.add_parser(name, help=help_text, description=help_text)
         add(kind_parser)
         kind_parser.set_defaults(kind_run=run_kind)

@@ -1,4 +1,4 @@
-"""Parameter counts of the full presets against the paper's (Gu & Dao 2023, §4.4; REFERENCE.md §5.1).
+"""Parameter counts of the full presets against the paper's (Gu & Dao 2023, §4.4).
 
 Block internals: LayerNorm + Mamba mixer (E = 2, N = 16, d_conv 4, dt_rank ceil(D/16)) in a residual; linear
 pools with bias; widths D / 2D / 4D; 256-class embedding and Linear head with bias; final LayerNorm.

@@ -9,7 +9,7 @@ from mamba_bio_audio.models import MambaLMHeadModel
 from mamba_bio_audio.models.transformer import (TransformerForSequenceClassification, TransformerLMHeadModel,
                                                 apply_rotary)
 
-# REFERENCE.md §4.4: paper sizes (approximate) of the DNA scaling runs.
+# Paper sizes (Gu & Dao 2023, Fig. 5 left; approximate) of the DNA scaling runs.
 PAPER_SIZES = {"250k": 250e3, "700k": 700e3, "1.4m": 1.4e6, "3.5m": 3.5e6, "7m": 7.0e6, "19.3m": 19.3e6,
                "40.7m": 40.7e6}
 LAYERS = {"250k": (4, 64), "700k": (5, 96), "1.4m": (6, 128), "3.5m": (7, 192), "7m": (8, 256), "19.3m": (10, 384),

@@ -9,7 +9,7 @@ from mamba_bio_audio.generation import InferenceParams
 from mamba_bio_audio.models import MambaLMHeadModel, param_groups
 from mamba_bio_audio.modules import Mamba, RMSNorm
 
-# REFERENCE.md §6.2: mamba_ssm's state-dict keys.
+# mamba_ssm's state-dict keys.
 MIXER_KEYS = ["in_proj.weight", "conv1d.weight", "conv1d.bias", "x_proj.weight", "dt_proj.weight", "dt_proj.bias",
               "out_proj.weight", "A_log", "D"]
 
@@ -68,7 +68,8 @@ def test_constant_dt_init():
 
 
 def naive_mamba(mixer: Mamba, u: torch.Tensor) -> torch.Tensor:
-    """REFERENCE.md §1.1 and §1.2 token by token, written independently of the module's code paths."""
+    """The Mamba block's dataflow (Gu & Dao 2023, Alg. 2 and Fig. 3) token by token, written independently of the
+    module's code paths."""
     batch, length, _ = u.shape
     x, z = mixer.in_proj(u).chunk(2, dim=-1)  # (B, L, d_inner)
     w = mixer.conv1d.weight[:, 0]  # (d_inner, W)

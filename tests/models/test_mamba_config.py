@@ -68,7 +68,7 @@ def test_unknown_field_is_named():
         MambaConfig.from_dict({"d_modle": 16})
 
 
-# Paper sizes (Gu & Dao 2023, Fig. 5 left) and the exact counts of the architecture (REFERENCE.md §4.4, derived).
+# Paper sizes (Gu & Dao 2023, Fig. 5 left) and the exact counts of the architecture.
 PRESETS = {
     "dna_250k": (250e3, 0.263e6),
     "dna_700k": (700e3, 0.684e6),

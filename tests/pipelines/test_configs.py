@@ -29,7 +29,7 @@ def test_experiment_instantiates(experiment, compose, tmp_path):
 
 
 def test_size_series_parameter_counts(compose, tmp_path):
-    """The size series builds the paper's models (REFERENCE.md §4.4 derived counts)."""
+    """The size series builds the paper's models (counts derived from the paper's App. E.3.2 table)."""
     expected = {"250k": 0.263e6, "1.4m": 1.401e6, "40.7m": 40.69e6}
     for name, count in expected.items():
         cfg = compose(f"experiment=dna/hg38_mamba_{name}", f"paths.output_dir={tmp_path}", "logger=csv",
