@@ -17,7 +17,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.console import Console
 
@@ -93,8 +92,7 @@ def _seconds_per_step(cfg) -> float:
     net = instantiate(cfg.net, _convert_="all")
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
     batch, length = cfg.data.batch_size, cfg.data.seq_len
-    inputs = torch.randint(0, 4, (batch, length)) + 7 if net.config.vocab_size < 256 else \
-        torch.randint(0, 256, (batch, length))
+    inputs = torch.randint(0, net.config.vocab_size, (batch, length))  # a step's time does not depend on the ids
     labels = torch.zeros(batch, dtype=torch.long) if hasattr(net, "score") else inputs
     times = []
     for _ in range(3):
@@ -132,69 +130,7 @@ def train_phase(name: str, seconds: float, out: Path, data: Path, seed: int, con
     return run(cfg)
 
 
-def dna_baselines(data: Path, seq_len: int, eval_items: int, seed: int) -> dict:
-    """Unigram and order-3 Markov bits per base of the validation windows the LM is scored on, fitted on 40
-    stretches of up to 100 kb (4 Mb) drawn from the training split."""
-    from mamba_bio_audio.data_prep.datasets.dna_windows import PAD_ID, DnaWindowDataset
-    from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
-    from mamba_bio_audio.pipelines.evaluation.baselines import MarkovBaseline
-    from mamba_bio_audio.pipelines.training.datamodules import evenly_spaced
-
-    windows = evenly_spaced(DnaWindowDataset(data / "hg_small", "valid", seq_len, "mamba"), eval_items)
-    targets = np.concatenate([windows[i][1].numpy() for i in range(len(windows))])
-    targets = targets[targets != PAD_ID]
-    train = PreparedDataset(data / "hg_small").split("train").tokens
-    chunk = min(100_000, len(train) // 40)
-    starts = np.random.default_rng(seed).integers(0, len(train) - chunk + 1, 40)
-    fit = np.concatenate([np.asarray(train[s:s + chunk]) for s in starts]).astype(np.int64)
-    fit = fit[(fit >= 7) & (fit <= 11)]
-    return {f"order{k}": MarkovBaseline(order=k).fit(fit).bits_per_base(targets) for k in (0, 3)}
-
-
-def species_baseline(data: Path, seq_len: int, eval_items: int, seed: int, train_items: int = 8192) -> dict:
-    """Test accuracy of the k-mer logistic regression (``KmerSpeciesBaseline``, k <= 4) on the apes4 test
-    windows the classifier is scored on (``SpeciesDataModule``: ``eval_items`` drawn with ``seed + 1``), fitted
-    on ``train_items`` training windows; with its training accuracy, which shows how much it merely memorised."""
-    from mamba_bio_audio.data_prep.datasets.species_windows import SpeciesWindowDataset
-    from mamba_bio_audio.pipelines.evaluation.baselines import KmerSpeciesBaseline
-
-    def draw(split: str, items: int, draw_seed: int):
-        ds = SpeciesWindowDataset(data / "apes4", split, seq_len, items, seed=draw_seed)
-        pairs = [ds[i] for i in range(items)]
-        return np.stack([x.numpy() for x, _ in pairs]), np.array([int(y) for _, y in pairs])
-
-    train_x, train_y = draw("train", train_items, seed)
-    test_x, test_y = draw("test", eval_items, seed + 1)
-    model = KmerSpeciesBaseline(k_max=4).fit(train_x, train_y)
-    return {"train_acc": model.accuracy(train_x, train_y), "test_acc": model.accuracy(test_x, test_y),
-            "train_items": train_items, "test_items": eval_items}
-
-
-def audio_unigram_bits(data: Path) -> float:
-    """Bits per sample of the piano test split under the training split's mu-law class frequencies (add-one)."""
-    from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
-
-    ds = PreparedDataset(data / "piano")
-    counts = np.bincount(np.asarray(ds.split("train").tokens), minlength=256) + 1.0
-    test = np.asarray(ds.split("test").tokens)
-    return float(-np.log2(counts / counts.sum())[test].mean())
-
-
-def real_audio_stats(data: Path, seconds: float, excerpts: int = 8) -> dict:
-    """``clip_stats`` of ``excerpts`` evenly spaced ``seconds``-long stretches of the piano test split (decoded
-    mu-law), medians: what the samples' figures look like on real audio."""
-    from mamba_bio_audio.audio_generation import to_pcm16
-    from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
-    from mamba_bio_audio.pipelines.reporting.audio_out import clip_stats
-
-    tokens = np.asarray(PreparedDataset(data / "piano").split("test").tokens)
-    length = min(int(seconds * 16000), len(tokens))
-    starts = np.linspace(0, len(tokens) - length, excerpts).astype(np.int64)
-    stats = [clip_stats(to_pcm16(tokens[s:s + length]), 16000) for s in starts]
-    return {key: float(np.nanmedian([st[key] for st in stats])) for key in stats[0]}
-
-
-def _afford_seconds(net, wanted: float, left_s: float, sample_rate: int = 16000) -> float:
+def _afford_seconds(net, wanted: float, left_s: float, sample_rate: int) -> float:
     """Audio seconds per clip that fit in ``left_s`` at the measured recurrent sampling speed."""
     from mamba_bio_audio.audio_generation import sample_audio
 
@@ -207,9 +143,12 @@ def _afford_seconds(net, wanted: float, left_s: float, sample_rate: int = 16000)
 def run(args) -> int:
     if not args.minutes > 0:
         raise ValueError(f"--minutes must be > 0; got {args.minutes}")
+    from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
     from mamba_bio_audio.pipelines.commands.hydra_compose import compose
-    from mamba_bio_audio.pipelines.training.nets import load_net
     from mamba_bio_audio.pipelines.commands.sample import sample_audio_files, sample_dna_files
+    from mamba_bio_audio.pipelines.evaluation.quickstart_metrics import (audio_unigram_bits, collect, dna_baselines,
+                                                                         real_audio_stats, species_baseline)
+    from mamba_bio_audio.pipelines.training.nets import load_net
 
     console = Console()
     clock = Clock(console, 60.0 * args.minutes)
@@ -227,7 +166,8 @@ def run(args) -> int:
     clock.phase("2/6 pretraining the DNA LM on hg_small")
     dna = train_phase("dna", SHARES["dna"] * training_s, out, data, args.seed, console)
     dna_cfg = json.loads((dna.export_dir / "config.json").read_text())
-    baselines = dna_baselines(data, 1024, 64, args.seed)
+    dna_data = compose("train", [f"experiment={EXPERIMENTS['dna']}"]).data
+    baselines = dna_baselines(data, dna_data.seq_len, dna_data.eval_items, args.seed)
 
     clock.phase("3/6 fine-tuning the apes4 species classifier from it")
     apes = train_phase("apes", SHARES["apes"] * training_s, out, data, args.seed, console,
@@ -242,9 +182,10 @@ def run(args) -> int:
 
     clock.phase("5/6 sampling audio and DNA")
     audio_net = load_net(audio.export_dir)
-    seconds = _afford_seconds(audio_net, args.sample_seconds, clock.budget_s - clock.elapsed - 25)
+    rate = int(PreparedDataset(data / "piano").manifest["audio"]["rate"])
+    seconds = _afford_seconds(audio_net, args.sample_seconds, clock.budget_s - clock.elapsed - 25, rate)
     # no top-p: after a quiet stretch the model puts > 95 % on one value, and nucleus sampling then never leaves it
-    clips = sample_audio_files(audio_net, out / "audio", 2, seconds, 16000, seed=args.seed,
+    clips = sample_audio_files(audio_net, out / "audio", 2, seconds, rate, seed=args.seed,
                                temperature=SAMPLE_TEMPERATURE)
     dna_samples = sample_dna_files(load_net(dna.export_dir), out / "dna", 2, 300, seed=args.seed)
     baselines["real_audio"] = real_audio_stats(data, seconds)
@@ -275,37 +216,6 @@ def figures(out: Path, dna, apes, audio, baselines: dict) -> None:
                                             "order-3 Markov (valid)": baselines["order3"]},
                       "apes4 classifier": {}})
     plot_confusion(out / "confusion.png", apes.confusion, apes.class_names, "apes4 test windows")
-
-
-def collect(dna, apes, audio, baselines, audio_unigram: float, clips, dna_samples, tokens, dna_cfg) -> dict:
-    ln2, nan = np.log(2.0), float("nan")
-    return {
-        "data_tokens": tokens,
-        "dna_layers_width": [dna_cfg["n_layer"], dna_cfg["d_model"]],
-        "steps": {name: _steps(r) for name, r in (("dna", dna), ("apes", apes), ("audio", audio))},
-        "dna_val_bits_per_base": dna.metrics.get("val/loss_best", nan) / ln2,
-        "dna_val_ppl": float(np.exp(dna.metrics.get("val/loss_best", nan))),
-        "dna_test_ppl": dna.metrics["test/ppl"],
-        "dna_unigram_bits_per_base": baselines["order0"],
-        "dna_unigram_ppl": float(2 ** baselines["order0"]),
-        "dna_markov3_ppl": float(2 ** baselines["order3"]),
-        "apes_test_acc": apes.metrics["test/acc"],
-        "apes_test_macro_f1": apes.metrics["test/f1"],
-        "apes_kmer_baseline": baselines["apes_kmer"],
-        "apes_confusion": apes.confusion,
-        "apes_classes": apes.class_names,
-        "audio_val_bits_per_sample": audio.metrics.get("val/loss_best", nan) / ln2,
-        "audio_test_bits_per_sample": audio.metrics["test/bpt"],
-        "audio_unigram_bits_per_sample": audio_unigram,
-        "audio_samples": clips,
-        "real_audio_stats": baselines["real_audio"],
-        "dna_samples": dna_samples,
-        "runs": {"dna": str(dna.output_dir), "apes": str(apes.output_dir), "audio": str(audio.output_dir)},
-    }
-
-
-def _steps(result) -> int:
-    return int(torch.load(result.last_checkpoint, map_location="cpu", weights_only=False)["global_step"])
 
 
 def table_rows(m: dict) -> list[tuple[str, str]]:

@@ -11,7 +11,6 @@ uses ``eval_items`` evenly spaced items of each split, identical run to run.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
-MANIFEST = "manifest.json"
+from mamba_bio_audio.data_prep.datasets.prepared import MANIFEST, PreparedDataset
+
 
 
 class EpochSampler(Sampler[int]):
@@ -179,7 +179,7 @@ class SpeciesDataModule(PreparedDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        return list(json.loads((self.path / MANIFEST).read_text())["species"])
+        return list(PreparedDataset(self.path).manifest["species"])
 
     def make_dataset(self, split: str, seq_len: int) -> Dataset:
         from mamba_bio_audio.data_prep.datasets.species_windows import SpeciesWindowDataset

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-from mamba_bio_audio.pipelines.commands.quickstart import dna_baselines, real_audio_stats, species_baseline
+from mamba_bio_audio.pipelines.evaluation.quickstart_metrics import dna_baselines, real_audio_stats, species_baseline
 from mamba_bio_audio.pipelines.reporting.quickstart_report import plot_confusion, plot_loss_curves, read_curve, write_report
 
 
