@@ -64,10 +64,6 @@ class SpeciesWindowDataset(Dataset):
         self._complement = NucleotideTokenizer().complement_array(256).astype(np.uint8)
         self._nindex, self._nindex_pid = None, None
 
-    @property
-    def present_species(self) -> list[str]:
-        return [self.species[label] for label, _, _ in self.by_species]
-
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
