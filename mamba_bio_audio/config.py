@@ -23,7 +23,7 @@ __all__ = ["CHUNK_MULTIPLE", "ConfigBase", "MambaConfig", "POOLINGS", "SSM_CFG_K
 POOLINGS = ("last", "mean", "first")
 
 # Chunked training splits sequences every chunk_size tokens: a multiple of the GPU scan's tile length (64 steps,
-# kernels/triton/selective_scan.py) keeps every tile of every chunk full. The last chunk of a sequence may be shorter.
+# kernels/selective_scan/triton_kernels.py) keeps every tile of every chunk full. The last chunk of a sequence may be shorter.
 CHUNK_MULTIPLE = 64
 
 # Keyword arguments of modules.mamba.Mamba that may appear in ssm_cfg, plus upstream's layer selector.

@@ -1,32 +1,38 @@
 """The public functional API: the only door to the kernels.
 
-Signatures follow ``mamba_ssm`` plus state passing (see DESIGN.md). Every function validates its arguments
-(ValueError naming the argument and the expected shape) and then dispatches to a backend:
+Signatures follow ``mamba_ssm`` plus state passing. Every function validates its arguments (ValueError naming the
+argument and the expected shape) and then dispatches through :data:`DISPATCH` to a backend:
 
 * ``triton``: fused GPU kernels (CUDA tensors; CPU tensors too under ``TRITON_INTERPRET=1``),
-* ``cpu``: numba kernels for the scan, a PyTorch conv decode step, PyTorch for the other cheap ops (CPU tensors),
-* ``reference``: the pure-PyTorch twins in ``kernels/reference.py`` (anything; slow, exact).
+* ``cpu``: numba kernels for the scan, a PyTorch conv decode step, the reference for the other cheap ops (CPU
+  tensors),
+* ``reference``: the pure-PyTorch twins, ``kernels/<op>/reference.py`` (anything; slow, exact).
 
 The default is chosen by device; ``MBA_BACKEND=reference|cpu|triton`` or ``backend=`` overrides it. The
-backend actually used is logged once per (op, backend).
+backend actually used is logged once per (op, backend). Backend modules are imported on first use, so importing
+this module imports neither triton nor numba. :func:`set_cpu_threads` sets the threads of CPU work.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 
 import torch
 
-from mamba_bio_audio.kernels import reference
-
 __all__ = [
     "BACKENDS",
+    "DISPATCH",
     "resolve_backend",
+    "kernel",
     "selective_scan_fn",
     "causal_conv1d_fn",
     "causal_conv1d_update",
     "rms_norm_fn",
     "selective_state_update",
+    "max_cpu_threads",
+    "cpu_threads",
+    "set_cpu_threads",
 ]
 
 BACKENDS = ("triton", "cpu", "reference")
@@ -55,15 +61,86 @@ def _announce(op: str, backend: str) -> None:
         _log.info("mamba_bio_audio.ops.%s: using the %s backend", op, backend)
 
 
-def _triton_module():
-    try:
-        from mamba_bio_audio.kernels import triton as triton_kernels
-    except ImportError as err:  # triton missing, or the kernels not built for this install
-        raise RuntimeError(
-            "the 'triton' backend is not available in this installation "
-            f"({err}); install the 'triton' extra, or choose backend='reference'"
-        ) from err
-    return triton_kernels
+# op -> backend -> "module:function" under mamba_bio_audio.kernels; every function has its reference twin's signature
+DISPATCH: dict[str, dict[str, str]] = {
+    "selective_scan_fn": {
+        "reference": "selective_scan.reference:selective_scan_ref",
+        "cpu": "selective_scan.cpu:selective_scan_cpu",
+        "triton": "selective_scan.triton:selective_scan_triton",
+    },
+    "causal_conv1d_fn": {
+        "reference": "causal_conv1d.reference:causal_conv1d_ref",
+        "cpu": "causal_conv1d.reference:causal_conv1d_ref",  # torch's conv1d is already fast
+        "triton": "causal_conv1d.triton:causal_conv1d_triton",
+    },
+    "causal_conv1d_update": {
+        "reference": "causal_conv1d.reference:causal_conv1d_update_ref",
+        "cpu": "causal_conv1d.cpu:causal_conv1d_update_cpu",
+        "triton": "causal_conv1d.triton:causal_conv1d_update_triton",
+    },
+    "rms_norm_fn": {
+        "reference": "rms_norm.reference:rms_norm_ref",
+        "cpu": "rms_norm.reference:rms_norm_ref",
+        "triton": "rms_norm.triton:rms_norm_triton",
+    },
+    "selective_state_update": {
+        "reference": "selective_state_update.reference:selective_state_update_ref",
+        "cpu": "selective_state_update.reference:selective_state_update_ref",
+        "triton": "selective_state_update.triton:selective_state_update_triton",
+    },
+}
+
+
+_resolved: dict[str, tuple[object, str]] = {}  # DISPATCH entry -> (its imported module, the function's name)
+
+
+def kernel(op: str, backend: str):
+    """The function :data:`DISPATCH` names for ``op`` on ``backend``, its module imported on first use."""
+    entry = DISPATCH[op][backend]
+    if entry not in _resolved:
+        module, _, name = entry.partition(":")
+        try:
+            _resolved[entry] = importlib.import_module(f"mamba_bio_audio.kernels.{module}"), name
+        except ImportError as err:  # triton missing, or the kernels not built for this install
+            if backend != "triton":
+                raise
+            raise RuntimeError(
+                "the 'triton' backend is not available in this installation "
+                f"({err}); install the 'triton' extra, or choose backend='reference'"
+            ) from err
+    module, name = _resolved[entry]
+    return getattr(module, name)
+
+
+def _dispatch(op: str, device: torch.device, backend: str | None):
+    chosen = resolve_backend(device, backend)
+    _announce(op, chosen)
+    return kernel(op, chosen)
+
+
+def _cpu_scan():
+    # importing it picks numba's threading layer, which must come before numba starts its threads
+    return importlib.import_module("mamba_bio_audio.kernels.selective_scan.cpu")
+
+
+def max_cpu_threads() -> int:
+    """The most threads :func:`set_cpu_threads` accepts."""
+    return _cpu_scan().max_threads()
+
+
+def cpu_threads() -> int:
+    """Threads of the numba CPU kernels (torch's own count is ``torch.get_num_threads()``)."""
+    return _cpu_scan().num_threads()
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Run CPU work on ``threads`` threads, 1 to :func:`max_cpu_threads`: torch's intra-op pool and the numba CPU
+    kernels (whose results do not depend on it)."""
+    scan = _cpu_scan()
+    if not 1 <= threads <= scan.max_threads():
+        raise ValueError(f"threads must be between 1 and {scan.max_threads()}; got {threads}")
+    torch.set_num_threads(threads)
+    scan.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -144,17 +221,9 @@ def selective_scan_fn(
     fp32 when ``return_last_state``. Differentiable in every tensor input, through last_state too.
     """
     _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
-    chosen = resolve_backend(u.device, backend)
-    _announce("selective_scan_fn", chosen)
-    kwargs = dict(D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
-                  initial_state=initial_state, return_last_state=return_last_state)
-    if chosen == "cpu":
-        from mamba_bio_audio.kernels.cpu import selective_scan_cpu
-
-        return selective_scan_cpu(u, delta, A, B, C, **kwargs)
-    if chosen == "triton":
-        return _triton_module().selective_scan(u, delta, A, B, C, **kwargs)
-    return reference.selective_scan_ref(u, delta, A, B, C, **kwargs)
+    return _dispatch("selective_scan_fn", u.device, backend)(
+        u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+        initial_state=initial_state, return_last_state=return_last_state)
 
 
 def _check_conv_args(x, weight, bias):
@@ -178,12 +247,8 @@ def causal_conv1d_fn(x, weight, bias=None, activation=None, initial_state=None, 
         _check_tensor("initial_state", initial_state, 3, (x.shape[0], x.shape[1], weight.shape[1] - 1),
                       expected=f"(batch, dim, width-1) = {(x.shape[0], x.shape[1], weight.shape[1] - 1)}")
     _check_device(x.device, weight=weight, bias=bias, initial_state=initial_state)
-    chosen = resolve_backend(x.device, backend)
-    _announce("causal_conv1d_fn", chosen)
-    kwargs = dict(activation=activation, initial_state=initial_state, return_final_state=return_final_state)
-    if chosen == "triton":
-        return _triton_module().causal_conv1d(x, weight, bias, **kwargs)
-    return reference.causal_conv1d_ref(x, weight, bias, **kwargs)  # cpu: torch's conv1d is already fast
+    return _dispatch("causal_conv1d_fn", x.device, backend)(
+        x, weight, bias, activation=activation, initial_state=initial_state, return_final_state=return_final_state)
 
 
 def causal_conv1d_update(x, conv_state, weight, bias=None, activation=None, *, backend: str | None = None):
@@ -196,15 +261,7 @@ def causal_conv1d_update(x, conv_state, weight, bias=None, activation=None, *, b
     if conv_state.shape[-1] < weight.shape[1] - 1:
         raise ValueError(f"conv_state must hold at least width-1={weight.shape[1] - 1} steps; got {conv_state.shape[-1]}")
     _check_device(x.device, conv_state=conv_state, weight=weight, bias=bias)
-    chosen = resolve_backend(x.device, backend)
-    _announce("causal_conv1d_update", chosen)
-    if chosen == "triton":
-        return _triton_module().causal_conv1d_update(x, conv_state, weight, bias, activation=activation)
-    if chosen == "cpu":
-        from mamba_bio_audio.kernels.cpu import causal_conv1d_update_cpu
-
-        return causal_conv1d_update_cpu(x, conv_state, weight, bias, activation=activation)
-    return reference.causal_conv1d_update_ref(x, conv_state, weight, bias, activation=activation)
+    return _dispatch("causal_conv1d_update", x.device, backend)(x, conv_state, weight, bias, activation=activation)
 
 
 def rms_norm_fn(x, weight, residual=None, eps=1e-5, prenorm=False, residual_in_fp32=False,
@@ -218,12 +275,8 @@ def rms_norm_fn(x, weight, residual=None, eps=1e-5, prenorm=False, residual_in_f
     if not eps > 0:
         raise ValueError(f"eps must be > 0; got {eps}")
     _check_device(x.device, weight=weight, residual=residual)
-    chosen = resolve_backend(x.device, backend)
-    _announce("rms_norm_fn", chosen)
-    kwargs = dict(residual=residual, eps=eps, prenorm=prenorm, residual_in_fp32=residual_in_fp32)
-    if chosen == "triton":
-        return _triton_module().rms_norm(x, weight, **kwargs)
-    return reference.rms_norm_ref(x, weight, **kwargs)
+    return _dispatch("rms_norm_fn", x.device, backend)(
+        x, weight, residual=residual, eps=eps, prenorm=prenorm, residual_in_fp32=residual_in_fp32)
 
 
 def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False,
@@ -247,9 +300,5 @@ def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, 
         if vec is not None:
             _check_tensor(name, vec, 1, (dim,), expected=f"(dim,) = ({dim},)")
     _check_device(x.device, state=state, dt=dt, A=A, B=B, C=C, D=D, z=z, dt_bias=dt_bias)
-    chosen = resolve_backend(x.device, backend)
-    _announce("selective_state_update", chosen)
-    kwargs = dict(D=D, z=z, dt_bias=dt_bias, dt_softplus=dt_softplus)
-    if chosen == "triton":
-        return _triton_module().selective_state_update(state, x, dt, A, B, C, **kwargs)
-    return reference.selective_state_update_ref(state, x, dt, A, B, C, **kwargs)
+    return _dispatch("selective_state_update", x.device, backend)(
+        state, x, dt, A, B, C, D=D, z=z, dt_bias=dt_bias, dt_softplus=dt_softplus)

@@ -25,8 +25,6 @@ from pathlib import Path
 import numba
 import torch
 
-# for its side effect: it picks numba's threading layer, which must come before numba.set_num_threads starts threads
-from mamba_bio_audio.kernels.cpu import selective_scan_numba  # noqa: F401
 from mamba_bio_audio.pipelines.reporting.bench_results import load_average
 from rich.console import Console
 from rich.table import Table
@@ -218,10 +216,9 @@ def run(args) -> int:
         raise ValueError(f"--repeats must be >= 1; got {repeats}")
     backends = available_backends(args.backends)
     if args.threads is not None:
-        if not 1 <= args.threads <= numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}; got {args.threads}")
-        torch.set_num_threads(args.threads)
-        numba.set_num_threads(args.threads)
+        if not 1 <= args.threads <= ops.max_cpu_threads():
+            raise ValueError(f"--threads must be between 1 and {ops.max_cpu_threads()}; got {args.threads}")
+        ops.set_cpu_threads(args.threads)
     console = Console()
     if not console.is_terminal:  # logs and pipes: room for the whole table instead of rich's 80 columns
         console = Console(width=130)
@@ -237,7 +234,7 @@ def run(args) -> int:
         "benchmark": "scan",
         "date": now.isoformat(timespec="seconds"),
         "machine": {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "torch_threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
+                    "torch_threads": torch.get_num_threads(), "numba_threads": ops.cpu_threads(),
                     "cuda": cuda_name, "loadavg_before": load_before, "loadavg_after": load_average()},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numba": numba.__version__},
         "parameters": {"repeats": repeats, "warmup_runs": 1, "statistic": "median", "seed": args.seed,

@@ -2,10 +2,10 @@
 import argparse
 import json
 
-import numba
 import pytest
 import torch
 
+from mamba_bio_audio import ops
 from mamba_bio_audio.pipelines.bench import scan
 
 
@@ -17,12 +17,12 @@ def parse(argv):
 
 def test_quick_bench_writes_json(tmp_path, capsys):
     out = tmp_path / "scan.json"
-    threads = torch.get_num_threads(), numba.get_num_threads()
+    threads = torch.get_num_threads(), ops.cpu_threads()
     try:
         assert scan.run(parse(["--quick", "--threads", "1", "--out", str(out)])) == 0
     finally:
+        ops.set_cpu_threads(threads[1])
         torch.set_num_threads(threads[0])
-        numba.set_num_threads(threads[1])
     report = json.loads(out.read_text())
     assert report["benchmark"] == "scan"
     assert {"cpu", "cpu_count", "torch_threads", "numba_threads", "cuda", "loadavg_before"} <= report["machine"].keys()

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from mamba_bio_audio import ops
-from mamba_bio_audio.kernels.cpu import causal_conv1d_update_cpu
-from mamba_bio_audio.kernels.reference import causal_conv1d_ref, causal_conv1d_update_ref
+from mamba_bio_audio.kernels.causal_conv1d.cpu import causal_conv1d_update_cpu
+from mamba_bio_audio.kernels.causal_conv1d.reference import causal_conv1d_ref, causal_conv1d_update_ref
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

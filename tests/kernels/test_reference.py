@@ -3,7 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mamba_bio_audio.kernels import reference as ref
+from mamba_bio_audio.kernels.causal_conv1d.reference import causal_conv1d_ref, causal_conv1d_update_ref
+from mamba_bio_audio.kernels.rms_norm.reference import rms_norm_ref
+from mamba_bio_audio.kernels.selective_scan.reference import selective_scan_chunked_ref, selective_scan_ref
+from mamba_bio_audio.kernels.selective_state_update.reference import selective_state_update_ref
 
 FP32 = dict(rtol=6e-4, atol=2e-3)
 EXACT = dict(rtol=1e-5, atol=1e-5)  # same fp32 maths, only grouped differently
@@ -58,7 +61,7 @@ def test_selective_scan_ref_gradcheck(make_scan_inputs, run_scan):
     names = list(inputs)
 
     def fn(*tensors):
-        return run_scan(ref.selective_scan_ref, dict(zip(names, tensors)), delta_softplus=True)
+        return run_scan(selective_scan_ref, dict(zip(names, tensors)), delta_softplus=True)
 
     assert torch.autograd.gradcheck(fn, tuple(inputs.values()), eps=1e-3, atol=3e-3, rtol=3e-3)
 
@@ -75,7 +78,7 @@ def test_selective_scan_ref_gradcheck(make_scan_inputs, run_scan):
 def test_selective_scan_ref_matches_step_by_step_oracle(options, make_scan_inputs, scan_gradients):
     inputs = make_scan_inputs(length=23, **options["make"])
     expected = scan_gradients(oracle_scan, inputs, options["softplus"])
-    actual = scan_gradients(ref.selective_scan_ref, inputs, options["softplus"])
+    actual = scan_gradients(selective_scan_ref, inputs, options["softplus"])
     assert_scan_results_close(actual, expected, FP32)
 
 
@@ -83,23 +86,23 @@ def test_softplus_is_identity_above_20(make_scan_inputs, scan_gradients):
     inputs = make_scan_inputs(length=6, groups=2)
     with torch.no_grad():
         inputs["delta"][:, :, ::2] += 25.0
-    assert_scan_results_close(scan_gradients(ref.selective_scan_ref, inputs),
+    assert_scan_results_close(scan_gradients(selective_scan_ref, inputs),
                               scan_gradients(oracle_scan, inputs), FP32)
 
 
 @pytest.mark.parametrize("chunk_size", [5, 7])
 def test_chunked_ref_equals_one_pass(chunk_size, make_scan_inputs, scan_gradients):
     inputs = make_scan_inputs(length=23, groups=2)
-    one_pass = scan_gradients(ref.selective_scan_ref, inputs)
-    chunked = scan_gradients(ref.selective_scan_chunked_ref, inputs, chunk_size=chunk_size)
+    one_pass = scan_gradients(selective_scan_ref, inputs)
+    chunked = scan_gradients(selective_scan_chunked_ref, inputs, chunk_size=chunk_size)
     assert_scan_results_close(chunked, one_pass, EXACT)
 
 
 def test_ref_state_passing_in_three_pieces_equals_one_pass(make_scan_inputs, scan_gradients, in_pieces):
     """Gradients flow back through every passed state: the pieces' loss has the one-pass gradients."""
     inputs = make_scan_inputs(length=31, groups=2)
-    pieces = scan_gradients(in_pieces(ref.selective_scan_ref, [0, 9, 20, 31]), inputs)
-    assert_scan_results_close(pieces, scan_gradients(ref.selective_scan_ref, inputs), EXACT)
+    pieces = scan_gradients(in_pieces(selective_scan_ref, [0, 9, 20, 31]), inputs)
+    assert_scan_results_close(pieces, scan_gradients(selective_scan_ref, inputs), EXACT)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -134,17 +137,17 @@ def test_causal_conv1d_ref_matches_loop(width, activation, with_state):
     x, weight, bias, state = conv_inputs(width)
     state = state if with_state else None
     expected = loop_causal_conv1d(x, weight, bias, activation, state)
-    torch.testing.assert_close(ref.causal_conv1d_ref(x, weight, bias, activation, state), expected, **EXACT)
-    torch.testing.assert_close(ref.causal_conv1d_ref(x, weight, None, activation, state),
+    torch.testing.assert_close(causal_conv1d_ref(x, weight, bias, activation, state), expected, **EXACT)
+    torch.testing.assert_close(causal_conv1d_ref(x, weight, None, activation, state),
                                loop_causal_conv1d(x, weight, None, activation, state), **EXACT)
 
 
 @pytest.mark.parametrize("width", [2, 4])
 def test_causal_conv1d_ref_two_halves_equal_one_pass(width):
     x, weight, bias, state = conv_inputs(width)
-    whole, whole_final = ref.causal_conv1d_ref(x, weight, bias, "silu", state, return_final_state=True)
-    first, mid_state = ref.causal_conv1d_ref(x[..., :5], weight, bias, "silu", state, return_final_state=True)
-    second, final = ref.causal_conv1d_ref(x[..., 5:], weight, bias, "silu", mid_state, return_final_state=True)
+    whole, whole_final = causal_conv1d_ref(x, weight, bias, "silu", state, return_final_state=True)
+    first, mid_state = causal_conv1d_ref(x[..., :5], weight, bias, "silu", state, return_final_state=True)
+    second, final = causal_conv1d_ref(x[..., 5:], weight, bias, "silu", mid_state, return_final_state=True)
     torch.testing.assert_close(torch.cat([first, second], dim=-1), whole, **EXACT)
     torch.testing.assert_close(final, whole_final)
     torch.testing.assert_close(whole_final, x[..., -(width - 1):])
@@ -154,10 +157,10 @@ def test_causal_conv1d_ref_two_halves_equal_one_pass(width):
 def test_causal_conv1d_update_ref_step_by_step_equals_full(extra_state):
     width = 4
     x, weight, bias, state = conv_inputs(width)
-    expected = ref.causal_conv1d_ref(x, weight, bias, "silu", state)
+    expected = causal_conv1d_ref(x, weight, bias, "silu", state)
     conv_state = torch.cat([torch.randn(2, x.shape[1], extra_state), state], dim=-1)
-    steps = [ref.causal_conv1d_update_ref(x[:, :, t], conv_state, weight, bias, "silu") for t in range(6)]
-    block = ref.causal_conv1d_update_ref(x[:, :, 6:], conv_state, weight, bias, "silu")
+    steps = [causal_conv1d_update_ref(x[:, :, t], conv_state, weight, bias, "silu") for t in range(6)]
+    block = causal_conv1d_update_ref(x[:, :, 6:], conv_state, weight, bias, "silu")
     torch.testing.assert_close(torch.cat([torch.stack(steps, dim=-1), block], dim=-1), expected, **EXACT)
     torch.testing.assert_close(conv_state, x[..., -conv_state.shape[-1]:])
 
@@ -178,11 +181,11 @@ def test_rms_norm_ref_matches_formula(dtype, with_residual, residual_in_fp32):
     expected = summed / torch.sqrt(summed.pow(2).mean(-1, keepdim=True) + 1e-5) * weight.double()
     tol = FP32 if dtype == torch.float32 else dict(rtol=3e-2, atol=5e-2)
 
-    out = ref.rms_norm_ref(x, weight, residual, eps=1e-5)
+    out = rms_norm_ref(x, weight, residual, eps=1e-5)
     assert out.dtype == dtype
     torch.testing.assert_close(out.double(), expected, **tol)
 
-    out, residual_out = ref.rms_norm_ref(x, weight, residual, eps=1e-5, prenorm=True,
+    out, residual_out = rms_norm_ref(x, weight, residual, eps=1e-5, prenorm=True,
                                          residual_in_fp32=residual_in_fp32)
     torch.testing.assert_close(out.double(), expected, **tol)
     assert residual_out.dtype == (torch.float32 if residual_in_fp32 else dtype)
@@ -197,12 +200,12 @@ def test_rms_norm_ref_matches_formula(dtype, with_residual, residual_in_fp32):
 def test_selective_state_update_ref_step_by_step_equals_scan(groups, make_scan_inputs):
     inputs = {k: (v.detach() if v is not None else None)
               for k, v in make_scan_inputs(length=9, groups=groups).items()}
-    out, last = ref.selective_scan_ref(**inputs, delta_softplus=True, return_last_state=True)
+    out, last = selective_scan_ref(**inputs, delta_softplus=True, return_last_state=True)
     state = inputs["initial_state"].clone()
     steps = []
     for t in range(9):
         B_t, C_t = inputs["B"][..., t], inputs["C"][..., t]
-        steps.append(ref.selective_state_update_ref(
+        steps.append(selective_state_update_ref(
             state, inputs["u"][..., t], inputs["delta"][..., t], inputs["A"], B_t, C_t, D=inputs["D"],
             z=inputs["z"][..., t], dt_bias=inputs["delta_bias"], dt_softplus=True))
     torch.testing.assert_close(torch.stack(steps, dim=-1), out, **FP32)

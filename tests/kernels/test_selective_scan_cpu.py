@@ -12,15 +12,15 @@ import pytest
 import torch
 
 from mamba_bio_audio import ops
-from mamba_bio_audio.kernels.cpu import selective_scan_cpu
-from mamba_bio_audio.kernels.cpu.selective_scan import selective_scan_cpu_fwd
-from mamba_bio_audio.kernels.reference import selective_scan_ref
+from mamba_bio_audio.kernels.selective_scan.cpu import (selective_scan_cpu_bwd, selective_scan_cpu_fwd,
+                                                        selective_scan_tuned)
+from mamba_bio_audio.kernels.selective_scan.reference import selective_scan_ref
 
 TOLERANCES = {torch.float32: (6e-4, 2e-3), torch.bfloat16: (3e-2, 5e-2)}
 
 
 def assert_matches_reference(actual, expected, dtype, has_z):
-    """Upstream's test rules (REFERENCE.md §2.8): per-gradient multiples of the dtype's (rtol, atol)."""
+    """mamba_ssm's test rules: per-gradient multiples of the dtype's (rtol, atol)."""
     rtol, atol = TOLERANCES[dtype]
     rtolw, atolw = (max(rtol, 1e-3), max(atol, 1e-3)) if has_z else (1e-3, 1e-3)
     rules = dict(u=(2 * rtol, 2 * atol), delta=(5 * rtol, 10 * atol), A=(rtolw, 5 * atolw), B=(rtol, atol),
@@ -56,7 +56,7 @@ CASES = {
 def test_cpu_scan_matches_reference(case, make_scan_inputs, scan_gradients):
     inputs = make_scan_inputs(**case["make"])
     expected = scan_gradients(selective_scan_ref, inputs, case["softplus"], case["last"])
-    actual = scan_gradients(selective_scan_cpu, inputs, case["softplus"], case["last"], chunk_size=16)
+    actual = scan_gradients(selective_scan_tuned, inputs, case["softplus"], case["last"], chunk_size=16)
     assert_matches_reference(actual, expected, torch.float32, has_z=inputs["z"] is not None)
 
 
@@ -64,14 +64,14 @@ def test_cpu_scan_matches_reference(case, make_scan_inputs, scan_gradients):
 def test_cpu_scan_any_chunk_size(chunk_size, make_scan_inputs, scan_gradients):
     inputs = make_scan_inputs(groups=2)
     expected = scan_gradients(selective_scan_ref, inputs)
-    actual = scan_gradients(selective_scan_cpu, inputs, chunk_size=chunk_size)
+    actual = scan_gradients(selective_scan_tuned, inputs, chunk_size=chunk_size)
     assert_matches_reference(actual, expected, torch.float32, has_z=True)
 
 
 def test_cpu_scan_bf16_inputs(make_scan_inputs, scan_gradients):
     inputs = make_scan_inputs(groups=2, dtype=torch.bfloat16)
     expected = scan_gradients(selective_scan_ref, inputs)
-    actual = scan_gradients(selective_scan_cpu, inputs, chunk_size=16)
+    actual = scan_gradients(selective_scan_tuned, inputs, chunk_size=16)
     assert_matches_reference(actual, expected, torch.bfloat16, has_z=True)
 
 
@@ -82,7 +82,7 @@ def test_cpu_scan_saturated_softplus_and_long_decay(make_scan_inputs, scan_gradi
         inputs["delta"][:, :, 10:20] += 40.0
         inputs["A"][:3] *= 100.0
     expected = scan_gradients(selective_scan_ref, inputs)
-    actual = scan_gradients(selective_scan_cpu, inputs, chunk_size=16)
+    actual = scan_gradients(selective_scan_tuned, inputs, chunk_size=16)
     assert_matches_reference(actual, expected, torch.float32, has_z=True)
 
 
@@ -101,11 +101,11 @@ def test_three_pieces_with_state_passing_equal_one_pass(make_scan_inputs, scan_g
 def test_cpu_scan_is_deterministic(make_scan_inputs, scan_gradients):
     """Bit-identical results run after run, and with one thread as with all of them."""
     inputs = make_scan_inputs(batch=3, groups=2, d_inner=72)
-    runs = [scan_gradients(selective_scan_cpu, inputs, chunk_size=16) for _ in range(2)]
+    runs = [scan_gradients(selective_scan_tuned, inputs, chunk_size=16) for _ in range(2)]
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        runs.append(scan_gradients(selective_scan_cpu, inputs, chunk_size=16))
+        runs.append(scan_gradients(selective_scan_tuned, inputs, chunk_size=16))
     finally:
         numba.set_num_threads(threads)
     first = runs[0]
@@ -119,13 +119,13 @@ def test_only_last_state_used(make_scan_inputs):
     """A loss on last_state alone still reaches every input that shapes the state."""
     inputs = make_scan_inputs(z=False)
     grads = {}
-    for fn, kwargs in ((selective_scan_ref, {}), (selective_scan_cpu, dict(chunk_size=16))):
+    for fn, kwargs in ((selective_scan_ref, {}), (selective_scan_tuned, dict(chunk_size=16))):
         _, last = fn(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], D=inputs["D"],
                      delta_bias=inputs["delta_bias"], delta_softplus=True, initial_state=inputs["initial_state"],
                      return_last_state=True, **kwargs)
         names = ("u", "delta", "A", "B", "initial_state")
         grads[fn] = torch.autograd.grad(last.square().sum(), [inputs[n] for n in names])
-    for expected, actual in zip(grads[selective_scan_ref], grads[selective_scan_cpu]):
+    for expected, actual in zip(grads[selective_scan_ref], grads[selective_scan_tuned]):
         torch.testing.assert_close(actual, expected, rtol=6e-4, atol=2e-3)
 
 
@@ -149,23 +149,27 @@ def test_op_api_names_the_bad_argument(change, message, make_scan_inputs, run_sc
 
 def test_chunk_size_must_be_positive(make_scan_inputs, run_scan):
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
-        run_scan(selective_scan_cpu, make_scan_inputs(), chunk_size=0)
+        run_scan(selective_scan_tuned, make_scan_inputs(), chunk_size=0)
 
 
 def test_kernels_import_without_a_writable_numba_cache():
     """With no cache location numba would refuse ``cache=True``; the kernels then compile per process instead."""
     env = dict(os.environ, NUMBA_CACHE_LOCATOR_CLASSES="_IPythonCacheLocator")  # a locator that never applies
-    code = ("from mamba_bio_audio.kernels.cpu import selective_scan_numba as k; "
+    code = ("from mamba_bio_audio.kernels.selective_scan import cpu_numba as k; "
             "print(type(k.scan_fwd._cache).__name__, type(k.scan_bwd._cache).__name__)")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["NullCache", "NullCache"]
 
 
 def test_custom_op_opcheck(make_scan_inputs):
-    """Schema, fake (meta) implementation, autograd registration and AOT dispatch of the custom op."""
+    """Schema, fake (meta) implementation, autograd registration and AOT dispatch of the custom ops."""
     inputs = make_scan_inputs(batch=1, d_inner=8, length=20, groups=2)
     args = tuple(inputs[name] for name in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state"))
     torch.library.opcheck(selective_scan_cpu_fwd, (*args, True, 8))
+    detached = tuple(t.detach() for t in args)
+    out, last, ckpt = selective_scan_cpu_fwd(*detached, True, 8)
+    torch.library.opcheck(selective_scan_cpu_bwd, (*detached[:8], ckpt, torch.ones_like(out), torch.ones_like(last),
+                                                   True, 8))
     no_options = make_scan_inputs(batch=1, d_inner=8, length=20, z=False, D=False, delta_bias=False,
                                   initial_state=False)
     args = tuple(no_options[name] for name in ("u", "delta", "A", "B", "C"))
@@ -175,7 +179,7 @@ def test_custom_op_opcheck(make_scan_inputs):
 def test_torch_compile_fullgraph(make_scan_inputs, scan_gradients):
     """torch.compile traces through the op without a graph break, forward and backward."""
     inputs = make_scan_inputs(length=30, groups=2)
-    compiled = torch.compile(selective_scan_cpu, fullgraph=True, backend="aot_eager")
-    expected = scan_gradients(selective_scan_cpu, inputs, chunk_size=16)
+    compiled = torch.compile(selective_scan_tuned, fullgraph=True, backend="aot_eager")
+    expected = scan_gradients(selective_scan_tuned, inputs, chunk_size=16)
     actual = scan_gradients(compiled, inputs, chunk_size=16)
     assert_matches_reference(actual, expected, torch.float32, has_z=True)

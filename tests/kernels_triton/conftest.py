@@ -2,8 +2,8 @@
 interpreter.
 
 Triton 3.x decides at ``@triton.jit`` time (module import) whether a kernel is interpreted, so
-``TRITON_INTERPRET=1`` must be in the environment before ``mamba_bio_audio.kernels.triton`` is first imported.
-pytest imports this conftest while collecting this folder, before any test here runs and before any test module
+``TRITON_INTERPRET=1`` must be in the environment before a Triton backend (``mamba_bio_audio.kernels.<op>.triton``,
+``triton_kernels``, ``_triton_common``) is first imported. pytest imports this conftest while collecting this folder, before any test here runs and before any test module
 here is imported; nothing else in the suite imports the Triton kernels at import time, and if something did, the
 check below says so instead of failing later with a confusing launch error. Setting the variable for the rest of
 the session is harmless to other tests: it only lets ``resolve_backend`` accept ``triton`` for CPU tensors.
@@ -18,10 +18,12 @@ HAS_CUDA = torch.cuda.is_available()
 
 if not HAS_CUDA:
     os.environ["TRITON_INTERPRET"] = "1"
-    if "mamba_bio_audio.kernels.triton" in sys.modules:
+    _built = sorted(name for name in sys.modules
+                    if name.startswith("mamba_bio_audio.kernels.") and "triton" in name.rsplit(".", 1)[-1])
+    if _built:
         raise pytest.UsageError(
-            "mamba_bio_audio.kernels.triton was imported before tests/kernels_triton/conftest.py set "
-            "TRITON_INTERPRET=1, so its kernels were built for a GPU; run with TRITON_INTERPRET=1 in the environment"
+            f"{', '.join(_built)} imported before tests/kernels_triton/conftest.py set TRITON_INTERPRET=1, so their "
+            "kernels were built for a GPU; run with TRITON_INTERPRET=1 in the environment"
         )
 
 TOLERANCES = {torch.float32: dict(rtol=6e-4, atol=2e-3), torch.bfloat16: dict(rtol=3e-2, atol=5e-2),
@@ -36,8 +38,8 @@ def device():
 
 @pytest.fixture
 def assert_close():
-    """assert_close(actual, expected, dtype=torch.float32, name=""): compare in fp32 with the DESIGN.md tolerances
-    of ``dtype``."""
+    """assert_close(actual, expected, dtype=torch.float32, name=""): compare in fp32 with the :data:`TOLERANCES` of
+    ``dtype``."""
 
     def check(actual, expected, dtype=torch.float32, name=""):
         torch.testing.assert_close(actual.float(), expected.float(), **TOLERANCES[dtype],

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mamba_bio_audio import ops
-from mamba_bio_audio.kernels import reference
+from mamba_bio_audio.kernels.causal_conv1d.reference import causal_conv1d_ref, causal_conv1d_update_ref
 
 
 def leaf(device, *shape, seed, dtype=torch.float32):
@@ -16,7 +16,7 @@ def run_both(x, weight, bias, activation, initial_state, g_out, g_final):
     """Outputs and the gradients of <out, g_out> + <final_state, g_final> through the kernel and the reference."""
     inputs = [t for t in (x, weight, bias, initial_state) if t is not None]
     results = []
-    for fn in (lambda *a, **k: ops.causal_conv1d_fn(*a, **k, backend="triton"), reference.causal_conv1d_ref):
+    for fn in (lambda *a, **k: ops.causal_conv1d_fn(*a, **k, backend="triton"), causal_conv1d_ref):
         out, final = fn(x, weight, bias, activation=activation, initial_state=initial_state, return_final_state=True)
         results.append((out, final, torch.autograd.grad((out, final), inputs, (g_out, g_final))))
     return results
@@ -72,7 +72,7 @@ def test_bf16(device, assert_close):
     weight = leaf(device, 8, 4, seed=14)
     bias = leaf(device, 8, seed=15)
     out = ops.causal_conv1d_fn(x, weight, bias, activation="silu", backend="triton")
-    ref = reference.causal_conv1d_ref(x, weight, bias, activation="silu")
+    ref = causal_conv1d_ref(x, weight, bias, activation="silu")
     assert out.dtype == torch.bfloat16
     assert_close(out, ref, torch.bfloat16, name="out")
 
@@ -89,7 +89,7 @@ def test_update_matches_reference_in_place(steps, state_len, device, assert_clos
     state = torch.randn(batch, dim, state_len, generator=gen).to(device)
     ref_state = state.clone()
     out = ops.causal_conv1d_update(x, state, weight, bias, activation="silu", backend="triton")
-    ref = reference.causal_conv1d_update_ref(x, ref_state, weight, bias, activation="silu")
+    ref = causal_conv1d_update_ref(x, ref_state, weight, bias, activation="silu")
     assert out.shape == x.shape
     assert_close(out, ref, name="out")
     assert torch.equal(state, ref_state)

@@ -8,9 +8,15 @@ works too but spends tens of seconds compiling C++ for the surrounding ops, so i
 import pytest
 import torch
 
-from mamba_bio_audio.kernels import reference
-from mamba_bio_audio.kernels import triton as triton_kernels
-from mamba_bio_audio.kernels.triton import custom_ops
+from mamba_bio_audio.kernels.causal_conv1d.reference import causal_conv1d_ref
+from mamba_bio_audio.kernels.causal_conv1d.triton import (causal_conv1d_bwd, causal_conv1d_fwd, causal_conv1d_triton,
+                                                  causal_conv1d_update_op)
+from mamba_bio_audio.kernels.rms_norm.reference import rms_norm_ref
+from mamba_bio_audio.kernels.rms_norm.triton import rms_norm_bwd, rms_norm_fwd, rms_norm_triton
+from mamba_bio_audio.kernels.selective_scan.reference import selective_scan_ref
+from mamba_bio_audio.kernels.selective_scan.triton import selective_scan_bwd, selective_scan_fwd, selective_scan_tuned
+from mamba_bio_audio.kernels.selective_state_update.reference import selective_state_update_ref
+from mamba_bio_audio.kernels.selective_state_update.triton import selective_state_update_op, selective_state_update_triton
 
 
 def rand(device, *shape, seed, grad=False, scale=1.0):
@@ -30,23 +36,23 @@ def scan_args(device, grad):
 
 def test_opcheck_selective_scan(device):
     args = scan_args(device, grad=True)
-    torch.library.opcheck(custom_ops.selective_scan_fwd, (*args, True, 16, 2, True, True))
+    torch.library.opcheck(selective_scan_fwd, (*args, True, 16, 2, True, True))
 
 
 def test_opcheck_causal_conv1d(device):
     x, weight, bias = rand(device, 2, 4, 9, seed=0, grad=True), rand(device, 4, 3, seed=1, grad=True), None
     init = rand(device, 2, 4, 2, seed=2, grad=True)
-    torch.library.opcheck(custom_ops.causal_conv1d_fwd, (x, weight, bias, init, True))
+    torch.library.opcheck(causal_conv1d_fwd, (x, weight, bias, init, True))
     state = rand(device, 2, 4, 3, seed=3)
-    torch.library.opcheck(custom_ops.causal_conv1d_update, (rand(device, 2, 4, 1, seed=4), state, weight.detach(),
+    torch.library.opcheck(causal_conv1d_update_op, (rand(device, 2, 4, 1, seed=4), state, weight.detach(),
                                                             rand(device, 4, seed=5), False))
 
 
 def test_opcheck_rms_norm(device):
     x, weight, residual = (rand(device, 6, 24, seed=0, grad=True), rand(device, 24, seed=1, grad=True),
                            rand(device, 6, 24, seed=2, grad=True))
-    torch.library.opcheck(custom_ops.rms_norm_fwd, (x, weight, residual, 1e-5, True, True))
-    torch.library.opcheck(custom_ops.rms_norm_fwd, (x, weight, None, 1e-5, False, False))
+    torch.library.opcheck(rms_norm_fwd, (x, weight, residual, 1e-5, True, True))
+    torch.library.opcheck(rms_norm_fwd, (x, weight, None, 1e-5, False, False))
 
 
 def test_opcheck_selective_state_update(device):
@@ -55,22 +61,22 @@ def test_opcheck_selective_state_update(device):
             rand(device, batch, dim, seed=2), -torch.rand(dim, n_state, device=device),
             rand(device, batch, 1, n_state, seed=3), rand(device, batch, 1, n_state, seed=4), None,
             rand(device, batch, dim, seed=5), None, True)
-    torch.library.opcheck(custom_ops.selective_state_update, args)
+    torch.library.opcheck(selective_state_update_op, args)
 
 
 def _mini_block(hidden, residual, conv_weight, A, B, C, D, norm_weight):
     """A toy Mamba-like block through all three differentiable kernels (what a compiled model sees)."""
-    normed, residual = triton_kernels.rms_norm(hidden, norm_weight, residual, prenorm=True, residual_in_fp32=True)
-    x = triton_kernels.causal_conv1d(normed.transpose(1, 2), conv_weight, activation="silu")
-    y, last = triton_kernels.selective_scan(x, x.sigmoid(), A, B, C, D=D, delta_softplus=True,
+    normed, residual = rms_norm_triton(hidden, norm_weight, residual, prenorm=True, residual_in_fp32=True)
+    x = causal_conv1d_triton(normed.transpose(1, 2), conv_weight, activation="silu")
+    y, last = selective_scan_tuned(x, x.sigmoid(), A, B, C, D=D, delta_softplus=True,
                                             return_last_state=True, chunk_size=16)
     return y.transpose(1, 2) + residual, last
 
 
 def _mini_block_ref(hidden, residual, conv_weight, A, B, C, D, norm_weight):
-    normed, residual = reference.rms_norm_ref(hidden, norm_weight, residual, prenorm=True, residual_in_fp32=True)
-    x = reference.causal_conv1d_ref(normed.transpose(1, 2), conv_weight, activation="silu")
-    y, last = reference.selective_scan_ref(x, x.sigmoid(), A, B, C, D=D, delta_softplus=True, return_last_state=True)
+    normed, residual = rms_norm_ref(hidden, norm_weight, residual, prenorm=True, residual_in_fp32=True)
+    x = causal_conv1d_ref(normed.transpose(1, 2), conv_weight, activation="silu")
+    y, last = selective_scan_ref(x, x.sigmoid(), A, B, C, D=D, delta_softplus=True, return_last_state=True)
     return y.transpose(1, 2) + residual, last
 
 
@@ -106,11 +112,11 @@ def test_compiled_decode_step_mutates_state(device, assert_close):
     ref_state = state.clone()
 
     def step(state, x, dt):
-        return triton_kernels.selective_state_update(state, x, dt, A, B, C, dt_softplus=True) * 2
+        return selective_state_update_triton(state, x, dt, A, B, C, dt_softplus=True) * 2
 
     backend = "inductor" if device.type == "cuda" else "aot_eager"
     out = torch.compile(step, fullgraph=True, backend=backend)(state, x, dt)
-    ref = reference.selective_state_update_ref(ref_state, x, dt, A, B, C, dt_softplus=True) * 2
+    ref = selective_state_update_ref(ref_state, x, dt, A, B, C, dt_softplus=True) * 2
     assert_close(out, ref, name="out")
     assert_close(state, ref_state, name="state")
 
@@ -124,11 +130,11 @@ def test_ops_are_registered(name):
 def test_opcheck_backward_ops(device):
     """The backward kernels are custom ops of their own (one node in a compiled backward graph)."""
     u, delta, A, B, C, D, z, bias, h0 = scan_args(device, grad=False)
-    _, _, states = custom_ops.selective_scan_fwd(u, delta, A, B, C, D, z, bias, h0, True, 16, 2, True, True)
-    torch.library.opcheck(custom_ops.selective_scan_bwd, (u, delta, A, B, C, D, z, bias, states, torch.ones_like(u),
+    _, _, states = selective_scan_fwd(u, delta, A, B, C, D, z, bias, h0, True, 16, 2, True, True)
+    torch.library.opcheck(selective_scan_bwd, (u, delta, A, B, C, D, z, bias, states, torch.ones_like(u),
                                                           torch.ones_like(h0), True, 16, 2, True))
     x, weight, init = rand(device, 2, 4, 9, seed=0), rand(device, 4, 3, seed=1), rand(device, 2, 4, 2, seed=2)
-    torch.library.opcheck(custom_ops.causal_conv1d_bwd, (x, weight, None, init, torch.ones_like(x), True))
+    torch.library.opcheck(causal_conv1d_bwd, (x, weight, None, init, torch.ones_like(x), True))
     s, weight, dy = rand(device, 6, 24, seed=3), rand(device, 24, seed=4), rand(device, 6, 24, seed=5)
     rstd = torch.rand(6, device=device) + 0.5
-    torch.library.opcheck(custom_ops.rms_norm_bwd, (s, weight, rstd, dy, None, True, torch.float32, torch.float32))
+    torch.library.opcheck(rms_norm_bwd, (s, weight, rstd, dy, None, True, torch.float32, torch.float32))

@@ -1,14 +1,20 @@
 """The Triton kernels at real shapes on a GPU (``pytest -m gpu``; skipped without CUDA).
 
 Shapes: mamba_ssm's scan test grid (batch 2, dim 4, N 8, L up to 4096, groups 1/2) and the paper's Fig. 8 setting
-(batch 1, 1024 channels, N 16, bf16, L = 2^16), mamba_ssm's decode-step dims, causal-conv1d's dims
-(REFERENCE.md §2.8, §3.2). The small-shape suite in this folder also runs natively on the GPU.
+(batch 1, 1024 channels, N 16, bf16, L = 2^16), mamba_ssm's decode-step dims, causal-conv1d's dims. The small-shape
+suite in this folder also runs natively on the GPU.
 """
 import pytest
 import torch
 
-from mamba_bio_audio.kernels import reference
-from mamba_bio_audio.kernels import triton as triton_kernels
+from mamba_bio_audio.kernels.causal_conv1d.reference import causal_conv1d_ref
+from mamba_bio_audio.kernels.causal_conv1d.triton import causal_conv1d_triton
+from mamba_bio_audio.kernels.rms_norm.reference import rms_norm_ref
+from mamba_bio_audio.kernels.rms_norm.triton import rms_norm_triton
+from mamba_bio_audio.kernels.selective_scan.reference import selective_scan_chunked_ref, selective_scan_ref
+from mamba_bio_audio.kernels.selective_scan.triton import selective_scan_tuned
+from mamba_bio_audio.kernels.selective_state_update.reference import selective_state_update_ref
+from mamba_bio_audio.kernels.selective_state_update.triton import selective_state_update_triton
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -41,8 +47,8 @@ def scan_grads(fn, inputs, **kwargs):
     return out, last, dict(zip(names, grads))
 
 
-def check_scan(inputs, dtype, assert_close, ref_fn=reference.selective_scan_ref, **kwargs):
-    out, last, grads = scan_grads(triton_kernels.selective_scan, inputs, **kwargs)
+def check_scan(inputs, dtype, assert_close, ref_fn=selective_scan_ref, **kwargs):
+    out, last, grads = scan_grads(selective_scan_tuned, inputs, **kwargs)
     ref_out, ref_last, ref_grads = scan_grads(ref_fn, inputs)
     assert_close(out, ref_out, dtype, name="out")
     assert_close(last, ref_last, dtype, name="last_state")
@@ -62,14 +68,14 @@ def test_scan_fig8_shape_bf16(assert_close):
     inputs = scan_inputs(1, 1024, 16, 2 ** 16, None, torch.bfloat16)
 
     def chunked_ref(*args, **kwargs):
-        return reference.selective_scan_chunked_ref(*args, **kwargs, chunk_size=2048)
+        return selective_scan_chunked_ref(*args, **kwargs, chunk_size=2048)
 
     check_scan(inputs, torch.bfloat16, assert_close, ref_fn=chunked_ref)
 
 
 def test_scan_deterministic_mode_at_scale():
     inputs = scan_inputs(1, 1024, 16, 8192, None, torch.bfloat16, seed=2)
-    runs = [scan_grads(triton_kernels.selective_scan, inputs, deterministic=True)[2] for _ in range(2)]
+    runs = [scan_grads(selective_scan_tuned, inputs, deterministic=True)[2] for _ in range(2)]
     for name in runs[0]:
         assert torch.equal(runs[0][name], runs[1][name]), name
 
@@ -90,8 +96,8 @@ def test_selective_state_update_upstream_shapes(dim, n_state, dtype, assert_clos
     B, C = rand(batch, n_state), rand(batch, n_state)
     D, dt_bias = rand(dim, dt=torch.float32), rand(dim, dt=torch.float32)
     ref_state = state.clone()
-    out = triton_kernels.selective_state_update(state, x, dt, A, B, C, D=D, z=z, dt_bias=dt_bias, dt_softplus=True)
-    ref = reference.selective_state_update_ref(ref_state, x, dt, A, B, C, D=D, z=z, dt_bias=dt_bias,
+    out = selective_state_update_triton(state, x, dt, A, B, C, D=D, z=z, dt_bias=dt_bias, dt_softplus=True)
+    ref = selective_state_update_ref(ref_state, x, dt, A, B, C, D=D, z=z, dt_bias=dt_bias,
                                                dt_softplus=True)
     assert_close(out, ref, dtype, name="out")
     assert_close(state, ref_state, torch.float32, name="state")
@@ -107,7 +113,7 @@ def test_causal_conv1d_upstream_shapes(width, dtype, assert_close):
     bias = torch.randn(dim, generator=gen, device=CUDA).requires_grad_()
     init = torch.randn(batch, dim, width - 1, generator=gen, device=CUDA).to(dtype).requires_grad_()
     results = []
-    for fn in (triton_kernels.causal_conv1d, reference.causal_conv1d_ref):
+    for fn in (causal_conv1d_triton, causal_conv1d_ref):
         out, final = fn(x, weight, bias, activation="silu", initial_state=init, return_final_state=True)
         loss = (out.float() * out.float()).sum() + final.float().sum()
         results.append((out, torch.autograd.grad(loss, (x, weight, bias, init))))
@@ -125,7 +131,7 @@ def test_rms_norm_model_widths(hidden, assert_close):
     residual = torch.randn(8, 2048, hidden, generator=gen, device=CUDA).requires_grad_()
     weight = (1 + 0.1 * torch.randn(hidden, generator=gen, device=CUDA)).requires_grad_()
     results = []
-    for fn in (triton_kernels.rms_norm, reference.rms_norm_ref):
+    for fn in (rms_norm_triton, rms_norm_ref):
         out, res = fn(x, weight, residual, prenorm=True, residual_in_fp32=True)
         loss = (out.float() * out.float()).sum() + res.sum()
         results.append(((out, res), torch.autograd.grad(loss, (x, weight, residual))))

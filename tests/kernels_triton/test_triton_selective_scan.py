@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from mamba_bio_audio import ops
-from mamba_bio_audio.kernels import reference
-from mamba_bio_audio.kernels import triton as triton_kernels
+from mamba_bio_audio.kernels import _triton_common
+from mamba_bio_audio.kernels.selective_scan import triton as scan_triton
+from mamba_bio_audio.kernels.selective_scan.reference import selective_scan_ref
+from mamba_bio_audio.kernels.selective_scan.triton import scan_config, selective_scan_tuned
 
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
 
@@ -72,8 +74,8 @@ CASES = {
 def test_forward_and_backward_match_reference(case, device, assert_close):
     spec = CASES[case]
     inputs = make_inputs(device, **spec["make"])
-    out, last, grads = gradients(triton_kernels.selective_scan, inputs, spec["softplus"], **spec["kwargs"])
-    ref_out, ref_last, ref_grads = gradients(reference.selective_scan_ref, inputs, spec["softplus"])
+    out, last, grads = gradients(selective_scan_tuned, inputs, spec["softplus"], **spec["kwargs"])
+    ref_out, ref_last, ref_grads = gradients(selective_scan_ref, inputs, spec["softplus"])
     assert out.dtype == inputs["u"].dtype and last.dtype == torch.float32
     assert_close(out, ref_out, name="out")
     assert_close(last, ref_last, name="last_state")
@@ -86,8 +88,8 @@ def test_forward_and_backward_match_reference(case, device, assert_close):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_inputs_fp32_state(dtype, device, assert_close):
     inputs = make_inputs(device, groups=2, length=70, dtype=dtype)
-    out, last, grads = gradients(triton_kernels.selective_scan, inputs, True, chunk_size=32)
-    ref_out, ref_last, ref_grads = gradients(reference.selective_scan_ref, inputs, True)
+    out, last, grads = gradients(selective_scan_tuned, inputs, True, chunk_size=32)
+    ref_out, ref_last, ref_grads = gradients(selective_scan_ref, inputs, True)
     assert out.dtype == dtype and last.dtype == torch.float32
     assert_close(out, ref_out, dtype, name="out")
     assert_close(last, ref_last, dtype, name="last_state")
@@ -106,7 +108,7 @@ def test_strided_inputs(device, assert_close):
     inputs = dict(rest, u=xz[:, :d_inner], z=xz[:, d_inner:], delta=delta_t.transpose(1, 2))
     present = [xz, delta_t, rest["A"], rest["B"], rest["C"]]
     results = []
-    for fn, kwargs in ((triton_kernels.selective_scan, dict(chunk_size=16)), (reference.selective_scan_ref, {})):
+    for fn, kwargs in ((selective_scan_tuned, dict(chunk_size=16)), (selective_scan_ref, {})):
         out, last = run_scan(fn, inputs, True, **kwargs)
         results.append((out, torch.autograd.grad((out * out).sum() + last.sum(), present)))
     (out, grads), (ref_out, ref_grads) = results
@@ -141,39 +143,39 @@ def test_three_segments_with_state_passing_equal_one_pass(device, assert_close):
 def test_deterministic_mode_is_bitwise_reproducible(device, assert_close):
     """Four channel blocks share one group: deterministic mode sums per-block dB/dC partials in a fixed order."""
     inputs = make_inputs(device, d_inner=8, length=40, seed=6)
-    runs = [gradients(triton_kernels.selective_scan, inputs, True, chunk_size=16, block_d=2, deterministic=True)[2]
+    runs = [gradients(selective_scan_tuned, inputs, True, chunk_size=16, block_d=2, deterministic=True)[2]
             for _ in range(2)]
     for name in runs[0]:
         assert torch.equal(runs[0][name], runs[1][name]), name
-    atomic = gradients(triton_kernels.selective_scan, inputs, True, chunk_size=16, block_d=2, deterministic=False)[2]
+    atomic = gradients(selective_scan_tuned, inputs, True, chunk_size=16, block_d=2, deterministic=False)[2]
     for name in ("B", "C"):
         assert_close(atomic[name], runs[0][name], name=f"d{name}")
 
 
 def test_deterministic_default_follows_environment(monkeypatch):
     monkeypatch.delenv("MBA_DETERMINISTIC", raising=False)
-    assert not triton_kernels.deterministic_default()
+    assert not _triton_common.deterministic_default()
     monkeypatch.setenv("MBA_DETERMINISTIC", "1")
-    assert triton_kernels.deterministic_default()
+    assert _triton_common.deterministic_default()
 
 
 def test_no_grad_forward_saves_no_states(device, assert_close):
     inputs = make_inputs(device, length=20, seed=7)
     with torch.no_grad():
-        out, last = run_scan(triton_kernels.selective_scan, inputs, True, chunk_size=16)
-        ref_out, ref_last = run_scan(reference.selective_scan_ref, inputs, True)
+        out, last = run_scan(selective_scan_tuned, inputs, True, chunk_size=16)
+        ref_out, ref_last = run_scan(selective_scan_ref, inputs, True)
     assert not out.requires_grad
     assert_close(out, ref_out, name="out")
     assert_close(last, ref_last, name="last_state")
 
 
 def test_launch_configuration():
-    assert triton_kernels.scan_config(1024, 1, 16, 65536) == (4, 64)
-    assert triton_kernels.scan_config(24, 4, 16, 100, chunk_size=32)[0] == 2  # 6 channels per group
+    assert scan_config(1024, 1, 16, 65536) == (4, 64)
+    assert scan_config(24, 4, 16, 100, chunk_size=32)[0] == 2  # 6 channels per group
     with pytest.raises(ValueError, match="power of two"):
-        triton_kernels.scan_config(8, 1, 4, 64, chunk_size=48)
+        scan_config(8, 1, 4, 64, chunk_size=48)
     with pytest.raises(ValueError, match="block_d"):
-        triton_kernels.scan_config(12, 2, 4, 64, block_d=4)
+        scan_config(12, 2, 4, 64, block_d=4)
 
 
 def test_mba_backend_environment_selects_the_triton_kernels(device, monkeypatch, assert_close):
@@ -184,13 +186,13 @@ def test_mba_backend_environment_selects_the_triton_kernels(device, monkeypatch,
         calls.append(1)
         return scan(*args, **kwargs)
 
-    scan = triton_kernels.selective_scan
-    monkeypatch.setattr(triton_kernels, "selective_scan", spy)
+    scan = scan_triton.selective_scan_triton
+    monkeypatch.setattr(scan_triton, "selective_scan_triton", spy)
     monkeypatch.setenv("MBA_BACKEND", "triton")
     inputs = make_inputs(device, length=20, seed=8)
     with torch.no_grad():
         out, last = run_scan(ops.selective_scan_fn, inputs, True)
-        ref_out, ref_last = run_scan(reference.selective_scan_ref, inputs, True)
+        ref_out, ref_last = run_scan(selective_scan_ref, inputs, True)
     assert calls == [1]
     assert_close(out, ref_out, name="out")
     assert_close(last, ref_last, name="last_state")

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from mamba_bio_audio import ops
-from mamba_bio_audio.kernels import reference
+from mamba_bio_audio.kernels.selective_scan.reference import selective_scan_ref
+from mamba_bio_audio.kernels.selective_state_update.reference import selective_state_update_ref
 
 
 @pytest.mark.parametrize("groups", [None, 2])
@@ -19,7 +20,7 @@ def test_steps_equal_the_scan(groups, device, assert_close):
     B, C = rand(*bc_shape), rand(*bc_shape)
     A = -0.5 - torch.rand(dim, n_state, generator=gen).to(device)
     D, dt_bias, h0 = rand(dim), rand(dim, scale=0.3), rand(batch, dim, n_state)
-    ref_out, ref_last = reference.selective_scan_ref(u, delta, A, B, C, D=D, z=z, delta_bias=dt_bias,
+    ref_out, ref_last = selective_scan_ref(u, delta, A, B, C, D=D, z=z, delta_bias=dt_bias,
                                                      delta_softplus=True, initial_state=h0, return_last_state=True)
     # the state lives in a larger preallocated cache, as in generation: a strided view updated in place
     cache = torch.zeros(batch, dim, n_state + 3, device=device)
@@ -43,6 +44,6 @@ def test_matches_reference_without_optional_inputs(n_state, device, assert_close
     B, C = torch.randn(batch, n_state, generator=gen).to(device), torch.randn(batch, n_state, generator=gen).to(device)
     ref_state = state.clone()
     out = ops.selective_state_update(state, x, dt, A, B, C, backend="triton")
-    ref = reference.selective_state_update_ref(ref_state, x, dt, A, B, C)
+    ref = selective_state_update_ref(ref_state, x, dt, A, B, C)
     assert_close(out, ref, name="out")
     assert_close(state, ref_state, name="state")

@@ -1,4 +1,5 @@
-"""Numba kernels of the CPU selective scan: forward with chunk-boundary checkpoints, backward by recomputation.
+"""Numba kernels of the CPU selective scan (``cpu.py`` makes them custom ops): forward with chunk-boundary
+checkpoints, backward by recomputation.
 
 Work is split into items of ``LANES`` consecutive channels of one sequence (and one B/C group). Inside an item
 the innermost loops run over those channels, so every per-state operation (``exp`` included) is one SIMD
@@ -29,7 +30,7 @@ from numba.extending import intrinsic
 
 # torch's and numba's OpenMP runtimes each keep spinning worker threads; on few cores they starve each other
 # (erratic milliseconds per call). numba's own pthread pool does not spin. Not safe for concurrent launches from
-# several threads: the wrapper serialises its calls.
+# several threads: ``cpu.py`` serialises its calls.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 

@@ -1,4 +1,5 @@
-"""Pure-PyTorch twins of every kernel: slow, exact, differentiable, and the oracle for every other backend.
+"""Selective scan in pure PyTorch: slow, exact, differentiable, the oracle of the ``cpu`` and ``triton`` backends
+(``cpu.py``, ``triton.py`` beside this file), whose functions have the signature of :func:`selective_scan_ref`.
 
 Shapes follow ``mamba_ssm`` (channel-major, L last):
 
@@ -17,14 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-__all__ = [
-    "selective_scan_ref",
-    "selective_scan_chunked_ref",
-    "causal_conv1d_ref",
-    "causal_conv1d_update_ref",
-    "rms_norm_ref",
-    "selective_state_update_ref",
-]
+__all__ = ["selective_scan_ref", "selective_scan_chunked_ref"]
 
 
 def _expand_groups(bc: torch.Tensor, d_inner: int) -> torch.Tensor:
@@ -138,96 +132,3 @@ def selective_scan_chunked_ref(
     y = torch.cat(ys, dim=-1) if ys else u_f.new_zeros(batch, d_inner, 0)
     out = _finish(u.dtype, y, u, D, z)
     return (out, h) if return_last_state else out
-
-
-def _apply_activation(x, activation):
-    if activation in ("silu", "swish"):
-        return F.silu(x)
-    if activation is None:
-        return x
-    raise ValueError(f"activation must be None, 'silu' or 'swish', got {activation!r}")
-
-
-def causal_conv1d_ref(x, weight, bias=None, activation=None, initial_state=None, return_final_state=False):
-    """Causal depthwise conv: out[b, d, t] = act(bias[d] + Σ_k w[d, k] x[b, d, t - (W-1) + k]).
-
-    x (batch, dim, L); weight (dim, W); bias (dim,); initial_state (batch, dim, W-1) are the inputs before t=0
-    (zeros when None). Returns out (batch, dim, L) in x.dtype, and the final state (batch, dim, W-1) (the last
-    W-1 inputs) when ``return_final_state``.
-    """
-    dtype = x.dtype
-    width = weight.shape[-1]
-    xf = x.float()
-    if initial_state is None:
-        x_cat = F.pad(xf, (width - 1, 0))
-    else:
-        x_cat = torch.cat([initial_state.float(), xf], dim=-1)
-    out = F.conv1d(x_cat, weight.float().unsqueeze(1), None if bias is None else bias.float(), groups=x.shape[1])
-    out = _apply_activation(out, activation).to(dtype)
-    if return_final_state:
-        # a copy, not a view: a view would keep the whole padded input alive across chunks
-        return out, x_cat[..., x_cat.shape[-1] - (width - 1):].to(dtype, copy=True)
-    return out
-
-
-def causal_conv1d_update_ref(x, conv_state, weight, bias=None, activation=None):
-    """Decode step(s) of the causal conv, updating ``conv_state`` (batch, dim, S >= W-1) in place.
-
-    x (batch, dim) or (batch, dim, L_new). The state holds the last S inputs, newest last. Returns out shaped like x.
-    """
-    squeeze = x.dim() == 2
-    x3 = x.unsqueeze(-1) if squeeze else x
-    width = weight.shape[-1]
-    state_len = conv_state.shape[-1]
-    x_cat = torch.cat([conv_state.to(x3.dtype), x3], dim=-1)
-    window = x_cat[..., x_cat.shape[-1] - (x3.shape[-1] + width - 1):].float()
-    out = F.conv1d(window, weight.float().unsqueeze(1), None if bias is None else bias.float(), groups=x3.shape[1])
-    out = _apply_activation(out, activation).to(x.dtype)
-    conv_state.copy_(x_cat[..., x_cat.shape[-1] - state_len:])
-    return out.squeeze(-1) if squeeze else out
-
-
-def rms_norm_ref(x, weight, residual=None, eps=1e-5, prenorm=False, residual_in_fp32=False):
-    """(Residual add +) RMSNorm over the last dim, statistics in fp32.
-
-    x, residual (..., hidden); weight (hidden,). The post-add sum is the new residual, kept in fp32 when
-    ``residual_in_fp32`` (else in x.dtype). Returns normed (x.dtype), and (normed, residual_out) when ``prenorm``.
-    """
-    dtype = x.dtype
-    summed = x.float() if residual is None else x.float() + residual.float()
-    rstd = torch.rsqrt(summed.pow(2).mean(dim=-1, keepdim=True) + eps)
-    out = (summed * rstd * weight.float()).to(dtype)
-    if not prenorm:
-        return out
-    residual_out = summed if residual_in_fp32 else summed.to(dtype)
-    return out, residual_out
-
-
-def selective_state_update_ref(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False):
-    """One recurrent step of the selective scan, updating ``state`` (batch, dim, N) fp32 in place.
-
-    x, dt, z (batch, dim); A (dim, N); B, C (batch, N) or (batch, G, N); D, dt_bias (dim,).
-    Returns out (batch, dim) in x.dtype.
-    """
-    dim = x.shape[1]
-    dt_f = dt.float()
-    if dt_bias is not None:
-        dt_f = dt_f + dt_bias.float()
-    if dt_softplus:
-        dt_f = F.softplus(dt_f)
-    if B.dim() == 3:
-        B = B.repeat_interleave(dim // B.shape[1], dim=1)
-        C = C.repeat_interleave(dim // C.shape[1], dim=1)
-    else:
-        B = B.unsqueeze(1)
-        C = C.unsqueeze(1)
-    d_a = torch.exp(dt_f.unsqueeze(-1) * A.float())
-    d_b = dt_f.unsqueeze(-1) * B.float()
-    new_state = state.float() * d_a + d_b * x.float().unsqueeze(-1)
-    state.copy_(new_state)
-    out = (new_state * C.float()).sum(-1)
-    if D is not None:
-        out = out + x.float() * D.float()
-    if z is not None:
-        out = out * F.silu(z.float())
-    return out.to(x.dtype)

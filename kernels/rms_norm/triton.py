@@ -1,17 +1,32 @@
-"""Fused residual add + RMSNorm, forward and backward, in Triton. PyTorch twin: ``reference.rms_norm_ref``.
+"""Triton backend of (residual add +) RMSNorm: fused forward and backward kernels as torch custom ops.
+
+:func:`rms_norm_triton` has the signature and semantics of ``reference.rms_norm_ref`` and runs on CUDA tensors, or
+on CPU tensors under ``TRITON_INTERPRET=1``. x, residual (..., hidden) fp32/fp16/bf16; weight (hidden,).
 
 Rows are the flattened leading dims of x (M, H), last dim contiguous. s = x + residual (fp32); out = s · rstd · w
 with rstd = 1 / sqrt(mean(s²) + eps) in fp32. The post-add sum is the new residual (kept in fp32 with
 ``residual_in_fp32``, else in x's dtype); the backward recomputes ŝ = s · rstd from that stored residual (or from x
 when there was nothing to add) and the saved rstd.
+
+Custom ops (fake implementations for ``torch.compile``):
+``mamba_bio_audio::rms_norm_fwd(x2d, weight, residual2d, eps, store_residual, residual_in_fp32) -> (out,
+residual_out, rstd)``, differentiable through ``mamba_bio_audio::rms_norm_bwd``.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 import triton
 import triton.language as tl
+from torch import Tensor
+
+from mamba_bio_audio.kernels._triton_common import l_contiguous
+
+__all__ = ["rms_norm_triton", "rms_norm_fwd", "rms_norm_bwd", "MAX_ROW_BYTES"]
 
 MAX_ROW_BYTES = 65536
+_F32 = torch.float32
 
 
 @triton.jit
@@ -120,3 +135,68 @@ def rms_backward(s, weight, rstd, dy, dres_out, has_residual: bool, x_dtype: tor
             num_warps=min(max(block // 256, 1), 16),
         )
     return dx, dw.sum(0).to(weight.dtype), dres
+
+
+@torch.library.custom_op("mamba_bio_audio::rms_norm_fwd", mutates_args=())
+def rms_norm_fwd(x: Tensor, weight: Tensor, residual: Optional[Tensor], eps: float, store_residual: bool,
+                 residual_in_fp32: bool) -> tuple[Tensor, Tensor, Tensor]:
+    residual_dtype = (_F32 if residual_in_fp32 else x.dtype) if store_residual else None
+    return rms_forward(x, weight, residual, eps, residual_dtype)
+
+
+@rms_norm_fwd.register_fake
+def _(x, weight, residual, eps, store_residual, residual_in_fp32):
+    res_out = (x.new_empty(x.shape, dtype=_F32 if residual_in_fp32 else x.dtype) if store_residual
+               else x.new_empty(0))
+    return x.new_empty(x.shape), res_out, x.new_empty(x.shape[:1], dtype=_F32)
+
+
+@torch.library.custom_op("mamba_bio_audio::rms_norm_bwd", mutates_args=())
+def rms_norm_bwd(s: Tensor, weight: Tensor, rstd: Tensor, dy: Tensor, dres_out: Optional[Tensor],
+                 has_residual: bool, x_dtype: torch.dtype, residual_dtype: torch.dtype,
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+    return rms_backward(s, weight, rstd, dy, dres_out, has_residual, x_dtype, residual_dtype)
+
+
+@rms_norm_bwd.register_fake
+def _(s, weight, rstd, dy, dres_out, has_residual, x_dtype, residual_dtype):
+    dres = s.new_empty(s.shape, dtype=residual_dtype) if has_residual else s.new_empty(0)
+    return s.new_empty(s.shape, dtype=x_dtype), weight.new_empty(weight.shape), dres
+
+
+def _setup_context(ctx, inputs, output):
+    x, weight, residual, eps, store_residual, residual_in_fp32 = inputs
+    _, res_out, rstd = output
+    ctx.save_for_backward(res_out if store_residual else x, weight, rstd)
+    ctx.store_residual = store_residual
+    ctx.dtypes = (x.dtype, residual.dtype if residual is not None else None)
+    ctx.set_materialize_grads(False)
+
+
+def _backward(ctx, dy, dres_out, _drstd):
+    s, weight, rstd = ctx.saved_tensors
+    x_dtype, residual_dtype = ctx.dtypes
+    if dy is None:
+        dy = torch.zeros(s.shape, dtype=x_dtype, device=s.device)
+    has_residual = residual_dtype is not None
+    dx, dw, dres = rms_norm_bwd(s, weight, rstd, dy, dres_out if ctx.store_residual else None, has_residual,
+                                x_dtype, residual_dtype if has_residual else x_dtype)
+    return dx, dw, dres if has_residual else None, None, None, None
+
+
+rms_norm_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+def rms_norm_triton(x, weight, residual=None, eps=1e-5, prenorm=False, residual_in_fp32=False):
+    """(Residual add +) RMSNorm over the last dim. Returns normed in x.dtype, or (normed, residual_out) when
+    ``prenorm`` (residual_out fp32 with ``residual_in_fp32``, else x.dtype)."""
+    shape = x.shape
+    x2 = l_contiguous(x.reshape(-1, shape[-1]))
+    r2 = None if residual is None else l_contiguous(residual.reshape(-1, shape[-1]))
+    store_residual = residual is not None or (residual_in_fp32 and x.dtype != torch.float32)
+    out, residual_out, _ = rms_norm_fwd(x2, weight.contiguous(), r2, float(eps), store_residual,
+                                        bool(residual_in_fp32))
+    out = out.view(shape)
+    if not prenorm:
+        return out
+    return out, residual_out.view(shape) if store_residual else x

@@ -1,4 +1,5 @@
-"""Fused selective scan (Mamba-1 S6), forward and backward, in Triton. PyTorch twin: ``reference.selective_scan_ref``.
+"""Triton kernels of the selective scan (Mamba-1 S6), forward and backward, and their launchers; ``triton.py`` makes
+them custom ops. PyTorch twin: ``reference.selective_scan_ref``.
 
 Layout (channel-major, L last, as ``mamba_ssm``):
 
@@ -26,6 +27,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from mamba_bio_audio.kernels._triton_common import or_placeholder as _or
 
 
 @triton.jit
@@ -273,11 +276,6 @@ def scan_config(d_inner: int, groups: int, n_state: int, length: int,
     return block_d, chunk
 
 
-def _or(t, placeholder):
-    """Kernels take a pointer for every optional tensor; an absent one (its HAS_* flag False) is never read."""
-    return placeholder if t is None else t
-
-
 def _launch_strides(u, delta, z, B, C):
     z_strides = (z.stride(0), z.stride(1)) if z is not None else (0, 0)
     return (u.stride(0), u.stride(1), delta.stride(0), delta.stride(1), *z_strides,
@@ -322,8 +320,9 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delt
     """Launch the backward kernel from the saved chunk-entry ``states``; ``dout`` (batch, d_inner, L), ``dlast``
     (batch, d_inner, N) or None. Grid: (cdiv(d_inner, block_d), batch).
 
-    Returns du, ddelta, dz (input dtypes; dz empty (0,) without z), dA (d_inner, N) fp32, dB, dC (batch, G, N, L)
-    in B's / C's dtype, dD, ddelta_bias (d_inner,) fp32, dinitial_state (batch, d_inner, N) fp32.
+    Returns, in the forward's input order, du, ddelta (input dtypes), dA (d_inner, N) fp32, dB, dC (batch, G, N, L)
+    in B's / C's dtype, dD (d_inner,) fp32, dz (z's dtype; empty (0,) without z), ddelta_bias (d_inner,) fp32,
+    dinitial_state (batch, d_inner, N) fp32.
     """
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
@@ -361,4 +360,4 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delt
     if n_slots != groups:  # deterministic partials: fixed-order sum over the channel blocks of each group
         dB = dB.view(batch, groups, blocks_per_group, n_state, length).sum(2)
         dC = dC.view(batch, groups, blocks_per_group, n_state, length).sum(2)
-    return (du, ddelta, dz, dA.sum(0), dB.to(B.dtype), dC.to(C.dtype), dD.sum(0), dbias.sum(0), dh0)
+    return (du, ddelta, dA.sum(0), dB.to(B.dtype), dC.to(C.dtype), dD.sum(0), dz, dbias.sum(0), dh0)

@@ -1,17 +1,20 @@
-"""Causal depthwise conv1d (widths 2-4, optional SiLU) forward, backward and decode update, in Triton.
-
-PyTorch twins: ``reference.causal_conv1d_ref`` and ``reference.causal_conv1d_update_ref``.
+"""Triton kernels of the causal depthwise conv1d (widths 2-4, optional SiLU): forward, backward and decode update,
+and their launchers; ``triton.py`` makes them custom ops. PyTorch twins: ``reference.causal_conv1d_ref`` and
+``reference.causal_conv1d_update_ref``.
 
 out[b, d, t] = act(bias[d] + Σ_k w[d, k] · x[b, d, t - (W-1) + k]), where the W-1 inputs before t = 0 come from
-``initial_state`` (batch, dim, W-1) or are zero. x may have any strides (L-contiguous or channel-last); all
-arithmetic is fp32 and outputs are stored in x's dtype. The kernels are memory-bound: each program handles a
-(BLOCK_D, BLOCK_L) tile and reloads the W shifted views of x from cache.
+``initial_state`` (batch, dim, W-1) or are zero. x (batch, dim, L) fp32/fp16/bf16 may have any strides
+(L-contiguous or channel-last); weight (dim, W); bias (dim,). All arithmetic is fp32 and outputs are stored in
+x's dtype. The kernels are memory-bound: each program handles a (BLOCK_D, BLOCK_L) tile and reloads the W shifted
+views of x from cache.
 """
 from __future__ import annotations
 
 import torch
 import triton
 import triton.language as tl
+
+from mamba_bio_audio.kernels._triton_common import or_placeholder as _or
 
 
 @triton.jit
@@ -175,11 +178,6 @@ def _conv_update_kernel(
     tl.debug_barrier()
     tl.store(s_row + j[None, :] * s_s_l, tl.where((q < S)[None, :], keep, new.to(keep.dtype)),
              mask=mask_d[:, None] & (j < S)[None, :])
-
-
-def _or(t, placeholder):
-    """Kernels take a pointer for every optional tensor; an absent one (its HAS_* flag False) is never read."""
-    return placeholder if t is None else t
 
 
 def _blocks(dim: int, length: int) -> tuple[int, int]:

@@ -1,12 +1,15 @@
-"""CPU selective scan: the numba kernels of :mod:`.selective_scan_numba` as differentiable torch custom ops.
+"""CPU backend of the selective scan: the numba kernels of ``cpu_numba.py`` as differentiable torch custom ops.
 
-Same semantics as :func:`mamba_bio_audio.kernels.reference.selective_scan_ref`. The forward keeps only the states
-at chunk boundaries, (batch, d_inner, ceil(L / chunk_size), N) fp32; the backward recomputes the states inside
-each chunk from them. Every gradient comes out of the kernels, bitwise reproducible whatever the thread count.
+:func:`selective_scan_cpu` has the signature and semantics of ``reference.selective_scan_ref``; u, delta, z
+(batch, d_inner, L) any float dtype; A (d_inner, N) fp32; B, C (batch, N, L) or (batch, G, N, L); D, delta_bias
+(d_inner,) fp32; initial_state (batch, d_inner, N) fp32. :func:`selective_scan_tuned` adds the backend's knob,
+``chunk_size``. The forward keeps only the states at chunk boundaries, (batch, d_inner, ceil(L / chunk_size), N)
+fp32; the backward recomputes the states inside each chunk from them. Every gradient comes out of the kernels,
+bitwise reproducible whatever the thread count (:func:`set_num_threads`).
 
 The ops ``mamba_bio_audio::selective_scan_cpu_fwd`` / ``_bwd`` have fake implementations, so ``torch.compile``
-traces a call as one opaque node instead of breaking the graph, and the backward is registered with
-``torch.library.register_autograd``.
+traces a call as one opaque node instead of breaking the graph; ``common.register_scan_autograd`` wires the
+backward, whose gradients come in the forward's input order.
 """
 from __future__ import annotations
 
@@ -18,9 +21,12 @@ import numba
 import torch
 from torch import Tensor
 
-from mamba_bio_audio.kernels.cpu import selective_scan_numba as nb
+from mamba_bio_audio.kernels.selective_scan import cpu_numba as nb
+from mamba_bio_audio.kernels.selective_scan.common import (as_gradients, fake_forward, fake_gradients,
+                                                           register_scan_autograd)
 
-__all__ = ["selective_scan_cpu", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["selective_scan_cpu", "selective_scan_tuned", "DEFAULT_CHUNK_SIZE", "max_threads", "num_threads",
+           "set_num_threads"]
 
 # single-thread fwd+bwd kernel time at (1, 512, 16, 16384): 330 ms with chunk 64, 302 with 128, 295 with 256, 280
 # with 512; the backward's scratch grows as 2 * chunk_size * N * 16 floats per work queue (1 MB each at 512)
@@ -64,11 +70,6 @@ def _max_slots() -> int:
     return SLOTS_PER_THREAD * numba.get_num_threads()
 
 
-def _absent(like: Tensor) -> Tensor:
-    """Custom ops return tensors only: an empty one stands for the gradient of an input that was None."""
-    return like.new_empty(0)
-
-
 @torch.library.custom_op("mamba_bio_audio::selective_scan_cpu_fwd", mutates_args=())
 def selective_scan_cpu_fwd(
     u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor], z: Optional[Tensor],
@@ -92,20 +93,16 @@ def selective_scan_cpu_fwd(
 
 @selective_scan_cpu_fwd.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, chunk_size):
-    batch, d_inner, length = u.shape
-    n_state = A.shape[1]
-    return (u.new_empty(u.shape), u.new_empty((batch, d_inner, n_state), dtype=_F32),
-            u.new_empty((batch, d_inner, math.ceil(length / chunk_size), n_state), dtype=_F32))
+    return fake_forward(u, A, math.ceil(u.shape[-1] / chunk_size))
 
 
 @torch.library.custom_op("mamba_bio_audio::selective_scan_cpu_bwd", mutates_args=())
 def selective_scan_cpu_bwd(
     u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor], z: Optional[Tensor],
-    delta_bias: Optional[Tensor], ckpt: Tensor, dout: Optional[Tensor], dlast: Optional[Tensor],
-    delta_softplus: bool, chunk_size: int,
+    delta_bias: Optional[Tensor], ckpt: Tensor, dout: Tensor, dlast: Optional[Tensor], delta_softplus: bool,
+    chunk_size: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """-> du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (each in its input's dtype; empty for a None input),
-    d initial_state (batch, d_inner, N) fp32."""
+    """-> du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dinitial_state, as ``common.py`` describes."""
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
     n_groups = 1 if B.dim() == 3 else B.shape[1]
@@ -120,74 +117,55 @@ def selective_scan_cpu_bwd(
     dh0 = _empty(batch, d_inner, n_state)
     with _LAUNCH:
         nb.scan_bwd(
-            *_kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus), ckpt.numpy(),
-            _f32_or_zeros(dout, batch, d_inner, length).numpy(), _f32_or_zeros(dlast, batch, d_inner, n_state).numpy(),
-            chunk_size, _max_slots(),
+            *_kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus), ckpt.numpy(), _f32(dout).numpy(),
+            _f32_or_zeros(dlast, batch, d_inner, n_state).numpy(), chunk_size, _max_slots(),
             du.numpy(), ddelta.numpy(), dz.numpy(), dA.numpy(), dD.numpy(), dbias.numpy(), dB.numpy(), dC.numpy(),
             dh0.numpy(),
         )
-
-    def like(grad, t):
-        return _absent(u) if t is None else grad.reshape(t.shape).to(t.dtype)
-
-    return (like(du, u), like(ddelta, delta), like(dA, A), like(dB, B), like(dC, C), like(dD, D), like(dz, z),
-            like(dbias, delta_bias), dh0)
+    return (*as_gradients((du, ddelta, dA, dB, dC, dD, dz, dbias), (u, delta, A, B, C, D, z, delta_bias)), dh0)
 
 
 @selective_scan_cpu_bwd.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, ckpt, dout, dlast, delta_softplus, chunk_size):
-    def like(t):
-        return _absent(u) if t is None else t.new_empty(t.shape)
-
-    return (like(u), like(delta), like(A), like(B), like(C), like(D), like(z), like(delta_bias),
-            u.new_empty((u.shape[0], u.shape[1], A.shape[1]), dtype=_F32))
+    return fake_gradients(u, delta, A, B, C, D, z, delta_bias)
 
 
-def _setup_context(ctx, inputs, output):
-    u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, chunk_size = inputs
-    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, output[2])
-    ctx.config = (delta_softplus, chunk_size, None if initial_state is None else initial_state.dtype)
-    ctx.set_materialize_grads(False)
+register_scan_autograd(selective_scan_cpu_fwd, selective_scan_cpu_bwd)
 
 
-def _backward(ctx, dout, dlast, _dckpt):
-    u, delta, A, B, C, D, z, delta_bias, ckpt = ctx.saved_tensors
-    delta_softplus, chunk_size, initial_state_dtype = ctx.config
-    du, ddelta, dA, dB, dC, dD, dz, dbias, dh0 = selective_scan_cpu_bwd(
-        u, delta, A, B, C, D, z, delta_bias, ckpt, dout, dlast, delta_softplus, chunk_size)
-    return (du, ddelta, dA, dB, dC, None if D is None else dD, None if z is None else dz,
-            None if delta_bias is None else dbias, None if initial_state_dtype is None else dh0.to(initial_state_dtype),
-            None, None)
-
-
-selective_scan_cpu_fwd.register_autograd(_backward, setup_context=_setup_context)
-
-
-def selective_scan_cpu(
-    u,
-    delta,
-    A,
-    B,
-    C,
-    D=None,
-    z=None,
-    delta_bias=None,
-    delta_softplus=False,
-    initial_state=None,
-    return_last_state=False,
-    chunk_size=None,
-):
+def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       initial_state=None, return_last_state=False):
     """Selective scan on CPU tensors (numba), differentiable in every tensor input and through last_state.
 
-    u, delta, z: (batch, d_inner, L), any float dtype; A: (d_inner, N) fp32; B, C: (batch, N, L) or
-    (batch, G, N, L); D, delta_bias: (d_inner,) fp32; initial_state: (batch, d_inner, N) fp32.
-    ``chunk_size``: the backward's checkpoint interval in steps (default :data:`DEFAULT_CHUNK_SIZE`).
-    Returns out (batch, d_inner, L) in u.dtype, and last_state (batch, d_inner, N) fp32 when asked.
-    All arithmetic is fp32; gradients come back in each input's dtype.
+    Returns out (batch, d_inner, L) in u.dtype, and last_state (batch, d_inner, N) fp32 when asked. All
+    arithmetic is fp32; gradients come back in each input's dtype. :data:`DEFAULT_CHUNK_SIZE` steps per chunk.
     """
+    return selective_scan_tuned(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
+                                return_last_state)
+
+
+def selective_scan_tuned(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                         initial_state=None, return_last_state=False, *, chunk_size=None):
+    """:func:`selective_scan_cpu` with ``chunk_size``, the backward's checkpoint interval in steps (>= 1; None:
+    :data:`DEFAULT_CHUNK_SIZE`)."""
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
     out, last, _ = selective_scan_cpu_fwd(u, delta, A, B, C, D, z, delta_bias, initial_state, bool(delta_softplus),
                                           chunk_size)
     return (out, last) if return_last_state else out
+
+
+def max_threads() -> int:
+    """The most threads :func:`set_num_threads` accepts (numba's ``NUMBA_NUM_THREADS``)."""
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def num_threads() -> int:
+    """Threads the kernels run on."""
+    return numba.get_num_threads()
+
+
+def set_num_threads(threads: int) -> None:
+    """Run the kernels on ``threads`` threads, 1 to :func:`max_threads`; results do not depend on it."""
+    numba.set_num_threads(threads)

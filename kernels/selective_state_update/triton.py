@@ -1,19 +1,29 @@
-"""One decode step of the selective scan, in place on the state, in Triton. PyTorch twin:
-``reference.selective_state_update_ref``.
+"""Triton backend of one decode step of the selective scan, in place on the state.
+
+:func:`selective_state_update_triton` has the signature and semantics of ``reference.selective_state_update_ref``
+and runs on CUDA tensors, or on CPU tensors under ``TRITON_INTERPRET=1``.
 
 state (batch, dim, N) (fp32 normally; any float dtype, any strides, updated in place); x, dt, z (batch, dim);
-A (dim, N) fp32; B, C (batch, G, N) with dim % G == 0 (the (batch, N) form is passed as G = 1);
-D, dt_bias (dim,).
+A (dim, N) fp32; B, C (batch, N) or (batch, G, N) with dim % G == 0; D, dt_bias (dim,).
 Δ = softplus(dt + dt_bias) (threshold 20); state ← exp(Δ A) ⊙ state + Δ B x; out = <C, state> + D x, times
-SiLU(z).
-All arithmetic is fp32. No autotuning, on purpose: a tuning sweep would re-run the kernel and advance the state
-several times. Block sizes follow mamba_ssm's hand-tuned table.
+SiLU(z). All arithmetic is fp32. No autotuning, on purpose: a tuning sweep would re-run the kernel and advance the
+state several times. Block sizes follow mamba_ssm's hand-tuned table.
+
+Custom op (with a fake implementation for ``torch.compile``): ``mamba_bio_audio::selective_state_update(state, x,
+dt, A, B3, C3, D, z, dt_bias, dt_softplus) -> out``, B3, C3 (batch, G, N); mutates state.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 import triton
 import triton.language as tl
+from torch import Tensor
+
+from mamba_bio_audio.kernels._triton_common import or_placeholder as _or
+
+__all__ = ["selective_state_update_triton", "selective_state_update_op"]
 
 
 @triton.jit
@@ -57,7 +67,7 @@ def _state_update_kernel(
 
 
 def _block_config(n_state: int) -> tuple[int, int]:
-    """(BLOCK_SIZE_M, num_warps) by N, as mamba_ssm (REFERENCE.md §2.4)."""
+    """(BLOCK_SIZE_M, num_warps) by N, as mamba_ssm's ``selective_state_update``."""
     if n_state <= 16:
         return 32, 4
     if n_state <= 32:
@@ -80,7 +90,7 @@ def state_update(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus: bool):
     block_m, num_warps = _block_config(n_state)
     z_strides = z.stride() if z is not None else (0, 0)
     _state_update_kernel[(triton.cdiv(dim, block_m), batch)](
-        state, x, dt, A, B, C, x if D is None else D, x if z is None else z, x if dt_bias is None else dt_bias, out,
+        state, x, dt, A, B, C, _or(D, x), _or(z, x), _or(dt_bias, x), out,
         dim, dim // B.shape[1],
         *state.stride(), *x.stride(), *dt.stride(), *A.stride(),
         *B.stride(), *C.stride(), *z_strides, *out.stride(),
@@ -89,3 +99,22 @@ def state_update(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus: bool):
         num_warps=num_warps,
     )
     return out
+
+
+@torch.library.custom_op("mamba_bio_audio::selective_state_update", mutates_args=("state",))
+def selective_state_update_op(state: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                              D: Optional[Tensor], z: Optional[Tensor], dt_bias: Optional[Tensor],
+                              dt_softplus: bool) -> Tensor:
+    return state_update(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
+
+
+@selective_state_update_op.register_fake
+def _(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus):
+    return x.new_empty(x.shape)
+
+
+def selective_state_update_triton(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False):
+    """One decode step in place on ``state``. Returns out (batch, dim) in x.dtype."""
+    B3 = B.unsqueeze(1) if B.dim() == 2 else B
+    C3 = C.unsqueeze(1) if C.dim() == 2 else C
+    return selective_state_update_op(state, x, dt, A, B3, C3, D, z, dt_bias, bool(dt_softplus))

@@ -1,0 +1,2 @@
+"""(Residual add +) RMSNorm: ``reference.py`` (the oracle), ``triton.py``. Importing this package imports no
+backend."""

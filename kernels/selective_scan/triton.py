@@ -1,0 +1,106 @@
+"""Triton backend of the selective scan: the kernels of ``triton_kernels.py`` as differentiable torch custom ops.
+
+:func:`selective_scan_triton` has the signature and semantics of ``reference.selective_scan_ref`` and runs on CUDA
+tensors, or on CPU tensors under ``TRITON_INTERPRET=1``. u, delta, z (batch, d_inner, L) fp32/fp16/bf16; A
+(d_inner, N) fp32; B, C (batch, N, L) or (batch, G, N, L); D, delta_bias (d_inner,) fp32; initial_state
+(batch, d_inner, N) fp32. :func:`selective_scan_tuned` adds the backend's knobs: ``chunk_size``, ``block_d``
+(``triton_kernels.scan_config``) and ``deterministic``.
+
+Deterministic mode: the backward reduces dB and dC across channel blocks with atomic adds by default (fastest, not
+bitwise reproducible on a GPU). ``deterministic=True``, or ``MBA_DETERMINISTIC=1`` in the environment, or
+``torch.use_deterministic_algorithms(True)`` (:func:`deterministic_default`), writes per-channel-block partials and
+sums them in a fixed order instead: two runs give identical bits.
+
+Custom ops (fake implementations for ``torch.compile``; backward wired by ``common.register_scan_autograd``, its
+gradients in the forward's input order):
+
+* ``mamba_bio_audio::selective_scan_fwd(u, delta, A, B4, C4, D, z, delta_bias, initial_state, delta_softplus,
+  chunk, block_d, save_states, deterministic) -> (out, last_state, chunk_states)``, B4, C4 (batch, G, N, L);
+* ``mamba_bio_audio::selective_scan_bwd(u, delta, A, B4, C4, D, z, delta_bias, chunk_states, dout, dlast,
+  delta_softplus, chunk, block_d, deterministic)``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from mamba_bio_audio.kernels._triton_common import deterministic_default, l_contiguous
+from mamba_bio_audio.kernels.selective_scan import triton_kernels as _kernels
+from mamba_bio_audio.kernels.selective_scan.common import (as_gradients, fake_forward, fake_gradients,
+                                                           register_scan_autograd)
+from mamba_bio_audio.kernels.selective_scan.triton_kernels import scan_config
+
+__all__ = ["selective_scan_triton", "selective_scan_tuned", "selective_scan_fwd", "selective_scan_bwd",
+           "deterministic_default", "scan_config"]
+
+
+@torch.library.custom_op("mamba_bio_audio::selective_scan_fwd", mutates_args=())
+def selective_scan_fwd(
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor], z: Optional[Tensor],
+    delta_bias: Optional[Tensor], initial_state: Optional[Tensor], delta_softplus: bool, chunk: int,
+    block_d: int, save_states: bool, deterministic: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    return _kernels.scan_forward(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus,
+                                 chunk, block_d, save_states)
+
+
+@selective_scan_fwd.register_fake
+def _(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, chunk, block_d, save_states,
+      deterministic):
+    return fake_forward(u, A, (u.shape[-1] + chunk - 1) // chunk if save_states else None)
+
+
+@torch.library.custom_op("mamba_bio_audio::selective_scan_bwd", mutates_args=())
+def selective_scan_bwd(
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor], z: Optional[Tensor],
+    delta_bias: Optional[Tensor], states: Tensor, dout: Tensor, dlast: Optional[Tensor], delta_softplus: bool,
+    chunk: int, block_d: int, deterministic: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    *grads, dh0 = _kernels.scan_backward(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delta_softplus,
+                                         chunk, block_d, deterministic)
+    return (*as_gradients(grads, (u, delta, A, B, C, D, z, delta_bias)), dh0)
+
+
+@selective_scan_bwd.register_fake
+def _(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delta_softplus, chunk, block_d, deterministic):
+    return fake_gradients(u, delta, A, B, C, D, z, delta_bias)
+
+
+def _bwd_config(config):
+    delta_softplus, chunk, block_d, _save_states, deterministic = config
+    return delta_softplus, chunk, block_d, deterministic
+
+
+register_scan_autograd(selective_scan_fwd, selective_scan_bwd, _bwd_config)
+
+
+def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                          initial_state=None, return_last_state=False):
+    """Fused selective scan. Returns out (batch, d_inner, L) in u.dtype [, last_state (batch, d_inner, N) fp32];
+    differentiable in every tensor, through last_state too. Launch configuration from ``scan_config``."""
+    return selective_scan_tuned(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
+                                return_last_state)
+
+
+def selective_scan_tuned(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                         initial_state=None, return_last_state=False, *, chunk_size=None, block_d=None,
+                         deterministic=None):
+    """:func:`selective_scan_triton` with its knobs: ``chunk_size`` (power of two) and ``block_d`` override the
+    launch configuration (``scan_config``); ``deterministic`` overrides :func:`deterministic_default` for the
+    backward."""
+    B4 = B.unsqueeze(1) if B.dim() == 3 else B
+    C4 = C.unsqueeze(1) if C.dim() == 3 else C
+    d_inner, n_state = A.shape
+    block_d, chunk = scan_config(d_inner, B4.shape[1], n_state, u.shape[-1], chunk_size, block_d)
+    inputs = (u, delta, A, B4, C4, D, z, delta_bias, initial_state)
+    save_states = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+    out, last_state, _ = selective_scan_fwd(
+        l_contiguous(u), l_contiguous(delta), A.contiguous(), l_contiguous(B4), l_contiguous(C4),
+        None if D is None else D.contiguous(), l_contiguous(z),
+        None if delta_bias is None else delta_bias.contiguous(), initial_state,
+        bool(delta_softplus), chunk, block_d, save_states,
+        deterministic_default() if deterministic is None else bool(deterministic),
+    )
+    return (out, last_state) if return_last_state else out
