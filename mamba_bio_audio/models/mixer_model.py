@@ -133,7 +133,7 @@ class MixerModel(nn.Module):
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Optimizer parameter groups: ``weight_decay`` for weight matrices (and conv kernels), 0 for parameters
-    tagged ``_no_weight_decay`` (A_log, D), biases, norm weights and embeddings (REFERENCE.md §1.3).
+    tagged ``_no_weight_decay`` (A_log, D), biases, norm weights and embeddings.
 
     Tied parameters appear once; frozen ones (requires_grad False) are left out; empty groups are dropped.
     """

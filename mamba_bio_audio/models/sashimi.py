@@ -1,4 +1,4 @@
-"""SaShiMi U-Net whose blocks are Mamba blocks (Gu & Dao 2023, §4.4; REFERENCE.md §5.1, §6.4), and its audio LM.
+"""SaShiMi U-Net whose blocks are Mamba blocks (Gu & Dao 2023, §4.4), and its audio LM.
 
 Layout (``unet=True`` of ``state-spaces/s4`` ``models/sashimi/sashimi.py``), for pools [p0, p1] and width D::
 

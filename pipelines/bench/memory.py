@@ -1,6 +1,6 @@
 """``mamba-bio-audio bench memory``: peak training memory and tokens/s versus sequence length, for the DNA
 Mamba models unchunked and chunked (``chunk_size``: state passing, each chunk recomputed in backward) against
-their parameter-matched Transformer++ (REFERENCE.md §4.4-4.5), in one run.
+their parameter-matched Transformer++, in one run.
 
 Every point is a fresh process (:mod:`.train_step`): causal-LM training steps (forward, backward, AdamW) at
 batch ``--batch`` on seeded random DNA. On CPU the memory is the peak resident set size above what the process
