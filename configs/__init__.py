@@ -1,1 +1,1 @@
-"""Configuration tree shipped as package data (model presets now; the Hydra tree grows here)."""
+"""The Hydra tree and the model presets (`model/`, `sashimi/`), shipped as package data."""

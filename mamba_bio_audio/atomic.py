@@ -1,26 +1,51 @@
 """Atomic file and folder writes: write under a temporary name in the same folder, then rename into place.
 
-A crash or a full disk leaves the previous version (or nothing) in place, never a half-written file.
+A crash or a full disk leaves the previous version (or nothing) in place, never a half-written file. The
+temporary file or folder is created with mode 0o666 / 0o777, so the kernel applies the process umask (or
+the folder's default ACL) and the renamed result has the permissions of any newly created file or folder.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+_TRIES = 100
+
+
+def _fresh(path: Path, suffix: str, create: Callable[[Path], None]) -> Path:
+    """A new entry ``.<name>.<random><suffix>`` beside ``path``, made by ``create`` (which raises
+    FileExistsError for a name that is taken)."""
+    for _ in range(_TRIES):
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(6)}{suffix}")
+        try:
+            create(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"no free temporary name beside {path} after {_TRIES} tries")
+
+
+def _create_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def _create_dir(path: Path) -> None:
+    os.mkdir(path, 0o777)
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error remove it."""
+    """Yield a temporary path beside ``path`` (an empty file); on success rename it onto ``path``, on error
+    remove it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _fresh(path, ".tmp", _create_file)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a finished file gets the usual permissions
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -33,12 +58,11 @@ def atomic_dir(path: Path):
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` (an existing one is swapped out)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = _fresh(path, ".tmp", _create_dir)
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a finished folder gets the usual permissions
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            old = _fresh(path, ".old", _create_dir)
             os.replace(path, old / path.name)
             os.replace(tmp, path)
             shutil.rmtree(old)
@@ -47,12 +71,6 @@ def atomic_dir(path: Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -29,24 +29,34 @@ def test_atomic_dir_replaces_whole_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
-def test_atomic_dir_gets_umask_permissions(tmp_path):
+@pytest.fixture
+def umask_027(monkeypatch):
+    """The process umask set to 0o027, and ``os.umask`` made to raise so that no code under test changes it."""
     import os
 
-    mask = os.umask(0o022)
-    try:
-        with atomic_dir(tmp_path / "ds") as tmp:
-            (tmp / "a").write_text("1")
-    finally:
-        os.umask(mask)
-    assert (tmp_path / "ds").stat().st_mode & 0o777 == 0o755
+    previous = os.umask(0o027)
+
+    def no_umask_change(mask):
+        raise AssertionError(f"os.umask({mask:#o}) called: the umask is process-wide")
+
+    monkeypatch.setattr(os, "umask", no_umask_change)
+    yield
+    monkeypatch.undo()
+    os.umask(previous)
 
 
-def test_atomic_file_gets_umask_permissions(tmp_path):
-    import os
+def test_atomic_dir_gets_umask_permissions(tmp_path, umask_027):
+    with atomic_dir(tmp_path / "ds") as tmp:
+        (tmp / "a").write_text("1")
+    assert (tmp_path / "ds").stat().st_mode & 0o777 == 0o750
+    with atomic_dir(tmp_path / "ds") as tmp:
+        (tmp / "b").write_text("2")
+    assert (tmp_path / "ds").stat().st_mode & 0o777 == 0o750
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
-    mask = os.umask(0o022)
-    try:
-        write_text_atomic(tmp_path / "x.json", "{}")
-    finally:
-        os.umask(mask)
-    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
+
+def test_atomic_file_gets_umask_permissions(tmp_path, umask_027):
+    write_text_atomic(tmp_path / "x.json", "{}")
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "x.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]

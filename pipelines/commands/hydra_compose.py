@@ -3,17 +3,106 @@
 Used by the training subcommands instead of ``@hydra.main`` so that mistakes read as one line: an unknown
 ``experiment=`` lists the available ones, an override of the wrong type names the expected type, and a
 run folder is fixed once per run (DDP worker processes inherit it through ``RUN_DIR_ENV``).
+
+The run keys of ``train.yaml``, ``paths``, ``trainer`` and ``task.scheduler`` are typed by the structured
+configs below (ConfigStore ``train_schema``, ``schema/trainer``, ``schema/scheduler``, named in those configs'
+defaults lists), so Hydra rejects an override of the wrong type there. Keys no schema declares (``data``,
+``net``, ``task.optimizer``, ``callbacks``, ...) keep the type of the value they replace.
 """
 from __future__ import annotations
 
 import os
+import typing
+from dataclasses import dataclass, field, is_dataclass
 from datetime import datetime
 from importlib.resources import files
+from typing import Any, Optional, Union
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ValidationError
 
 CONFIG_MODULE = "mamba_bio_audio.configs"
 RUN_DIR_ENV = "MAMBA_BIO_AUDIO_RUN_DIR"
+
+
+@dataclass
+class PathsSchema:
+    """``paths``: where data is read and runs are written."""
+
+    root_dir: str = MISSING
+    data_dir: str = MISSING
+    log_dir: str = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class TrainSchema:
+    """Top level of ``train.yaml``: run keys, then the groups (typed by their own schemas, if any)."""
+
+    task_name: str = MISSING
+    seed: int = MISSING
+    train: bool = MISSING
+    test: bool = MISSING
+    ckpt_path: Optional[str] = MISSING
+    export: bool = MISSING
+    data: Any = None
+    net: Any = None
+    task: Any = None
+    callbacks: Any = None
+    logger: Any = None
+    trainer: Any = None
+    paths: PathsSchema = field(default_factory=PathsSchema)
+
+
+@dataclass
+class TrainerSchema:
+    """``lightning.pytorch.Trainer`` arguments set in ``configs/trainer``; ``+trainer.<key>=...`` adds others."""
+
+    _target_: str = MISSING
+    default_root_dir: str = MISSING
+    accelerator: str = MISSING
+    strategy: Any = MISSING
+    devices: Any = MISSING
+    num_nodes: int = MISSING
+    precision: Union[int, str] = MISSING
+    sync_batchnorm: bool = MISSING
+    max_epochs: Optional[int] = MISSING
+    max_steps: int = MISSING
+    max_time: Optional[str] = MISSING
+    accumulate_grad_batches: int = MISSING
+    gradient_clip_val: Optional[float] = MISSING
+    val_check_interval: Optional[Union[int, float]] = MISSING
+    check_val_every_n_epoch: Optional[int] = MISSING
+    limit_train_batches: Optional[Union[int, float]] = MISSING
+    limit_val_batches: Optional[Union[int, float]] = MISSING
+    limit_test_batches: Optional[Union[int, float]] = MISSING
+    overfit_batches: Union[int, float] = MISSING
+    log_every_n_steps: int = MISSING
+    num_sanity_val_steps: int = MISSING
+    reload_dataloaders_every_n_epochs: int = MISSING
+    deterministic: Optional[Union[bool, str]] = MISSING
+    benchmark: Optional[bool] = MISSING
+    fast_dev_run: Union[bool, int] = MISSING
+    use_distributed_sampler: bool = MISSING
+
+
+@dataclass
+class SchedulerSchema:
+    """``task.scheduler``: warmup (``warmup_steps`` when set, else ``warmup_fraction`` of the steps), floor."""
+
+    warmup_fraction: float = MISSING
+    warmup_steps: Optional[int] = MISSING
+    min_lr: float = MISSING
+
+
+def register_schemas() -> None:
+    """Put the schemas in Hydra's ConfigStore (where the configs' defaults lists find them)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainSchema)
+    store.store(group="schema", name="trainer", node=TrainerSchema)
+    store.store(group="schema", name="scheduler", node=SchedulerSchema)
 
 
 def _root():
@@ -54,27 +143,63 @@ def _compose(config_name: str, overrides: list[str]) -> DictConfig:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
+    register_schemas()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
             return compose(config_name, overrides=overrides)
     except HydraException as err:
         message = str(err)
+        if isinstance(err.__cause__, ValidationError) and message.startswith(_MERGING):
+            raise ValueError(_schema_type_error(message[len(_MERGING):], err.__cause__)) from None
         for group in ("experiment", "data", "net", "task", "trainer", "callbacks", "logger", "debug", "paths"):
             if f"'{group}/" in message and ("Could not find" in message or "Could not load" in message):
                 wanted = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").startswith(f"{group}=")), "?")
                 raise ValueError(f"unknown {group} {wanted!r}; available: {', '.join(available(group))}") from None
+        if err.__cause__ is not None and str(err.__cause__) not in message:
+            message = f"{message}: {err.__cause__}"
         raise ValueError(" ".join(message.split())) from None
 
 
-_TYPES = ((bool, "true or false"), (int, "an integer"), (float, "a number"), (str, "a string"))
+_MERGING = "Error merging override "
+_TYPES = ((bool, "true or false"), (int, "an integer"), (float, "a number"), (str, "a string"))  # bool before int
+
+
+def _describe(hint) -> str:
+    """``Optional[Union[int, float]]`` → "a number or null", ``int`` → "an integer", ..."""
+    if typing.get_origin(hint) is Union:
+        args = typing.get_args(hint)
+        kinds = [a for a in args if a is not type(None)]
+        names = ["a number"] if set(kinds) == {int, float} else [_describe(a) for a in kinds]
+        return " or ".join(names + (["null"] if len(kinds) < len(args) else []))
+    if typing.get_origin(hint) in (list, tuple):
+        return "a list"
+    return dict(_TYPES).get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _schema_type_error(override: str, err: ValidationError) -> str:
+    """One line for an override that a schema rejects."""
+    if not is_dataclass(err.object_type) or not isinstance(err.key, str):
+        return f"override {override}: {err.msg.splitlines()[0]}"
+    expected = _describe(typing.get_type_hints(err.object_type)[err.key])
+    default = None
+    if isinstance(err.parent_node, DictConfig):
+        default = OmegaConf.select(err.parent_node, err.key, throw_on_resolution_failure=False)
+    shown = f" (default {default!r})" if default is not None else ""
+    return f"override {override}: {err.full_key} takes {expected}{shown}; got {err.value!r}"
+
+
+def _declared(cfg: DictConfig, key: str) -> bool:
+    """Whether a schema declares ``key`` (its parent node is a structured config)."""
+    parent = key.rpartition(".")[0]
+    node = OmegaConf.select(cfg, parent, throw_on_missing=False) if parent else cfg
+    return isinstance(node, DictConfig) and is_dataclass(OmegaConf.get_type(node))
 
 
 def _check_types(defaults: DictConfig, overrides) -> None:
-    """Each ``key=value`` override keeps the type of the value it replaces (int accepted for float)."""
+    """Each ``key=value`` override (of a key, not a group) keeps the type of the value it replaces in
+    ``defaults`` (int accepted for float, anything scalar for str)."""
     for override in overrides:
-        if _is_group(override.key_or_group) or override.is_delete():
-            continue
         old = OmegaConf.select(defaults, override.key_or_group, default=None, throw_on_missing=False)
         new = override.value()
         if old is None or new is None or isinstance(old, (DictConfig, list)) or OmegaConf.is_list(old):
@@ -110,8 +235,11 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
     wrong type or a missing mandatory value."""
     parsed = _parse(list(overrides))
     cfg = _compose(config_name, list(overrides))
-    groups_only = [o.input_line for o in parsed if _is_group(o.key_or_group)]
-    _check_types(_compose(config_name, groups_only), [o for o in parsed if not o.is_add()])
+    untyped = [o for o in parsed if not o.is_add() and not o.is_delete() and not _is_group(o.key_or_group)
+               and not _declared(cfg, o.key_or_group)]
+    if untyped:
+        groups_only = [o.input_line for o in parsed if _is_group(o.key_or_group)]
+        _check_types(_compose(config_name, groups_only), untyped)
     _fix_run_dir(cfg)
     try:
         OmegaConf.resolve(cfg)

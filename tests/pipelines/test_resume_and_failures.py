@@ -90,9 +90,24 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(compose, overrides, t
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
 
 
-def test_last_checkpoint_stays_current_when_the_metric_stops_improving(compose, overrides, tiny):
-    # monitoring the step with mode=min makes the first validation the best for good: no later top-k save
+class LastCheckpointSteps(pl.Callback):
+    """The global step held by ``last.ckpt`` at the start of every training batch (None before it exists)."""
+
+    def __init__(self, path):
+        self.path, self.steps = path, []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.steps.append(torch.load(self.path, weights_only=False)["global_step"] if self.path.exists() else None)
+
+
+def test_last_checkpoint_stays_current_when_the_metric_stops_improving(compose, overrides, tiny, monkeypatch, tmp_path):
+    # monitoring the step with mode=min makes the first validation the best for good: no later top-k save;
+    # validation every 2 steps, training ends at step 9, between validations
+    probe = LastCheckpointSteps(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    _with_callback(monkeypatch, probe)
     result = run(compose(overrides, SHORT, tiny.dna, "callbacks.model_checkpoint.monitor=step",
-                         "callbacks.model_checkpoint.mode=min", "trainer.max_epochs=3"))
-    assert torch.load(result.best_checkpoint, weights_only=False)["global_step"] == 3
+                         "callbacks.model_checkpoint.mode=min", "trainer.max_epochs=3", "trainer.max_steps=9",
+                         "trainer.val_check_interval=2", "trainer.check_val_every_n_epoch=null"))
+    assert torch.load(result.best_checkpoint, weights_only=False)["global_step"] == 2
+    assert probe.steps == [None, None, 2, 2, 4, 4, 6, 6, 8]
     assert torch.load(result.last_checkpoint, weights_only=False)["global_step"] == 9

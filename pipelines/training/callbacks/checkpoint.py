@@ -1,11 +1,4 @@
-"""``ModelCheckpoint`` whose ``last.ckpt`` always holds the newest training state.
-
-Since Lightning 2.6, ``save_last=True`` refreshes ``last.ckpt`` only when a top-k checkpoint is written in the
-same step, so once the monitored metric stops improving ``last.ckpt`` falls behind (a quickstart apes4 run
-trained 223 steps and left ``last.ckpt`` at step 111); a run killed after that resumed from the old state,
-and the final steps were in no checkpoint at all. This subclass writes ``last.ckpt`` after every validation
-(or training epoch end, where Lightning checks then) and once more when training ends.
-"""
+"""``ModelCheckpoint`` whose ``last.ckpt`` always holds the newest training state."""
 from __future__ import annotations
 
 import lightning.pytorch as pl
@@ -13,7 +6,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """Lightning's ``ModelCheckpoint`` (same arguments) with ``last.ckpt`` kept current when ``save_last``."""
+    """Lightning's ``ModelCheckpoint`` (same arguments); with ``save_last``, ``last.ckpt`` is written after every
+    validation (or training epoch end, where Lightning checks then) and when training ends, not only with a
+    new top-k checkpoint.
+
+    It calls ``ModelCheckpoint``'s private hook choice, skip test and last-checkpoint writer: no public
+    setting writes ``last.ckpt`` at the end of training when that step is not a checkpointing step.
+    """
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)

@@ -1,11 +1,13 @@
-"""Shared LightningModule pieces: AdamW with weight-decay groups, warmup + cosine schedule, loss guard."""
+"""Shared LightningModule pieces: an optimizer over weight-decay groups, warmup + cosine schedule, loss guard."""
 from __future__ import annotations
 
-import math
+import sys
+from collections.abc import Callable
 
 import lightning.pytorch as pl
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, SequentialLR
 
 from mamba_bio_audio.models.mixer_model import param_groups
 from mamba_bio_audio.pipelines.training.nets import net_spec
@@ -15,28 +17,36 @@ class NonFiniteLossError(FloatingPointError):
     """A training loss was NaN or infinite; the run stops before the step that would spread it to the weights."""
 
 
-def warmup_cosine(step: int, total: int, warmup: int, floor: float) -> float:
-    """LR multiplier: linear warmup over ``warmup`` steps, then cosine from 1 to ``floor`` at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + 0.5 * (1.0 - floor) * (1.0 + math.cos(math.pi * progress))
+def warmup_cosine(optimizer: torch.optim.Optimizer, total: int, warmup: int, min_lr: float) -> SequentialLR:
+    """Per-step schedule of ``optimizer``'s learning rate ``lr``: ``lr * (s + 1) / warmup`` at step
+    ``s < warmup``, then a cosine from ``lr`` at step ``warmup`` down to ``min_lr`` at step
+    ``warmup + max(1, total - warmup)``, and ``min_lr`` after that. Needs ``warmup >= 1``."""
+    cosine_steps = max(1, total - warmup)
+    floor = min_lr / optimizer.defaults["lr"]
+    return SequentialLR(optimizer, [
+        LinearLR(optimizer, start_factor=1.0 / warmup, end_factor=1.0, total_iters=max(1, warmup - 1)),
+        CosineAnnealingLR(optimizer, T_max=cosine_steps, eta_min=min_lr),
+        ConstantLR(optimizer, factor=floor, total_iters=sys.maxsize),
+    ], milestones=[warmup, warmup + cosine_steps])
 
 
-class Task(pl.LightningModule):
-    """A ``net`` trained with AdamW (decay only on weight matrices; ``_no_weight_decay`` parameters, biases,
-    norms and embeddings excluded) and linear warmup + cosine decay per optimizer step.
+class TrainingTask(pl.LightningModule):
+    """A ``net`` trained with ``optimizer`` (weight decay only on weight matrices; ``_no_weight_decay``
+    parameters, biases, norms and embeddings excluded) and linear warmup + cosine decay per optimizer step.
 
     Args:
         net: the model (built by the Hydra ``net`` group).
-        optimizer: ``lr``, ``betas``, ``weight_decay``, ``eps``.
+        optimizer: the optimizer class with its settings bound (Hydra ``_partial_: true``; the task configs
+            give ``torch.optim.AdamW`` with ``lr``, ``betas``, ``weight_decay``, ``eps``), called with the
+            parameter groups; its ``weight_decay`` keyword is the decay of the weight matrices (0 if unset).
         scheduler: ``warmup_fraction`` (or ``warmup_steps``) and ``min_lr``; total steps come from the trainer.
     """
 
-    def __init__(self, net: nn.Module, optimizer: dict, scheduler: dict):
+    def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer], scheduler: dict):
         super().__init__()
-        self.save_hyperparameters(ignore=["net"], logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer"], logger=False)
         self.net = net
+        self.make_optimizer = optimizer
 
     def forward(self, *args, **kwargs):
         return self.net(*args, **kwargs)
@@ -50,15 +60,11 @@ class Task(pl.LightningModule):
         checkpoint["net_spec"] = net_spec(self.net)
 
     def configure_optimizers(self):
-        opt = dict(self.hparams.optimizer)
-        optimizer = torch.optim.AdamW(param_groups(self.net, float(opt.get("weight_decay", 0.0))),
-                                      lr=float(opt["lr"]), betas=tuple(opt.get("betas", (0.9, 0.95))),
-                                      eps=float(opt.get("eps", 1e-8)))
+        weight_decay = float(getattr(self.make_optimizer, "keywords", {}).get("weight_decay", 0.0))
+        optimizer = self.make_optimizer(param_groups(self.net, weight_decay))
         sched = dict(self.hparams.scheduler)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = sched.get("warmup_steps")
         warmup = max(1, int(warmup if warmup is not None else sched.get("warmup_fraction", 0.1) * total))
-        floor = float(sched.get("min_lr", 0.0)) / float(opt["lr"])
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, total, warmup, floor))
+        scheduler = warmup_cosine(optimizer, total, warmup, float(sched.get("min_lr", 0.0)))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

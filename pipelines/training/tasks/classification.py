@@ -1,15 +1,17 @@
 """Sequence classification fine-tuning: cross entropy, accuracy and macro F1 (torchmetrics), test confusion matrix."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from mamba_bio_audio.pipelines.training.tasks.base import Task
+from mamba_bio_audio.pipelines.training.tasks.base import TrainingTask
 
 
-class SequenceClassificationTask(Task):
+class SequenceClassificationTask(TrainingTask):
     """Batches ``(input_ids (batch, L) int64, label (batch,) int64)``; the net (a
     :class:`~mamba_bio_audio.models.MambaForSequenceClassification`, last-token pooling for causal models by
     default) returns ``.logits`` (batch, num_labels) and ``.loss``.
@@ -18,7 +20,7 @@ class SequenceClassificationTask(Task):
     :attr:`confusion` holds the (num_labels, num_labels) int64 test confusion matrix (rows: true class).
     """
 
-    def __init__(self, net, optimizer: dict, scheduler: dict, num_classes: int):
+    def __init__(self, net, optimizer: Callable[..., torch.optim.Optimizer], scheduler: dict, num_classes: int):
         super().__init__(net, optimizer, scheduler)
         self.metrics = nn.ModuleDict({  # keyed "stage_<stage>": "train" is a Module method name
             f"stage_{stage}": nn.ModuleDict({"acc": MulticlassAccuracy(num_classes, average="micro"),

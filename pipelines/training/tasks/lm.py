@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torchmetrics import MeanMetric, MinMetric
 
-from mamba_bio_audio.pipelines.training.tasks.base import Task
+from mamba_bio_audio.pipelines.training.tasks.base import TrainingTask
 from mamba_bio_audio.targets import counted_mask
 
 LN2 = math.log(2.0)
@@ -17,14 +18,14 @@ def scored_tokens(targets: torch.Tensor, pad_token_id: int | None) -> torch.Tens
     return counted_mask(targets, pad_token_id).sum()
 
 
-class CausalLMTask(Task):
+class CausalLMTask(TrainingTask):
     """Batches ``(input_ids, targets, ...)`` int64 (batch, L); the net returns ``.loss`` given ``labels``.
 
     Logs ``{train,val,test}/loss`` (mean over scored tokens, nats), ``/ppl`` = exp(loss), ``/bpt`` = loss / ln 2
     (bits per base for DNA, bits per 8-bit sample for audio) and ``val/loss_best``.
     """
 
-    def __init__(self, net, optimizer: dict, scheduler: dict):
+    def __init__(self, net, optimizer: Callable[..., torch.optim.Optimizer], scheduler: dict):
         super().__init__(net, optimizer, scheduler)
         self.eval_loss = torch.nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         self.val_loss_best = MinMetric()
