@@ -5,104 +5,25 @@ Used by the training subcommands instead of ``@hydra.main`` so that mistakes rea
 run folder is fixed once per run (DDP worker processes inherit it through ``RUN_DIR_ENV``).
 
 The run keys of ``train.yaml``, ``paths``, ``trainer`` and ``task.scheduler`` are typed by the structured
-configs below (ConfigStore ``train_schema``, ``schema/trainer``, ``schema/scheduler``, named in those configs'
-defaults lists), so Hydra rejects an override of the wrong type there. Keys no schema declares (``data``,
-``net``, ``task.optimizer``, ``callbacks``, ...) keep the type of the value they replace.
+configs of :mod:`.config_schemas`, so Hydra rejects an override of the wrong type there. Keys no schema declares
+(``data``, ``net``, ``task.optimizer``, ``callbacks``, ...) keep the type of the value they replace.
 """
 from __future__ import annotations
 
 import os
 import typing
-from dataclasses import dataclass, field, is_dataclass
+from dataclasses import is_dataclass
 from datetime import datetime
 from importlib.resources import files
-from typing import Any, Optional, Union
+from typing import Union
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
+
+from mamba_bio_audio.pipelines.commands.config_schemas import register_schemas
 
 CONFIG_MODULE = "mamba_bio_audio.configs"
 RUN_DIR_ENV = "MAMBA_BIO_AUDIO_RUN_DIR"
-
-
-@dataclass
-class PathsSchema:
-    """``paths``: where data is read and runs are written."""
-
-    root_dir: str = MISSING
-    data_dir: str = MISSING
-    log_dir: str = MISSING
-    output_dir: str = MISSING
-
-
-@dataclass
-class TrainSchema:
-    """Top level of ``train.yaml``: run keys, then the groups (typed by their own schemas, if any)."""
-
-    task_name: str = MISSING
-    seed: int = MISSING
-    train: bool = MISSING
-    test: bool = MISSING
-    ckpt_path: Optional[str] = MISSING
-    export: bool = MISSING
-    data: Any = None
-    net: Any = None
-    task: Any = None
-    callbacks: Any = None
-    logger: Any = None
-    trainer: Any = None
-    paths: PathsSchema = field(default_factory=PathsSchema)
-
-
-@dataclass
-class TrainerSchema:
-    """``lightning.pytorch.Trainer`` arguments set in ``configs/trainer``; ``+trainer.<key>=...`` adds others."""
-
-    _target_: str = MISSING
-    default_root_dir: str = MISSING
-    accelerator: str = MISSING
-    strategy: Any = MISSING
-    devices: Any = MISSING
-    num_nodes: int = MISSING
-    precision: Union[int, str] = MISSING
-    sync_batchnorm: bool = MISSING
-    max_epochs: Optional[int] = MISSING
-    max_steps: int = MISSING
-    max_time: Optional[str] = MISSING
-    accumulate_grad_batches: int = MISSING
-    gradient_clip_val: Optional[float] = MISSING
-    val_check_interval: Optional[Union[int, float]] = MISSING
-    check_val_every_n_epoch: Optional[int] = MISSING
-    limit_train_batches: Optional[Union[int, float]] = MISSING
-    limit_val_batches: Optional[Union[int, float]] = MISSING
-    limit_test_batches: Optional[Union[int, float]] = MISSING
-    overfit_batches: Union[int, float] = MISSING
-    log_every_n_steps: int = MISSING
-    num_sanity_val_steps: int = MISSING
-    reload_dataloaders_every_n_epochs: int = MISSING
-    deterministic: Optional[Union[bool, str]] = MISSING
-    benchmark: Optional[bool] = MISSING
-    fast_dev_run: Union[bool, int] = MISSING
-    use_distributed_sampler: bool = MISSING
-
-
-@dataclass
-class SchedulerSchema:
-    """``task.scheduler``: warmup (``warmup_steps`` when set, else ``warmup_fraction`` of the steps), floor."""
-
-    warmup_fraction: float = MISSING
-    warmup_steps: Optional[int] = MISSING
-    min_lr: float = MISSING
-
-
-def register_schemas() -> None:
-    """Put the schemas in Hydra's ConfigStore (where the configs' defaults lists find them)."""
-    from hydra.core.config_store import ConfigStore
-
-    store = ConfigStore.instance()
-    store.store(name="train_schema", node=TrainSchema)
-    store.store(group="schema", name="trainer", node=TrainerSchema)
-    store.store(group="schema", name="scheduler", node=SchedulerSchema)
 
 
 def _root():
