@@ -4,7 +4,6 @@ import torch
 
 from mamba_bio_audio.config import MambaConfig, TransformerConfig
 from mamba_bio_audio.models.factory import load_preset
-from mamba_bio_audio.generation import InferenceParams
 from mamba_bio_audio.models import MambaLMHeadModel
 from mamba_bio_audio.models.transformer import (TransformerForSequenceClassification, TransformerLMHeadModel,
                                                 apply_rotary)

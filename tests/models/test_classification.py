@@ -4,7 +4,6 @@ import torch
 import torch.nn.functional as F
 
 from mamba_bio_audio import MambaForSequenceClassification
-from mamba_bio_audio.generation import InferenceParams
 from mamba_bio_audio.modules.pooling import merge, pool, pooled, summarize
 
 PAD = 4
