@@ -8,6 +8,12 @@ so every phase of the U-Net (the deeper stages run on every p-th / p²-th sample
 paper-scale targets are for ``sc09_small`` on a GPU: 16,000 samples/s for one stream (real
 time at 16 kHz) and 2M samples/s in total at batch 256. The JSON records the load average before the run: other
 work on the machine slows every figure.
+
+``--decode-steps N`` adds the decode loop alone (``decode`` in the JSON): ``model.step`` on a (batch,) token
+tensor and a Gumbel-max draw from the whole vocabulary into the same tensor, N steps (rounded up to a multiple of
+the pools' product) after one warm-up pass through every phase of the U-Net; its latency per step and samples/s,
+run eagerly and, on CUDA, replayed from CUDA graphs: one ``torch.cuda.CUDAGraph`` per phase (the phase decides
+which stages run), captured after a warm-up on a side stream and replayed in order, the state updated in place.
 """
 from __future__ import annotations
 
@@ -28,6 +34,8 @@ from mamba_bio_audio import ops
 from mamba_bio_audio.audio_generation import sample_audio
 from mamba_bio_audio.models.sashimi import SashimiLM
 from mamba_bio_audio.models.sashimi_config import SashimiConfig
+from mamba_bio_audio.pipelines.bench.timing import failure, sync
+from mamba_bio_audio.tokenizers import MU_LAW_START_TOKEN
 
 TARGETS = {"preset": "sc09_small", "device": "cuda", "single_stream_samples_per_s": 16_000,
            "batch_256_total_samples_per_s": 2_000_000}
@@ -43,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", default=None,
                         help="comma-separated torch devices (default: cpu, and cuda when available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--decode-steps", type=int, default=0,
+                        help="also time the decode loop alone, eager and with CUDA graphs, over this many steps "
+                             "(default: %(default)s: off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON goes")
 
@@ -82,11 +93,92 @@ def _bench_device(config: SashimiConfig, device: torch.device, sizes: list[int],
     return results
 
 
+def _draw_step(model, tokens: torch.Tensor, state) -> None:
+    """One decode step from ``tokens`` (batch,) int64 and a Gumbel-max draw of the next tokens into it (exact
+    sampling at temperature 1 over the first ``vocab_size`` logits)."""
+    logits, _ = model.step(tokens, state)
+    logits = logits[:, :model.config.vocab_size].float()
+    noise = torch.rand(logits.shape, device=logits.device)
+    tokens.copy_((logits - torch.log(-torch.log(noise))).argmax(-1))
+
+
+def _captured_steps(model, tokens: torch.Tensor, state, period: int) -> list:
+    """One CUDA graph of :func:`_draw_step` per phase, captured after a warm-up pass on a side stream; the
+    phases come back to the first one after each pass, so replaying the graphs in order continues the loop."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(period):
+            _draw_step(model, tokens, state)
+    torch.cuda.current_stream().wait_stream(side)
+    pool = torch.cuda.graph_pool_handle()  # replayed in capture order, never concurrently: one pool is safe
+    graphs = []
+    for _ in range(period):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=pool):
+            _draw_step(model, tokens, state)
+        graphs.append(graph)
+    return graphs
+
+
+@torch.no_grad()
+def time_decode(model, batch: int, steps: int, graphs: bool, seed: int) -> dict:
+    """Latency of the decode loop at ``batch`` streams over ``steps`` steps, eager or replayed from CUDA graphs."""
+    device = next(model.parameters()).device
+    period = getattr(model.config, "total_pool", 1)
+    steps = -(-steps // period) * period
+    row = {"device": device.type, "backend": ops.resolve_backend(device), "batch": batch,
+           "mode": "cuda_graph" if graphs else "eager", "steps": steps}
+    if graphs and device.type != "cuda":
+        return row | {"skipped": "CUDA graphs need a CUDA device"}
+    torch.manual_seed(seed)
+    state = model.allocate_inference_cache(batch)
+    tokens = torch.full((batch,), MU_LAW_START_TOKEN, dtype=torch.long, device=device)
+    if graphs:
+        try:
+            captured = _captured_steps(model, tokens, state, period)
+        except RuntimeError as err:
+            return row | {"error": f"capture failed: {failure(err)}"}
+        step = [graph.replay for graph in captured]
+    else:
+        for _ in range(period):  # warm-up: one pass through every phase
+            _draw_step(model, tokens, state)
+        step = [lambda: _draw_step(model, tokens, state)] * period
+    sync(device)
+    started = time.perf_counter()
+    for i in range(steps):
+        step[i % period]()
+    sync(device)
+    wall = time.perf_counter() - started
+    return row | {"wall_s": round(wall, 4), "latency_ms": round(wall / steps * 1e3, 4),
+                  "samples_per_s_per_stream": round(steps / wall, 1),
+                  "samples_per_s_total": round(batch * steps / wall, 1)}
+
+
+def _bench_decode(config: SashimiConfig, device: torch.device, sizes: list[int], steps: int, seed: int) -> list:
+    torch.manual_seed(seed)
+    model = SashimiLM(config, device=device).eval()
+    rows = []
+    for batch in sizes:
+        for graphs in (False, True):
+            try:
+                row = time_decode(model, batch, steps, graphs, seed)
+            except Exception as err:  # written down with the rows measured so far, not the end of the run
+                row = {"device": device.type, "batch": batch, "mode": "cuda_graph" if graphs else "eager",
+                       "error": failure(err)}
+            rows.append(row)
+            figures = row.get("skipped") or row.get("error") or (
+                f"{row['latency_ms']:8.3f} ms/step  {row['samples_per_s_per_stream']:10.1f} samples/s per stream  "
+                f"{row['samples_per_s_total']:12.1f} samples/s total")
+            print(f"{device.type:5s} batch {batch:4d}  decode {row['mode']:10s}  {figures}", flush=True)
+    return rows
+
+
 def _meets_targets(preset: str, results: list) -> dict | None:
     """For sc09_small on CUDA: whether batch 1 and batch 256 reach the targets (None when not measured)."""
     if preset != TARGETS["preset"]:
         return None
-    by_batch = {r["batch"]: r for r in results if r["device"] == TARGETS["device"]}
+    by_batch = {r["batch"]: r for r in results if r["device"] == TARGETS["device"] and "samples_per_s_total" in r}
     verdict = {}
     if 1 in by_batch:
         verdict["single_stream"] = by_batch[1]["samples_per_s_per_stream"] >= TARGETS["single_stream_samples_per_s"]
@@ -100,6 +192,8 @@ def run(args) -> int:
     sizes = _parse_sizes(args.batch_sizes)
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1; got {args.samples}")
+    if args.decode_steps < 0:
+        raise ValueError(f"--decode-steps must be >= 0; got {args.decode_steps}")
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1; got {args.threads}")
@@ -109,9 +203,11 @@ def run(args) -> int:
     if any(device.type == "cuda" for device in devices) and not torch.cuda.is_available():
         raise ValueError("--devices names cuda but torch sees no CUDA device")
     load_before = load_average()
-    results = []
+    results, decode = [], []
     for device in devices:
         results += _bench_device(config, device, sizes, args.samples, args.seed)
+        if args.decode_steps:
+            decode += _bench_decode(config, device, sizes, args.decode_steps, args.seed)
     report = {
         "benchmark": "generate",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -122,10 +218,14 @@ def run(args) -> int:
         "parameters": {"preset": args.preset, "config": config.to_dict(), "dtype": "float32",
                        "params": sum(p.numel() for p in SashimiLM(config, device="meta").parameters()),
                        "samples_per_stream": args.samples, "warmup_samples": config.total_pool, "seed": args.seed,
+                       "decode_steps": args.decode_steps,
                        "sampling": "temperature 1, whole vocabulary, exact log-probabilities recorded"},
         "targets": TARGETS,
         "meets_targets": _meets_targets(args.preset, results),
         "results": results,
+        "decode": decode,
+        "decode_meets_targets": {mode: _meets_targets(args.preset, [r for r in decode if r["mode"] == mode])
+                                 for mode in ("eager", "cuda_graph")} if decode else None,
     }
     write_result(args.out_dir, "generate", report)
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 
+from mamba_bio_audio.pipelines.bench import budget
 from mamba_bio_audio.pipelines.reporting import sweep_report
 from mamba_bio_audio.pipelines.reporting.bench_results import load_average
 from mamba_bio_audio.pipelines.bench.train_step import measure
@@ -53,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=2, help="timed steps per point (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=0, help="untimed steps after priming (default: %(default)s)")
     sweep_report.add_run_arguments(parser, malloc_mmap_threshold=65536)
+    budget.add_argument(parser)
 
 
 def resolve_device(choice: str) -> str:
@@ -147,6 +149,7 @@ def run(args) -> int:
     if args.batch < 1 or args.steps < 1 or args.warmup < 0:
         raise ValueError("--batch and --steps must be >= 1, --warmup >= 0")
     chunk = args.chunk_size or DEFAULTS[device]["chunk_size"]
+    allowance = budget.TimeBudget(args.time_budget)
     load_before = load_average()
     rows = []
     for point in _points(args, device):
@@ -154,7 +157,7 @@ def run(args) -> int:
                 "seq_len": 2 ** point["log2_len"], "steps": args.steps, "warmup": args.warmup, "device": device,
                 "amp": args.amp, "seed": args.seed, "threads": args.threads,
                 "malloc_mmap_threshold": args.malloc_mmap_threshold}
-        result = measure(spec, args.timeout)
+        result = allowance.run_point(measure, spec, args.timeout)
         row = {key: point[key] for key in ("size", "variant", "log2_len")} | {"seq_len": spec["seq_len"]} | result
         rows.append(row)
         figures = result.get("error") or (f"peak {result['peak_mb']:9.1f} MB (+{result['above_baseline_mb']:.1f} MB "
@@ -169,6 +172,7 @@ def run(args) -> int:
         "machine": sweep_report.machine(device) | {"loadavg_before": load_before,
                                                    "loadavg_after": load_average()},
         "parameters": {"batch": args.batch, "chunk_size": chunk, "steps": args.steps, "warmup": args.warmup,
+                       "time_budget_s": args.time_budget,
                        "threads": args.threads or "default", "amp_bf16": args.amp and device == "cuda",
                        "malloc_mmap_threshold": args.malloc_mmap_threshold, "seed": args.seed},
         "checks": checks,

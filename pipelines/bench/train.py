@@ -6,12 +6,14 @@ On CUDA the models are the 125M class (Mamba: 24 layers of width 768; Transforme
 figures beside ours (``reference_gb``). On CPU the same comparison runs at small shapes (width 128, Mamba 4
 layers, Transformer++ 2 layers, byte vocabulary) at batch 1 ... 8. Each point is a fresh process
 (:mod:`.train_step`): forward, backward and AdamW on seeded random tokens; the memory is the CUDA allocator's
-peak, or on CPU the peak resident set size above the process's baseline.
+peak, or on CPU the peak resident set size above the process's baseline. Points run batch by batch, both
+architectures at each batch, so a sweep cut short by ``--time-budget`` still compares them.
 """
 from __future__ import annotations
 
 import argparse
 
+from mamba_bio_audio.pipelines.bench import budget
 from mamba_bio_audio.pipelines.reporting import sweep_report
 from mamba_bio_audio.pipelines.bench.memory import resolve_device
 from mamba_bio_audio.pipelines.reporting.bench_results import load_average
@@ -46,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps after priming (default: %(default)s)")
     parser.add_argument("--checkpoint-blocks", action="store_true", help="per-block activation checkpointing")
     sweep_report.add_run_arguments(parser, malloc_mmap_threshold=0)
+    budget.add_argument(parser)
 
 
 def run(args) -> int:
@@ -53,15 +56,16 @@ def run(args) -> int:
     batches = [int(b) for b in (args.batches or BATCHES[device]).split(",") if b.strip()]
     if not batches or min(batches) < 1 or args.seq_len < 2 or args.steps < 1 or args.warmup < 0:
         raise ValueError("--batches must be positive integers, --seq-len >= 2, --steps >= 1, --warmup >= 0")
+    allowance = budget.TimeBudget(args.time_budget)
     load_before = load_average()
     rows = []
-    for arch, shape in SHAPES[device].items():
-        config = shape | {"checkpoint_blocks": args.checkpoint_blocks}
-        for batch in batches:
+    for batch in batches:
+        for arch, shape in SHAPES[device].items():
+            config = shape | {"checkpoint_blocks": args.checkpoint_blocks}
             spec = {"arch": arch, "config": config, "batch": batch, "seq_len": args.seq_len, "steps": args.steps,
                     "warmup": args.warmup, "device": device, "amp": args.amp, "seed": args.seed,
                     "threads": args.threads, "malloc_mmap_threshold": args.malloc_mmap_threshold}
-            result = measure(spec, args.timeout)
+            result = allowance.run_point(measure, spec, args.timeout)
             row = {"arch": arch, "batch": batch, "seq_len": args.seq_len} | result
             if device == "cuda" and args.seq_len == 2048:
                 row["reference_gb"] = TABLE_15_GB[arch].get(batch)
@@ -90,6 +94,7 @@ def run(args) -> int:
         "machine": sweep_report.machine(device) | {"loadavg_before": load_before,
                                                    "loadavg_after": load_average()},
         "parameters": {"shapes": SHAPES[device], "seq_len": args.seq_len, "steps": args.steps,
+                       "time_budget_s": args.time_budget,
                        "warmup": args.warmup, "checkpoint_blocks": args.checkpoint_blocks,
                        "threads": args.threads or "default", "amp_bf16": args.amp and device == "cuda",
                        "malloc_mmap_threshold": args.malloc_mmap_threshold, "seed": args.seed},
