@@ -22,7 +22,6 @@ shapes already measured. ``--interpret`` times the triton backend on CPU tensors
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -37,12 +36,11 @@ import torch.nn.functional as F
 
 from mamba_bio_audio.pipelines.bench import budget, floors
 from mamba_bio_audio.pipelines.bench.timing import failure, median_seconds
-from mamba_bio_audio.pipelines.reporting.bench_results import load_average
+from mamba_bio_audio.pipelines.reporting.bench_results import load_average, write_result
 from rich.console import Console
 from rich.table import Table
 
 from mamba_bio_audio import ops
-from mamba_bio_audio.atomic import write_text_atomic
 
 DEFAULT_SHAPES = "1x512x16x16384,4x256x16x2048,1x1536x16x2048,2x512x16x4096:bf16"
 QUICK_SHAPES = "1x24x4x70,2x16x4x40:bf16"
@@ -425,8 +423,7 @@ def run(args) -> int:
     }
     device_slug = re.sub(r"[^a-z0-9]+", "-", cuda_name.lower()).strip("-") if cuda_name else "cpu"
     out = args.out or Path("benchmarks/results") / f"scan-{device_slug}-{now:%Y%m%d}.json"
-    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
-    console.print(f"wrote {out}")
+    write_result(out.parent, "scan", report, path=out)
     return 0
 
 
