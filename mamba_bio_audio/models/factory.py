@@ -13,6 +13,8 @@ from pathlib import Path
 
 from mamba_bio_audio.checkpoint import CONFIG_FILE, HEAD_KEY
 from mamba_bio_audio.config import ConfigBase, MambaConfig, TransformerConfig, read_preset
+from mamba_bio_audio.models.caduceus import CaduceusForMaskedLM, CaduceusForSequenceClassification
+from mamba_bio_audio.models.caduceus_config import CaduceusConfig
 from mamba_bio_audio.models.classification import MambaForSequenceClassification
 from mamba_bio_audio.models.lm import MambaLMHeadModel
 from mamba_bio_audio.models.sashimi import SashimiLM
@@ -22,13 +24,15 @@ from mamba_bio_audio.models.transformer import TransformerForSequenceClassificat
 __all__ = ["ARCHITECTURES", "HEAD_TYPES", "config_class", "config_from_dict", "folder_spec", "load_preset",
            "load_pretrained", "model_class"]
 
-HEAD_TYPES = ("causal_lm", "classification")
-_CONFIGS: dict[str, type[ConfigBase]] = {cls.architecture: cls for cls in (MambaConfig, TransformerConfig, SashimiConfig)}
+HEAD_TYPES = ("causal_lm", "classification", "masked_lm")
+_CONFIGS: dict[str, type[ConfigBase]] = {
+    cls.architecture: cls for cls in (MambaConfig, TransformerConfig, SashimiConfig, CaduceusConfig)}
 ARCHITECTURES = tuple(_CONFIGS)
 _CLASSES = {
     (cls.config_class.architecture, cls.head_type): cls
     for cls in (MambaLMHeadModel, MambaForSequenceClassification, TransformerLMHeadModel,
-                TransformerForSequenceClassification, SashimiLM)
+                TransformerForSequenceClassification, SashimiLM, CaduceusForMaskedLM,
+                CaduceusForSequenceClassification)
 }
 
 
@@ -72,6 +76,9 @@ def folder_spec(path) -> tuple[str, str]:
         raw = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{config_path} is not valid JSON: {err}") from err
+    if raw.get("model_type") == "caduceus":  # a published Caduceus folder
+        classifier = any("Classification" in name for name in raw.get("architectures") or [])
+        return CaduceusConfig.architecture, "classification" if classifier else "masked_lm"
     if "model_type" in raw:  # transformers' Mamba layout
         return MambaConfig.architecture, "causal_lm"
     return raw.get("architecture", MambaConfig.architecture), raw.get(HEAD_KEY, "causal_lm")

@@ -106,4 +106,6 @@ def test_the_config_picks_the_model_class(make_mamba_config, make_transformer_co
     assert model_class(make_mamba_config(), "classification") is MambaForSequenceClassification
     assert model_class(make_transformer_config(), "classification") is TransformerForSequenceClassification
     with pytest.raises(ValueError, match="head_type must be one of"):
+        model_class(make_mamba_config(), "token_classification")
+    with pytest.raises(ValueError, match="mamba models have no masked_lm head"):
         model_class(make_mamba_config(), "masked_lm")

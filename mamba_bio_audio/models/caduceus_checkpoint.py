@@ -1,0 +1,214 @@
+"""Loading Caduceus model folders: ours (``config.json`` with ``"architecture": "caduceus"`` +
+``model.safetensors``) and the published ones (HF ``config.json`` with ``"model_type": "caduceus"`` +
+``model.safetensors`` or ``pytorch_model.bin``, sharded or not), into
+:class:`~mamba_bio_audio.models.caduceus.CaduceusForMaskedLM` or ``CaduceusForSequenceClassification``.
+
+Our modules carry upstream's names, so the key map is the identity except where upstream's module layout
+varies or where tensors are shared:
+
+* the unfused RCPS norms ``...norm.submodule.weight`` / ``norm_f.submodule.weight`` (``RCPSAddNormWrapper``)
+  load into ``...norm.weight`` / ``norm_f.weight``;
+* a backbone saved alone (``backbone.*``) loads under ``caduceus.backbone.*``;
+* shared tensors may be stored once (safetensors keeps one name per tensor): with
+  ``bidirectional_weight_tie`` the ``mamba_rev`` in/out projections are filled from ``mamba_fwd``'s (or back),
+  with ``tie_word_embeddings`` the LM head from the embedding (or back); two stored copies that differ raise a
+  ValueError naming the key and the field;
+* the ``complement_map`` buffers must equal the config's (ValueError naming the key) and are filled when absent.
+
+Token ids: Caduceus and HyenaDNA's character tokenizers give ``[CLS]0 [SEP]1 [BOS]2 [MASK]3 [PAD]4 [RESERVED]5
+[UNK]6`` and then their characters from 7; with the characters A C G T N (both defaults) these are our ids.
+A folder whose tokenizer differs (``vocab=``, or ``tokenizer_config.json``'s ``characters``) has its embedding
+and LM-head rows, ``complement_map`` and ``pad_token_id`` permuted into our ids. Then
+:func:`mamba_bio_audio.checkpoint.load_weights` checks every key: a missing, extra or mis-shaped one raises a
+ValueError naming it and the config field behind it.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from mamba_bio_audio.checkpoint import CONFIG_FILE, HEAD_KEY, load_state_dict, load_weights
+from mamba_bio_audio.models.caduceus_config import CaduceusConfig
+from mamba_bio_audio.modules.bimamba import TIED_PROJECTIONS
+from mamba_bio_audio.tokenizers import DNA_SPECIAL_TOKENS, DNA_VOCAB
+
+__all__ = ["UPSTREAM_FIELDS", "caduceus_state_dict", "config_from_upstream", "load_caduceus", "read_config",
+           "vocab_permutation"]
+
+UPSTREAM_MODEL_TYPE = "caduceus"
+UPSTREAM_FIELDS = ("d_model", "n_layer", "vocab_size", "ssm_cfg", "rms_norm", "residual_in_fp32", "fused_add_norm",
+                   "pad_vocab_size_multiple", "norm_epsilon", "initializer_cfg", "bidirectional",
+                   "bidirectional_strategy", "bidirectional_weight_tie", "rcps", "complement_map",
+                   "tie_word_embeddings", "pad_token_id")
+# PretrainedConfig / upstream keys with no effect on the weights or the forward pass here.
+UPSTREAM_IGNORED = {
+    "model_type", "architectures", "auto_map", "transformers_version", "torch_dtype", "dtype", "_name_or_path",
+    "gradient_checkpointing_stride", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id",
+    "mask_token_id", "use_cache", "output_hidden_states", "output_attentions", "return_dict", "use_return_dict",
+    "label2id", "problem_type", "tokenizer_class", "torchscript", "is_decoder", "is_encoder_decoder",
+    "add_cross_attention", "tie_encoder_decoder", "chunk_size_feed_forward", "pruned_heads",
+}
+EMBEDDING = "caduceus.backbone.embeddings.word_embeddings"
+HEAD = "lm_head"
+
+
+def config_from_upstream(raw: Mapping) -> dict:
+    """CaduceusConfig fields of an upstream ``config.json``. An unknown key raises ValueError naming it."""
+    if raw.get("model_type") != UPSTREAM_MODEL_TYPE:
+        raise ValueError(f"config field model_type must be {UPSTREAM_MODEL_TYPE!r}; got {raw.get('model_type')!r}")
+    unknown = sorted(set(raw) - set(UPSTREAM_FIELDS) - UPSTREAM_IGNORED - {"id2label", "num_labels"})
+    if unknown:
+        raise ValueError(f"unknown Caduceus config field(s) {unknown}")
+    values = {name: raw[name] for name in UPSTREAM_FIELDS if name in raw}
+    for name in ("ssm_cfg", "initializer_cfg"):
+        if values.get(name) is None:
+            values.pop(name, None)
+    if values.get("bidirectional_strategy") is None:  # upstream's default strategy
+        values.pop("bidirectional_strategy", None)
+    if "id2label" in raw:
+        values["num_labels"] = len(raw["id2label"])
+    if "num_labels" in raw:
+        values["num_labels"] = raw["num_labels"]
+    return values
+
+
+def read_config(path) -> tuple[dict, str, str | None]:
+    """(config fields, layout "ours" or "upstream", saved head type or None) of a model folder."""
+    config_path = Path(path) / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"model folder {path} has no {CONFIG_FILE}")
+    try:
+        raw = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_path} is not valid JSON: {err}") from err
+    if "model_type" in raw:
+        return config_from_upstream(raw), "upstream", None
+    head = raw.pop(HEAD_KEY, None)
+    architecture = raw.get("architecture")
+    if architecture != CaduceusConfig.architecture:
+        raise ValueError(f"model folder {path} holds a model of architecture {architecture!r}, not 'caduceus': load "
+                         f"it with mamba_bio_audio.models.load_pretrained")
+    return raw, "ours", head
+
+
+def _character_vocab(characters: Sequence[str]) -> dict[str, int]:
+    """The ids of a HyenaDNA / Caduceus character tokenizer: the seven specials, then ``characters`` from 7."""
+    return {**{token: i for i, token in enumerate(DNA_SPECIAL_TOKENS)},
+            **{ch: len(DNA_SPECIAL_TOKENS) + i for i, ch in enumerate(characters)}}
+
+
+def _folder_vocab(path) -> dict[str, int] | None:
+    tokenizer = Path(path) / "tokenizer_config.json"
+    if not tokenizer.is_file():
+        return None
+    characters = json.loads(tokenizer.read_text()).get("characters")
+    return None if characters is None else _character_vocab(characters)
+
+
+def vocab_permutation(vocab: Mapping[str, int] | Sequence[str], rows: int) -> list[int] | None:
+    """perm with our row i = the folder's row perm[i], over ``rows`` rows (the padded vocabulary), for a folder
+    whose tokenizer gives ``vocab`` (token -> id, or the characters of a character tokenizer). None when the
+    ids are ours. A token of ours missing from ``vocab`` raises ValueError naming it."""
+    if not isinstance(vocab, Mapping):
+        vocab = _character_vocab(list(vocab))
+    perm = []
+    for token in DNA_VOCAB:
+        if token not in vocab:
+            raise ValueError(f"vocab has no token {token!r}: the folder's ids cannot be mapped to ours")
+        perm.append(int(vocab[token]))
+    if any(not 0 <= i < rows for i in perm) or len(set(perm)) != len(perm):
+        raise ValueError(f"vocab must give distinct ids below the padded vocabulary ({rows}); got {dict(vocab)}")
+    perm += [i for i in range(rows) if i not in perm][: rows - len(perm)]
+    return None if perm == list(range(rows)) else perm
+
+
+def _remap_config(values: dict, perm: list[int]) -> dict:
+    inverse = {old: new for new, old in enumerate(perm)}
+    values = dict(values)
+    cmap = values.get("complement_map")
+    if isinstance(cmap, Mapping):
+        table = {int(k): int(v) for k, v in cmap.items()}
+        values["complement_map"] = {new: inverse[table.get(old, old)] for new, old in enumerate(perm)}
+    if values.get("pad_token_id") is not None:
+        values["pad_token_id"] = inverse[int(values["pad_token_id"])]
+    return values
+
+
+def _fill_pair(state_dict: dict, key: str, twin: str, field: str) -> None:
+    """One tensor stored under ``key`` and ``twin`` (shared): fill the missing name; two different copies raise."""
+    first, second = state_dict.get(key), state_dict.get(twin)
+    if first is None and second is not None:
+        state_dict[key] = second
+    elif second is None and first is not None:
+        state_dict[twin] = first
+    elif first is not None and not torch.equal(first, second):
+        raise ValueError(f"checkpoint has different {key!r} and {twin!r} but the config field {field} ties them")
+
+
+def caduceus_state_dict(state_dict: Mapping, model, perm: list[int] | None = None) -> dict:
+    """The upstream (or our) ``state_dict`` in ``model``'s key names, tied tensors filled and ``complement_map``
+    buffers checked; ``perm`` permutes the vocabulary rows (see :func:`vocab_permutation`)."""
+    config: CaduceusConfig = model.config
+    out = {}
+    for key, tensor in state_dict.items():
+        key = key.replace(".norm.submodule.", ".norm.").replace("norm_f.submodule.", "norm_f.")
+        out[key] = tensor
+    if not any(k.startswith("caduceus.") for k in out) and any(k.startswith("backbone.") for k in out):
+        out = {f"caduceus.{k}" if k.startswith("backbone.") else k: v for k, v in out.items()}
+    expected = model.state_dict()
+    embedding_key = f"{EMBEDDING}.embedding.weight" if config.rcps else f"{EMBEDDING}.weight"
+    head_key = f"{HEAD}.lm_head.weight" if config.rcps else f"{HEAD}.weight"
+    if perm is not None:
+        for key in (embedding_key, head_key):
+            if key in out:
+                out[key] = out[key][perm]
+    if config.bidirectional and config.bidirectional_weight_tie:
+        for i in range(config.n_layer):
+            mixer = next((k.rsplit(".mamba_fwd.", 1)[0] for k in expected if k.startswith(f"caduceus.backbone.layers."
+                          f"{i}.") and ".mamba_fwd." in k), None)
+            for name in TIED_PROJECTIONS:
+                if f"{mixer}.mamba_fwd.{name}" in expected:
+                    _fill_pair(out, f"{mixer}.mamba_fwd.{name}", f"{mixer}.mamba_rev.{name}",
+                               "bidirectional_weight_tie")
+    if config.tie_word_embeddings and head_key in expected:
+        _fill_pair(out, embedding_key, head_key, "tie_word_embeddings")
+    for key, buffer in expected.items():
+        if not key.endswith("complement_map"):
+            continue
+        if key not in out:
+            out[key] = buffer
+            continue
+        stored = out[key].to(device=buffer.device, dtype=buffer.dtype)
+        if perm is not None and stored.shape == buffer.shape:
+            inverse = torch.empty_like(stored)
+            inverse[torch.tensor(perm, device=stored.device)] = torch.arange(len(perm), device=stored.device)
+            stored = inverse[stored[perm]]
+        if not torch.equal(stored, buffer):
+            raise ValueError(f"checkpoint tensor {key!r} differs from the config field complement_map "
+                             f"({stored.tolist()} vs {buffer.tolist()})")
+        out[key] = stored
+    return out
+
+
+def load_caduceus(path, model_cls, device=None, dtype=None, vocab=None, **config_overrides):
+    """Build ``model_cls`` (a Caduceus head) from a model folder in eval mode. ``config_overrides`` replace
+    config fields; ``vocab`` (token -> id, or the characters of a character tokenizer) gives the folder's token
+    ids when they are not ours (default: ``tokenizer_config.json``'s ``characters``, else our ids)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder {folder} does not exist")
+    values, layout, _ = read_config(folder)
+    if vocab is None and layout == "upstream":
+        vocab = _folder_vocab(folder)
+    multiple = values.get("pad_vocab_size_multiple", 8)
+    rows = -(-values.get("vocab_size", CaduceusConfig.vocab_size) // multiple) * multiple
+    perm = None if vocab is None else vocab_permutation(vocab, rows)
+    if perm is not None:
+        values = _remap_config(values, perm)
+    config = CaduceusConfig.from_dict({**values, **config_overrides})
+    model = model_cls(config, device=device, dtype=dtype)
+    state_dict = caduceus_state_dict(load_state_dict(folder), model, perm)
+    return load_weights(model, state_dict).eval()
