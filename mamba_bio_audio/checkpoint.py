@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from mamba_bio_audio.atomic import atomic_path
 from mamba_bio_audio.config import ConfigBase, MambaConfig
@@ -153,15 +154,32 @@ def _config_from_transformers(raw: dict) -> dict:
     return values
 
 
+def read_config_json(path) -> dict:
+    """The contents of ``path/config.json``; FileNotFoundError or ValueError naming the file."""
+    config_path = Path(path) / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"model folder {path} has no {CONFIG_FILE}")
+    try:
+        return json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_path} is not valid JSON: {err}") from err
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """Cross entropy (fp32) of logits (batch, num_labels) against class ids (batch,) int64, or MSE against float
+    targets (batch,) when ``num_labels == 1`` (regression)."""
+    labels = labels.to(logits.device)
+    if num_labels == 1:
+        return F.mse_loss(logits.float().squeeze(-1), labels.float())
+    return F.cross_entropy(logits.float(), labels)
+
+
 def load_config(path, config_cls: type[ConfigBase] = MambaConfig, **config_overrides) -> tuple[ConfigBase, str]:
     """Read ``path/config.json`` → (config of ``config_cls``, layout) with layout "transformers" (its Mamba) or
     "ours" (ours and mamba_ssm's, whose fields are a subset of ours). ``config_overrides`` replace fields. A
     folder of another architecture raises ValueError naming both."""
     folder = Path(path)
-    config_path = folder / CONFIG_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"model folder {folder} has no {CONFIG_FILE}")
-    raw = json.loads(config_path.read_text())
+    raw = read_config_json(folder)
     raw.pop(HEAD_KEY, None)
     if "model_type" in raw:
         layout, values = "transformers", _config_from_transformers(raw)

@@ -19,10 +19,9 @@ from functools import partial
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mamba_bio_audio.checkpoint import MAMBA_SHAPE_FIELDS, PretrainedMixin
+from mamba_bio_audio.checkpoint import MAMBA_SHAPE_FIELDS, PretrainedMixin, classification_loss
 from mamba_bio_audio.models.caduceus_config import CaduceusConfig
 from mamba_bio_audio.models.classification import MambaForSequenceClassification, SequenceClassifierOutput
 from mamba_bio_audio.models.lm import causal_lm_loss
@@ -308,11 +307,5 @@ class CaduceusForSequenceClassification(_CaduceusPretrained):
             logits = (self.score(pool(hidden_fwd, mode, mask)) + self.score(pool(hidden_rc, mode, mask_rc))) / 2
         else:
             logits = self.score(pool(self.caduceus(input_ids), mode, mask))
-        loss = None
-        if labels is not None:
-            labels = labels.to(logits.device)
-            if self.config.num_labels == 1:
-                loss = F.mse_loss(logits.float().squeeze(-1), labels.float())
-            else:
-                loss = F.cross_entropy(logits.float(), labels)
+        loss = None if labels is None else classification_loss(logits, labels, self.config.num_labels)
         return SequenceClassifierOutput(logits=logits, loss=loss)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from mamba_bio_audio.checkpoint import CONFIG_FILE, HEAD_KEY, load_state_dict, load_weights
+from mamba_bio_audio.checkpoint import HEAD_KEY, load_state_dict, load_weights, read_config_json
 from mamba_bio_audio.models.caduceus_config import CaduceusConfig
 from mamba_bio_audio.modules.bimamba import TIED_PROJECTIONS
 from mamba_bio_audio.tokenizers import DNA_SPECIAL_TOKENS, DNA_VOCAB
@@ -77,13 +77,7 @@ def config_from_upstream(raw: Mapping) -> dict:
 
 def read_config(path) -> tuple[dict, str, str | None]:
     """(config fields, layout "ours" or "upstream", saved head type or None) of a model folder."""
-    config_path = Path(path) / CONFIG_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"model folder {path} has no {CONFIG_FILE}")
-    try:
-        raw = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path} is not valid JSON: {err}") from err
+    raw = read_config_json(path)
     if "model_type" in raw:
         return config_from_upstream(raw), "upstream", None
     head = raw.pop(HEAD_KEY, None)

@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mamba_bio_audio.checkpoint import MAMBA_PRESENCE_FIELDS, MAMBA_SHAPE_FIELDS, PretrainedMixin
+from mamba_bio_audio.checkpoint import MAMBA_PRESENCE_FIELDS, MAMBA_SHAPE_FIELDS, PretrainedMixin, classification_loss
 from mamba_bio_audio.config import MambaConfig
 from mamba_bio_audio.models import chunked
 from mamba_bio_audio.models.mixer_model import MixerModel
@@ -96,13 +95,7 @@ class MambaForSequenceClassification(PretrainedMixin, nn.Module):
                 summary = merge(cache[_POOL_CACHE_KEY], summary)
             cache[_POOL_CACHE_KEY] = summary
         logits = self.score(pooled(summary, self.config.pooling).to(dtype))
-        loss = None
-        if labels is not None:
-            labels = labels.to(logits.device)
-            if self.config.num_labels == 1:
-                loss = F.mse_loss(logits.float().squeeze(-1), labels.float())
-            else:
-                loss = F.cross_entropy(logits.float(), labels)
+        loss = None if labels is None else classification_loss(logits, labels, self.config.num_labels)
         return SequenceClassifierOutput(logits=logits, loss=loss)
 
     @torch.no_grad()

@@ -7,11 +7,9 @@ folders have neither and read as a Mamba causal LM), so :func:`load_pretrained` 
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 
-from mamba_bio_audio.checkpoint import CONFIG_FILE, HEAD_KEY
+from mamba_bio_audio.checkpoint import HEAD_KEY, read_config_json
 from mamba_bio_audio.config import ConfigBase, MambaConfig, TransformerConfig, read_preset
 from mamba_bio_audio.models.caduceus import CaduceusForMaskedLM, CaduceusForSequenceClassification
 from mamba_bio_audio.models.caduceus_config import CaduceusConfig
@@ -69,13 +67,7 @@ def model_class(config: ConfigBase | str, head_type: str = "causal_lm") -> type:
 
 def folder_spec(path) -> tuple[str, str]:
     """(architecture, head type) of a model folder, from its ``config.json`` (defaults: "mamba", "causal_lm")."""
-    config_path = Path(path) / CONFIG_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"model folder {path} has no {CONFIG_FILE}")
-    try:
-        raw = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path} is not valid JSON: {err}") from err
+    raw = read_config_json(path)
     if raw.get("model_type") == "caduceus":  # a published Caduceus folder
         classifier = any("Classification" in name for name in raw.get("architectures") or [])
         return CaduceusConfig.architecture, "classification" if classifier else "masked_lm"
