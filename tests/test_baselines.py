@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mamba_bio_audio.pipelines.evaluation.baselines import KmerSpeciesBaseline, MarkovBaseline
+from mamba_bio_audio.pipelines.evaluation.baselines import KmerSpeciesBaseline, MarkovBaseline, best_markov
 
 
 def test_order0_matches_hand_computed_smoothed_frequencies():
@@ -74,3 +74,17 @@ def test_kmer_baseline_rejects_bad_arguments():
         KmerSpeciesBaseline(k_max=4).features(np.zeros((2, 3), dtype=np.int64))
     with pytest.raises(RuntimeError, match="fit"):
         KmerSpeciesBaseline().predict(np.full((1, 10), 7))
+
+
+def test_high_order_markov_is_sparse_and_finds_the_right_order():
+    rng = np.random.default_rng(0)
+    motif = rng.choice([7, 8, 9, 10], size=12)
+    train = np.tile(motif, 3000)  # period 12: order 1 cannot predict it, order >= 11 can (almost) exactly
+    noisy = train.copy()
+    flips = rng.random(noisy.size) < 0.01
+    noisy[flips] = rng.choice([7, 8, 9, 10], size=int(flips.sum()))
+    model = MarkovBaseline(order=10, alpha=0.1).fit(noisy)  # dense counts would need 5^11 floats
+    assert model.bits_per_base(train[:2000]) < 0.3
+    best, choice = best_markov(noisy[:30000], noisy[30000:], orders=range(0, 11))
+    assert choice["order"] >= 6 and best.bits_per_base(train[:2000]) < 0.3
+    assert choice["select_bits"]["0/1"] > 1.9  # the unigram of a uniform motif: about 2 bits

@@ -140,6 +140,7 @@ def prepare_audio(
 
     sources, splits, label_names, labels, split_policy = _plan(inputs, mode, split, valid_list, test_list,
                                                                label_from, labels)
+    _warn_empty_splits(splits, split_policy, mode)
     probes = []
     for done, result in enumerate(ordered_map(_probe_job, [s.path for s in sources], workers), start=1):
         probes.append(result)
@@ -229,6 +230,22 @@ def _plan(inputs, mode, split, valid_list, test_list, label_from, labels):
         log.info("%d files have a label outside %s and are left out", len(sources) - len(kept), labels)
     return ([sources[i] for i in kept], [splits[i] for i in kept], [names[i] for i in kept], list(labels),
             split_policy)
+
+
+def _warn_empty_splits(splits: list[str], split_policy: dict, mode: str) -> None:
+    """Warn, naming the split and the fix, when a split gets no file (its evaluation would have no data)."""
+    for name in SPLITS:
+        if name in splits:
+            continue
+        if "percent" in split_policy:
+            percent = ",".join(str(p) for p in split_policy["percent"])
+            fix = (f"--split {percent} by {split_policy['by']} of {len(splits)} files gives it none: give more files "
+                   f"or a larger share (e.g. --split 80,10,10)")
+            if mode == "long":
+                fix += ", or name its files with --valid-list / --test-list"
+        else:
+            fix = f"no listed file went to it: name its files in --{name}-list"
+        log.warning("split %r is empty: %s", name, fix)
 
 
 def _list_id(path: str | Path | None) -> dict | None:

@@ -3,7 +3,10 @@ with the species index (the order the species were given in; names in the manife
 
 From per-species genomes (FASTA files), each sequence is one record and the split follows its chromosome
 (HyenaDNA's table: valid 1, 3, 12, 13; test 5, 7, 9, 10, 11; train the rest; ``chr`` prefixes and case are
-ignored). From a MAF alignment, the split follows the locus: each block goes where its reference row's
+ignored), or, for a sequence given held-out ranges, its region: the ranges are held out and the rest is
+``train`` less a margin each side of every range. Windows come from each species' own sequence. Sequences are
+streamed: tokenised in parts on disk and appended to the dataset, one part in memory at a time. From a MAF
+alignment, the split follows the locus: each block goes where its reference row's
 interval lies (held-out ranges in reference coordinates, train elsewhere), for every species at once, so
 orthologous sequence never sits in two splits; blocks straddling a range boundary are dropped. Each
 species' blocks of a split are joined, in alignment order, into one record; ``<split>.blocks.tsv`` tells
@@ -26,11 +29,12 @@ from mamba_bio_audio.data_prep.formats.fasta_stream import check_readable, where
 from mamba_bio_audio.data_prep.formats.maf import MafBlock, iter_maf
 from mamba_bio_audio.data_prep.datasets.prepare_dna import DnaPrepareResult, ProgressFn, stream_sequences
 from mamba_bio_audio.data_prep.datasets.prepared import PreparedDatasetWriter, is_up_to_date, source_entry
-from mamba_bio_audio.data_prep.datasets.regions import Region, parse_region
+from mamba_bio_audio.data_prep.datasets.regions import HeldOutPolicy, Region, parse_region
 from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
 HYENA_VALID = ("1", "3", "12", "13")
 HYENA_TEST = ("5", "7", "9", "10", "11")
+N_ID = NucleotideTokenizer().encode("N")[0]
 
 
 def chromosome_key(name: str) -> str:
@@ -50,11 +54,12 @@ def _check_species(names: list[str]) -> None:
 
 @contextlib.contextmanager
 def _writing(out: Path, sources: list[dict], parameters: dict, tokenizer, species: list[str], notes: str | None,
-             split_by: str):
-    """(writer, sinks, scratch folder) for a species dataset; scratch is removed, the dataset atomic."""
+             split_by: str, extra: dict | None = None):
+    """(writer, sinks, scratch folder) for a species dataset; scratch is removed, the dataset atomic. ``extra``
+    (manifest fields) may be filled in while writing: the manifest is written last."""
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.parts.", dir=out.parent))
-    extra = {"species": species, "split_by": split_by, **({"notes": notes} if notes else {})}
+    extra = {"species": species, "split_by": split_by, **({"notes": notes} if notes else {}), **(extra or {})}
     try:
         with PreparedDatasetWriter(out, "species", tokenizer.config(), sources, parameters, labelled=True,
                                    extra=extra) as writer:
@@ -69,44 +74,188 @@ def _writing(out: Path, sources: list[dict], parameters: dict, tokenizer, specie
 
 def prepare_species_genomes(genomes: dict[str, list[str | Path]], out: str | Path, *,
                             valid_chroms: list[str] = HYENA_VALID, test_chroms: list[str] = HYENA_TEST,
-                            exclude: list[str] = (), case: str = "upper", iupac: str = "n", unknown: str = "error",
-                            workers: int = 0, force: bool = False, notes: str | None = None,
-                            progress: ProgressFn | None = None) -> DnaPrepareResult:
-    """Species dataset from per-species FASTA files (``{species: [fasta, ...]}``), split by chromosome."""
+                            held_out: dict[str, dict[str, list[str]]] | None = None, margin: int = 0,
+                            window: int | None = None, exclude: list[str] = (), case: str = "upper",
+                            iupac: str = "n", unknown: str = "error", workers: int = 0, force: bool = False,
+                            notes: str | None = None, progress: ProgressFn | None = None) -> DnaPrepareResult:
+    """Species dataset from per-species FASTA files (``{species: [fasta, ...]}``).
+
+    A sequence named in ``held_out`` (``{species: {split: ["NAME" or "NAME:START-END", ...]}}``, 0-based
+    half-open, ``END`` optional) is split by region: the ranges go to their splits, the rest to ``train`` less
+    ``margin`` bases on each side of every range, so no training window touches a held-out one. Every other
+    sequence goes to the split of its chromosome (``valid_chroms``, ``test_chroms``, else ``train``), unless it
+    matches an ``exclude`` glob. With ``window``, records shorter than ``window`` are left out (their windows
+    would be mostly [PAD]).
+
+    Raises ValueError, leaving nothing behind, when a file holds no sequence, one file is given twice, two
+    species names differ only in case, or a species ends up with no bases in a split, only N there, or (with
+    ``window``) no record of ``window`` bases in it; each message names the species and its files.
+    """
     species = list(genomes)
     _check_species(species)
+    folded = {}
+    for name in species:
+        if name.strip().lower() in folded:
+            raise ValueError(f"species {folded[name.strip().lower()]!r} and {name!r} differ only in case or "
+                             "spaces; give each species one name (several files of one species share it)")
+        folded[name.strip().lower()] = name
     files = [(i, check_readable(p)) for i, name in enumerate(species) for p in genomes[name]]
     if not files:
         raise ValueError("no FASTA file given")
+    given: dict[Path, int] = {}
+    for label, path in files:
+        key = path.resolve()
+        if key in given:
+            first = species[given[key]]
+            what = f"twice for {first}" if first == species[label] else f"for both {first} and {species[label]}"
+            raise ValueError(f"{path} is given {what}; a genome belongs to one species, once")
+        given[key] = label
     valid, test = {chromosome_key(c) for c in valid_chroms}, {chromosome_key(c) for c in test_chroms}
     if valid & test:
         raise ValueError(f"chromosomes both in valid and test: {sorted(valid & test)}")
+    unknown_species = sorted(set(held_out or {}) - set(species))
+    if unknown_species:
+        raise ValueError(f"held-out ranges for {', '.join(unknown_species)}, which is not among the species "
+                         f"{species}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0; got {margin}")
+    if window is not None and window < 1:
+        raise ValueError(f"window must be >= 1; got {window}")
+    policies = {name: HeldOutPolicy(held_out.get(name, {})) for name in species} if held_out else {}
     tokenizer = NucleotideTokenizer(case=case, iupac=iupac, unknown=unknown)
     out = Path(out)
     parameters = {"mode": "genomes", "species": {s: [Path(p).name for p in genomes[s]] for s in species},
                   "valid_chroms": sorted(valid), "test_chroms": sorted(test), "exclude": list(exclude),
-                  "case": case, "iupac": iupac, "unknown": unknown}
+                  "held_out": {s: {k: list(v) for k, v in d.items()} for s, d in (held_out or {}).items()},
+                  "margin": margin, "window": window, "case": case, "iupac": iupac, "unknown": unknown}
     sources = [{**source_entry(p), "role": f"genome:{species[i]}"} for i, p in files]
     if not force and is_up_to_date(out, "species", sources, parameters):
         return DnaPrepareResult(out, True)
     paths = [p for _, p in files]
-    with _writing(out, sources, parameters, tokenizer, species, notes, "chromosome") as (_, sinks, scratch):
+    split_by = "region" if held_out and not (valid or test) else "chromosome and region" if held_out else "chromosome"
+    bases: dict[str, dict] = {name: {} for name in species}  # the manifest's per-species counts, filled below
+    with _writing(out, sources, parameters, tokenizer, species, notes, split_by,
+                  {"species_bases": bases}) as (_, sinks, scratch):
+        tally = _Tally(species, paths, [label for label, _ in files], window)
         seen: dict[tuple[int, str], tuple[int, int]] = {}
         sequences = stream_sequences(paths, tokenizer.config(), scratch, workers, progress)
-        with contextlib.closing(sequences):
+        with contextlib.closing(sequences), _naming_species(paths, [species[label] for label, _ in files]):
             for seq, tokens in sequences:
                 label = files[seq.source][0]
+                tally.sequence(seq.source)
                 if (label, seq.name) in seen:
                     src, off = seen[(label, seq.name)]
                     raise ValueError(f"duplicate sequence name {seq.name!r} for {species[label]}: "
                                      f"{where(paths[src], off)} and {where(paths[seq.source], seq.header_offset)}")
                 seen[(label, seq.name)] = (seq.source, seq.header_offset)
-                if any(fnmatch.fnmatchcase(seq.name, pattern) for pattern in exclude):
+                policy = policies.get(species[label])
+                named = policy is not None and seq.name in policy.by_name
+                if not named and any(fnmatch.fnmatchcase(seq.name, pattern) for pattern in exclude):
                     continue
-                key = chromosome_key(seq.name)
-                split = "valid" if key in valid else "test" if key in test else "train"
-                sinks[split].add(tokens, seq.name, 0, seq.length, label=label)
+                for split, start, end in _route(seq.name, seq.length, policy, valid, test, margin):
+                    part = tokens[start:end]
+                    if tally.keep(label, split, part):
+                        sinks[split].add(part, seq.name, start, end, label=label)
+        for name, policy in policies.items():
+            missing = policy.missing({n for (label, n) in seen if species[label] == name})
+            if missing:
+                raise ValueError(f"held-out ranges name {', '.join(missing)}, which the FASTA files of {name} "
+                                 f"({_names(tally.files_of(species.index(name)))}) do not hold")
+        tally.check(sorted(sinks, key=lambda s: (s != "train", s)))
+        bases.update(tally.summary())
     return DnaPrepareResult(out, False)
+
+
+@contextlib.contextmanager
+def _naming_species(paths: list[Path], owners: list[str]):
+    """Add the species to a ValueError that names one of its files (a FASTA reader's error knows only the file)."""
+    try:
+        yield
+    except ValueError as err:
+        text = str(err)
+        owner = next((o for p, o in zip(paths, owners) if str(p) in text), None)
+        if owner is None or f"for {owner}" in text or f"({owner})" in text:
+            raise
+        raise ValueError(f"{text} (a genome of {owner})") from None
+
+
+def _route(name: str, length: int, policy: HeldOutPolicy | None, valid: set[str], test: set[str],
+           margin: int) -> list[tuple[str, int, int]]:
+    """(split, start, end) pieces of one sequence: by its held-out ranges when it has some (training pieces
+    trimmed by ``margin`` where they meet a held-out range), else by its chromosome."""
+    if policy is None or name not in policy.by_name:
+        key = chromosome_key(name)
+        return [("valid" if key in valid else "test" if key in test else "train", 0, length)]
+    records = policy.route(name, length)
+    pieces = []
+    for i, rec in enumerate(records):
+        start, end = rec.start, rec.end
+        if rec.split == "train":
+            if i > 0 and records[i - 1].end == start:
+                start += margin
+            if i + 1 < len(records) and records[i + 1].start == end:
+                end -= margin
+        if end > start:
+            pieces.append((rec.split, start, end))
+    return pieces
+
+
+def _names(paths: list[Path]) -> str:
+    return ", ".join(str(p) for p in paths)
+
+
+class _Tally:
+    """What each species' files gave: sequences per file, and per split the records, bases, non-N bases and
+    records left out as shorter than ``window``; :meth:`check` turns an empty or unusable species into an error
+    naming its files."""
+
+    def __init__(self, species: list[str], paths: list[Path], labels: list[int], window: int | None):
+        self.species, self.paths, self.labels, self.window = species, paths, labels, window
+        self.sequences = [0] * len(paths)
+        self.counts: dict[tuple[int, str], dict[str, int]] = {}
+
+    def files_of(self, label: int) -> list[Path]:
+        return [p for p, lab in zip(self.paths, self.labels) if lab == label]
+
+    def sequence(self, source: int) -> None:
+        self.sequences[source] += 1
+
+    def keep(self, label: int, split: str, tokens: np.ndarray) -> bool:
+        c = self.counts.setdefault((label, split), {"records": 0, "bases": 0, "non_n": 0, "short": 0, "longest": 0})
+        c["longest"] = max(c["longest"], int(tokens.size))
+        if self.window is not None and tokens.size < self.window:
+            c["short"] += 1
+            return False
+        c["records"] += 1
+        c["bases"] += int(tokens.size)
+        c["non_n"] += int(tokens.size - np.count_nonzero(tokens == N_ID))
+        return True
+
+    def check(self, splits: list[str]) -> None:
+        for source, n in enumerate(self.sequences):
+            if n == 0:
+                raise ValueError(f"{self.paths[source]} ({self.species[self.labels[source]]}) holds no sequence")
+        for label, name in enumerate(self.species):
+            files = _names(self.files_of(label))
+            for split in splits or ["train"]:
+                c = self.counts.get((label, split))
+                if c is None:
+                    fix = ("everything is held out or excluded" if split == "train" else
+                           "name one of its chromosomes for it, or give it a held-out range there")
+                    raise ValueError(f"species {name} ({files}) has no sequence in split {split!r}: {fix}")
+                if c["records"] == 0:
+                    raise ValueError(f"species {name} ({files}): its longest sequence in split {split!r} has "
+                                     f"{c['longest']:,} bases, shorter than one window ({self.window:,}); give a "
+                                     f"longer genome or a smaller window")
+                if c["non_n"] == 0:
+                    raise ValueError(f"species {name} ({files}): every base in split {split!r} is N, so no window "
+                                     f"there has a base to classify")
+
+    def summary(self) -> dict:
+        out: dict[str, dict] = {name: {} for name in self.species}
+        for (label, split), c in sorted(self.counts.items(), key=lambda kv: (kv[0][0], kv[0][1] != "train", kv[0][1])):
+            out[self.species[label]][split] = {k: c[k] for k in ("records", "bases", "non_n", "short")}
+        return out
 
 
 def _block_split(block_ref: tuple[str, int, int], held: list[tuple[str, Region]]) -> str | None:

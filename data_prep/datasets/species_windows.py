@@ -46,6 +46,11 @@ class SpeciesWindowDataset(Dataset):
         if seq_len <= 0 or num_samples <= 0:
             raise ValueError("seq_len and num_samples must be > 0")
         self.species = list(dataset.manifest["species"])
+        self._files = {}  # species -> its source files, for error messages
+        for source in dataset.manifest.get("sources", []):
+            role = source.get("role", "")
+            if role.startswith("genome:"):
+                self._files.setdefault(role[len("genome:"):], []).append(source.get("path", "?"))
         self.split = dataset.split(split)
         self.seq_len, self.num_samples, self.seed = seq_len, num_samples, seed
         self.rc_prob, self.max_n_fraction = rc_prob, max_n_fraction
@@ -93,7 +98,11 @@ class SpeciesWindowDataset(Dataset):
             start = int(rng.integers(max(length - self.seq_len, 0) + 1))
             if self._n_ok(rec, start, min(self.seq_len, length)):
                 return label, rec, start, bool(self.rc_prob > 0 and rng.random() < self.rc_prob)
-        raise ValueError(f"no acceptable window for {self.species[label]} in {_MAX_DRAWS} draws (all N?)")
+        files = self._files.get(self.species[label])
+        raise ValueError(f"species {self.species[label]}" + (f" ({', '.join(files)})" if files else "") +
+                         f": no window of {self.seq_len} bases in split {self.split.name!r} with a base other than N "
+                         f"and at most {self.max_n_fraction:.0%} N in {_MAX_DRAWS} draws; its sequence there is N "
+                         f"almost everywhere (raise data.max_n_fraction or hold out another region)")
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         label, rec, start, rc = self.draw(index)

@@ -175,7 +175,7 @@ def render_piano(out_dir: str | Path, hours: float, workers: int | None = None, 
     try:
         for result in results:
             if "error" in result:
-                log.warning("skipped score %s: %s", result["work"], result["error"])
+                log.info("skipped score %s: %s", result["work"], result["error"])
                 skipped.append(result)
                 continue
             renders.append(result)
@@ -189,6 +189,9 @@ def render_piano(out_dir: str | Path, hours: float, workers: int | None = None, 
     for extra in out_dir.glob("*.wav"):  # renders in flight when the target was reached
         if extra.name not in kept:
             extra.unlink()
+    if skipped:
+        log.info("%d corpus scores skipped (music21 could not render them; each is listed with its error in "
+                 "renders.json)", len(skipped))
     if total < target:
         log.warning("the corpus order gave only %.2f h of the %.2f h asked for", total / 3600, hours)
     descriptor = {"parameters": params, "seconds": round(total, 3), "renders": renders, "skipped": skipped,

@@ -1,6 +1,6 @@
 """``mamba-bio-audio examples dna|audio``: fetch and prepare the example datasets.
 
-``dna``: real genomes from Debian example packages, prepared as ``hg_small`` and ``apes4`` (see
+``dna``: real genomes from Debian example packages, prepared as ``hg_small``, ``species5`` and ``apes4`` (see
 :mod:`mamba_bio_audio.data_prep.examples.dna` and docs/dna_data.md). ``audio``: piano renders of the music21 corpus
 and synthetic spoken digits, made offline from Debian and PyPI packages as 8-bit mu-law datasets (see
 :mod:`mamba_bio_audio.data_prep.examples.audio`).
@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from mamba_bio_audio.data_prep.examples.audio import AUDIO_EXAMPLES, make_examples
-from mamba_bio_audio.data_prep.examples.dna import FILES, NAMES, debian_locator, prepare_apes4, prepare_hg_small
+from mamba_bio_audio.data_prep.examples.dna import FILES, NAMES, PREPARE, debian_locator
 from mamba_bio_audio.pipelines.commands.progress import byte_progress, file_progress, phase_callback
-from mamba_bio_audio.pipelines.commands.shared import audio_summary, clean_os_errors, dna_summary
+from mamba_bio_audio.pipelines.commands.shared import add_progress_argument, audio_summary, clean_os_errors, dna_summary
 
 
 def _add_dna_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def _add_dna_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", choices=NAMES, action="append", help="prepare only this dataset; repeatable")
     parser.add_argument("--workers", type=int, default=0, help="tokenising processes (default: up to 4 usable cores)")
     parser.add_argument("--force", action="store_true", help="prepare again even if up to date")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_argument(parser)
 
 
 def _run_dna(args) -> int:
@@ -37,10 +37,7 @@ def _run_dna(args) -> int:
                 locate(f)
         started = time.perf_counter()
         with clean_os_errors(out), byte_progress(name, args.quiet) as progress:
-            if name == "hg_small":
-                result = prepare_hg_small(out, locate, workers=args.workers, force=args.force, progress=progress)
-            else:
-                result = prepare_apes4(out, locate, force=args.force, progress=progress)
+            result = PREPARE[name](out, locate, workers=args.workers, force=args.force, progress=progress)
         print(dna_summary(result, started))
     return 0
 
@@ -58,7 +55,7 @@ def _add_audio_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--install", action="store_true",
                         help="install missing Debian tools with apt-get (needs root); otherwise they are reported")
     parser.add_argument("--force", action="store_true", help="make the audio and datasets again even if up to date")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(parser, dest="no_progress")
 
 
 def _run_audio(args) -> int:
@@ -68,13 +65,24 @@ def _run_audio(args) -> int:
                                 workers=args.workers, install=args.install, force=args.force,
                                 progress=phase_callback(bar))
     for kind, result in results.items():
-        print(f"{kind}: {audio_summary(result)}")
+        print(f"{kind}: {audio_summary(result)}{skipped_note(result.path)}")
     return 0
+
+
+def skipped_note(dataset: Path) -> str:
+    """``; 3 corpus scores skipped (...)`` when the example's manifest lists skipped sources, else ``""``."""
+    from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
+
+    skipped = PreparedDataset(dataset).manifest.get("example", {}).get("skipped") or []
+    what = "1 source" if len(skipped) == 1 else f"{len(skipped)} sources"
+    return (f"; {what} skipped while making it (music21 or a synthesiser could not render it; each is listed with "
+            f"the reason in {Path(dataset) / 'manifest.json'}, 'example.skipped')") if skipped else ""
 
 
 # kind -> (help, add_arguments, run)
 EXAMPLE_SETS = {
-    "dna": ("hg_small (GRCh37 chr20 + chrX part) and apes4 (chr22 EPO alignment) from Debian packages",
+    "dna": ("hg_small (GRCh37 chr20 + chrX part), species5 (five species' genomes) and apes4 (chr22 EPO "
+            "alignment, a leak check) from Debian packages",
             _add_dna_arguments, _run_dna),
     "audio": ("piano renders of the music21 corpus and synthetic spoken digits", _add_audio_arguments, _run_audio),
 }

@@ -7,7 +7,7 @@ from pathlib import Path
 from mamba_bio_audio.data_prep.formats.audio_encode import NORMALIZE, QUANTIZATION
 from mamba_bio_audio.data_prep.datasets.prepare_audio import MODES, prepare_audio
 from mamba_bio_audio.pipelines.commands.progress import file_progress, phase_callback
-from mamba_bio_audio.pipelines.commands.shared import audio_summary
+from mamba_bio_audio.pipelines.commands.shared import add_progress_argument, audio_summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="log and skip unreadable or invalid files (listed in the manifest) instead of stopping")
     parser.add_argument("--workers", type=int, help="decoding processes (default: the usable CPU cores)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the dataset is up to date")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(parser, dest="no_progress")
 
 
 def run(args) -> int:

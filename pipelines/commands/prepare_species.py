@@ -1,6 +1,8 @@
 """``mamba-bio-audio prepare-species``: per-species genomes or a MAF alignment to a species dataset.
 
     mamba-bio-audio prepare-species --genome human=hs1.fa.gz --genome mouse=mm39.fa.gz --out data/species
+    mamba-bio-audio prepare-species --genome ecoli=ecoli.fa --genome yeast=sc.fa.gz \\
+        --valid-region ecoli=chr:3000000-3500000 --test-region ecoli=chr:4000000- --margin 65536 ...
     mamba-bio-audio prepare-species --maf chr22.maf.gz --species Hsap=human --species Ptro=chimpanzee \\
         --valid 22:40000000-45000000 --test 22:45000000- --out data/apes
 """
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from mamba_bio_audio.data_prep.datasets.prepare_species import HYENA_TEST, HYENA_VALID, prepare_species_genomes, prepare_species_maf
 from mamba_bio_audio.pipelines.commands.progress import byte_progress
-from mamba_bio_audio.pipelines.commands.shared import add_policy_arguments, clean_os_errors, dna_summary
+from mamba_bio_audio.pipelines.commands.shared import add_policy_arguments, clean_os_errors, cli_spellings, dna_summary
 
 
 def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
@@ -40,6 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="comma-separated chromosomes for test (default: HyenaDNA's %(default)s)")
     genomes.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                          help="leave out sequences whose name matches, e.g. 'chrUn*'; repeatable")
+    genomes.add_argument("--valid-region", action="append", default=[], metavar="SPECIES=NAME:START-END",
+                         help="hold out a range (0-based, half-open; END may be left out) of one of the species' "
+                              "sequences for valid; the rest of that sequence is train; repeatable")
+    genomes.add_argument("--test-region", action="append", default=[], metavar="SPECIES=NAME:START-END",
+                         help="the same for test")
+    genomes.add_argument("--margin", type=int, default=0, metavar="BASES",
+                         help="bases left out of train each side of every held-out range, so that no training "
+                              "window neighbours a held-out one; the longest window is a good choice (default: 0)")
+    genomes.add_argument("--window", type=int, default=1024, metavar="BASES",
+                         help="the longest window the dataset is for: shorter sequences are left out, and a species "
+                              "without one that long in a split is an error (default: %(default)s)")
     maf = parser.add_argument_group("from a MAF alignment (split by locus of the reference)")
     maf.add_argument("--maf", type=Path, help="MAF file (plain or gzip)")
     maf.add_argument("--species", action="append", default=[], metavar="PREFIX=NAME",
@@ -55,9 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     if bool(args.genome) == bool(args.maf):
         raise ValueError("give either --genome SPECIES=FASTA ... or --maf FILE --species PREFIX=NAME ...")
+    if args.maf and (args.valid_region or args.test_region):
+        raise ValueError("--valid-region / --test-region split genomes; a MAF is split with --valid / --test")
     policy = {"case": args.case, "iupac": args.iupac, "unknown": args.unknown}
     started = time.perf_counter()
-    with clean_os_errors(args.out), byte_progress("prepare-species", args.quiet) as progress:
+    with clean_os_errors(args.out), cli_spellings(), byte_progress("prepare-species", args.quiet) as progress:
         if args.maf:
             if not args.species:
                 raise ValueError("--maf needs --species PREFIX=NAME for each species to keep")
@@ -69,8 +84,13 @@ def run(args) -> int:
             genomes: dict[str, list[Path]] = {}
             for name, fasta in _pairs(args.genome, "--genome"):
                 genomes.setdefault(name, []).append(Path(fasta))
+            held_out: dict[str, dict[str, list[str]]] = {}
+            for split, option in (("valid", "--valid-region"), ("test", "--test-region")):
+                for name, region in _pairs(getattr(args, f"{split}_region"), option):
+                    held_out.setdefault(name, {}).setdefault(split, []).append(region)
             result = prepare_species_genomes(genomes, args.out, valid_chroms=args.valid_chroms,
-                                             test_chroms=args.test_chroms, exclude=args.exclude,
+                                             test_chroms=args.test_chroms, held_out=held_out or None,
+                                             margin=args.margin, window=args.window, exclude=args.exclude,
                                              workers=args.workers, force=args.force, progress=progress, **policy)
     print(dna_summary(result, started))
     return 0

@@ -1,4 +1,6 @@
-"""Rich progress bars of the data commands: bytes of input consumed, and files processed per phase.
+"""Rich progress bars of the data commands: bytes of input consumed, and files processed per phase. When
+stdout is a file or a pipe, where a bar stays silent, the byte bar prints a line every ``LINE_EVERY_S`` seconds
+instead.
 
 The file bars have no background refresh thread: commands that fork worker processes (``prepare-audio``,
 ``examples audio``) must not fork while another thread may hold a lock.
@@ -6,6 +8,8 @@ The file bars have no background refresh thread: commands that fork worker proce
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
 
 from rich.progress import (
     BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
@@ -13,12 +17,18 @@ from rich.progress import (
 )
 
 
+LINE_EVERY_S = 30.0
+
+
 @contextlib.contextmanager
 def byte_progress(description: str, quiet: bool = False):
     """Yield a ``progress(advance, total)`` callback drawing a rich bar of input bytes with speed (None when
-    quiet)."""
+    quiet; printing a line every ``LINE_EVERY_S`` seconds when stdout is not a terminal)."""
     if quiet:
         yield None
+        return
+    if not sys.stdout.isatty():
+        yield _byte_lines(description)
         return
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                    TimeElapsedColumn(), TimeRemainingColumn())
@@ -55,3 +65,21 @@ def phase_callback(bar: Progress):
         bar.update(tasks[phase], completed=done, total=total, refresh=True)
 
     return update
+
+
+def _byte_lines(description: str):
+    """A ``progress(advance, total)`` callback that prints ``name: 120 of 480 MB (25 %), 40 MB/s`` at most
+    every ``LINE_EVERY_S`` seconds."""
+    started = last = time.perf_counter()
+    done = 0
+
+    def advance(n: int, total: int) -> None:
+        nonlocal done, last
+        done += n
+        now = time.perf_counter()
+        if now - last >= LINE_EVERY_S:
+            last = now
+            share = f" of {total / 1e6:.0f} MB ({100 * done / total:.0f} %)" if total else " MB"
+            print(f"{description}: {done / 1e6:.0f}{share}, {done / 1e6 / (now - started):.0f} MB/s", flush=True)
+
+    return advance

@@ -1,19 +1,21 @@
 """``mamba-bio-audio quickstart``: the README's first command, end to end on a CPU in about 15 minutes.
 
-Fetches and prepares the example data (``examples dna``: hg_small and apes4; ``examples audio``: piano renders),
-pretrains a small DNA Mamba LM on hg_small, fine-tunes the apes4 species classifier from it, pretrains a small
-SaShiMi audio LM on the piano renders, samples audio (and DNA), and writes ``<out>/report.md`` with a metrics
-table, loss curves, the confusion matrix, waveform + spectrogram PNGs and the WAVs. Every training phase runs
-the Hydra CPU-twin experiments (``dna/hg_small_cpu``, ``species/apes4_cpu``, ``audio/piano_sashimi_cpu``)
-through the same code as ``pretrain`` / ``finetune``; its step count is set from a timed step so the phase
-fits its share of ``--minutes``, with ``trainer.max_time`` as a hard stop. Model figures are put beside count-based baselines
-of the same data (unigram and order-3 Markov bits per base; chance accuracy and a k-mer classifier; mu-law
-unigram bits per sample; the sample figures of real piano).
+Fetches and prepares the example data (``examples dna``: hg_small and species5; ``examples audio``: piano
+renders), pretrains a small DNA Mamba LM on hg_small, fine-tunes the species5 classifier from it, pretrains a
+small SaShiMi audio LM on the piano renders, samples audio (and DNA), and writes ``<out>/report.md`` with a
+metrics table, what each phase achieved in words, training curves, the confusion matrix, waveform +
+spectrogram PNGs and the WAVs. Every training phase runs the Hydra CPU-twin experiments
+(``dna/hg_small_cpu``, ``species/species5_cpu``, ``audio/piano_sashimi_cpu``) through the same code as
+``pretrain`` / ``finetune``; its step count is set from a timed step so the phase fits its share of
+``--minutes``, with ``trainer.max_time`` as a hard stop. Model figures are put beside count-based baselines of
+the same data (unigram, order-3 and the best order-k Markov bits per base; chance accuracy and a k-mer
+classifier on the same test windows; mu-law unigram bits per sample; the sample figures of real piano).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -22,10 +24,13 @@ from rich.console import Console
 
 from mamba_bio_audio.atomic import write_text_atomic
 
-SHARES = {"dna": 0.36, "apes": 0.24, "audio": 0.40}  # of the training time left after the data phase
-RESERVE_S = 90.0  # sampling, report and three trainer start-ups
+SHARES = {"dna": 0.36, "species": 0.24, "audio": 0.40}  # of the training time left after the data phase
+RESERVE_S = 120.0  # baselines, sampling, report and three trainer start-ups
+VALIDATIONS = 4  # per training phase: the curves get that many validation points
 SAMPLE_TEMPERATURE = 0.9  # spectral flatness of the samples 0.02-0.03 against 0.04-0.05 at 1.0 (real piano: 0.007)
-EXPERIMENTS = {"dna": "dna/hg_small_cpu", "apes": "species/apes4_cpu", "audio": "audio/piano_sashimi_cpu"}
+EXPERIMENTS = {"dna": "dna/hg_small_cpu", "species": "species/species5_cpu", "audio": "audio/piano_sashimi_cpu"}
+SPECIES_DATA = "species5"
+START_THREADS = torch.get_num_threads()  # torch's own choice, before a phase sets its thread count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,41 +72,58 @@ class Clock:
             self._current = None
 
 
-def prepare_data(data: Path, cache: Path | None, piano_hours: float, seed: int, install: bool) -> dict:
-    """Fetch and prepare hg_small, apes4 and piano (skipped when up to date); returns their token counts."""
+def prepare_data(data: Path, cache: Path | None, piano_hours: float, seed: int, install: bool,
+                 console: Console) -> dict:
+    """Fetch and prepare hg_small, species5 and piano (skipped when up to date); returns their token counts."""
     from mamba_bio_audio.data_prep.examples.audio import make_examples
-    from mamba_bio_audio.data_prep.examples.dna import debian_locator, prepare_apes4, prepare_hg_small
+    from mamba_bio_audio.data_prep.examples.dna import PREPARE, debian_locator
     from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
+    from mamba_bio_audio.pipelines.commands.examples import skipped_note
     from mamba_bio_audio.pipelines.commands.progress import byte_progress, file_progress, phase_callback
 
     locate = debian_locator(cache)
-    for name, prepare in (("hg_small", prepare_hg_small), ("apes4", prepare_apes4)):
+    for name in ("hg_small", SPECIES_DATA):
         with byte_progress(name) as progress:
-            prepare(data / name, locate, progress=progress)
+            PREPARE[name](data / name, locate, progress=progress)
     with file_progress() as bar:
         make_examples(data, ("piano",), hours=piano_hours, seed=seed, install=install, progress=phase_callback(bar))
+    note = skipped_note(data / "piano")
+    if note:
+        console.print(f"piano{note}")
     return {name: {split: counts["tokens"] for split, counts in PreparedDataset(data / name).manifest["splits"].items()}
-            for name in ("hg_small", "apes4", "piano")}
+            for name in ("hg_small", SPECIES_DATA, "piano")}
 
 
-def _seconds_per_step(cfg) -> float:
-    """Wall time of one training step of the config's net and batch shape: the faster of two timed steps
-    after an untimed one (on a shared machine the slower one mostly measures the neighbours)."""
+def _seconds_per_step(cfg) -> tuple[float, int]:
+    """(seconds, CPU threads) of one training step of the config's net and batch shape, at the faster of the
+    usable thread count and one thread: the faster of two timed steps each, after an untimed one. On a machine
+    shared with other jobs two threads that wait for each other can be many times slower than one."""
     from hydra.utils import instantiate
+
+    from mamba_bio_audio import ops
 
     net = instantiate(cfg.net, _convert_="all")
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
     batch, length = cfg.data.batch_size, cfg.data.seq_len
     inputs = torch.randint(0, net.config.vocab_size, (batch, length))  # a step's time does not depend on the ids
     labels = torch.zeros(batch, dtype=torch.long) if hasattr(net, "score") else inputs
-    times = []
-    for _ in range(3):
+
+    def step() -> float:
         started = time.perf_counter()
         net(inputs, labels=labels).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-        times.append(time.perf_counter() - started)
-    return min(times[1:])
+        return time.perf_counter() - started
+
+    default = min(START_THREADS, ops.max_cpu_threads())
+    step()
+    timings = {}
+    for threads in sorted({default, 1}, reverse=True):
+        ops.set_cpu_threads(threads)
+        timings[threads] = min(step(), step())
+    threads = min(timings, key=timings.get)
+    ops.set_cpu_threads(threads)
+    return timings[threads], threads
 
 
 def _max_time(seconds: float) -> str:
@@ -114,17 +136,20 @@ def train_phase(name: str, seconds: float, out: Path, data: Path, seed: int, con
     from mamba_bio_audio.pipelines.commands.hydra_compose import compose
     from mamba_bio_audio.pipelines.training.train import run
 
-    base = [f"experiment={EXPERIMENTS[name]}", f"paths.data_dir={data}", f"paths.output_dir={out / 'runs' / name}",
+    folder = out / "runs" / name
+    shutil.rmtree(folder, ignore_errors=True)  # a fresh run: nothing of an earlier quickstart is resumed or mixed in
+    base = [f"experiment={EXPERIMENTS[name]}", f"paths.data_dir={data}", f"paths.output_dir={folder}",
             "logger=csv", f"seed={seed}", *extra]
     cfg = compose("train", base)
-    per_step = _seconds_per_step(cfg)
-    # two validations and the test: forward passes only, about 0.4 of a training step per batch
-    eval_batches = 2 * (cfg.trainer.limit_val_batches or 8) + -(-cfg.data.eval_items // cfg.data.batch_size)
-    steps = max(8, int((0.85 * seconds - 0.4 * eval_batches * per_step) / per_step))
-    items_key = "data.train_items" if name == "apes" else "data.train_windows"
-    console.print(f"{name}: {per_step:.2f} s per step of {cfg.data.batch_size} × {cfg.data.seq_len} tokens → "
-                  f"{steps} steps in about {seconds / 60:.1f} min")
-    cfg = compose("train", base + [f"trainer.max_steps={steps}", f"trainer.val_check_interval={max(1, steps // 2)}",
+    per_step, threads = _seconds_per_step(cfg)
+    # the validations and the test: forward passes only, about 0.4 of a training step per batch
+    eval_batches = VALIDATIONS * (cfg.trainer.limit_val_batches or 8) + -(-cfg.data.eval_items // cfg.data.batch_size)
+    steps = max(2 * VALIDATIONS, int((0.85 * seconds - 0.4 * eval_batches * per_step) / per_step))
+    items_key = "data.train_items" if name == "species" else "data.train_windows"
+    console.print(f"{name}: {per_step:.2f} s per step of {cfg.data.batch_size} × {cfg.data.seq_len} tokens on "
+                  f"{threads} CPU thread{'s' if threads > 1 else ''} → {steps} steps in about {seconds / 60:.1f} min")
+    cfg = compose("train", base + [f"trainer.max_steps={steps}",
+                                   f"trainer.val_check_interval={max(1, steps // VALIDATIONS)}",
                                    f"trainer.max_time={_max_time(seconds)}",
                                    f"{items_key}={steps * cfg.data.batch_size}"])
     return run(cfg)
@@ -150,14 +175,14 @@ def run(args) -> int:
                                                                          real_audio_stats, species_baseline)
     from mamba_bio_audio.pipelines.training.nets import load_net
 
-    console = Console()
+    console = Console(soft_wrap=True)  # a log file gets whole lines
     clock = Clock(console, 60.0 * args.minutes)
     out, data = Path(args.out), Path(args.data)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
 
-    clock.phase("1/6 example data: hg_small, apes4 (Debian example packages), piano renders")
-    tokens = prepare_data(data, args.cache, args.piano_hours, args.seed, args.install)
+    clock.phase("1/6 example data: hg_small, species5 (Debian example packages), piano renders")
+    tokens = prepare_data(data, args.cache, args.piano_hours, args.seed, args.install, console)
     training_s = clock.budget_s - clock.elapsed - RESERVE_S
     if training_s < 60:
         raise ValueError(f"--minutes {args.minutes} leaves {training_s:.0f} s for training after the data phase "
@@ -169,14 +194,15 @@ def run(args) -> int:
     dna_data = compose("train", [f"experiment={EXPERIMENTS['dna']}"]).data
     baselines = dna_baselines(data, dna_data.seq_len, dna_data.eval_items, args.seed)
 
-    clock.phase("3/6 fine-tuning the apes4 species classifier from it")
-    apes = train_phase("apes", SHARES["apes"] * training_s, out, data, args.seed, console,
-                       extra=[f"net.pretrained={dna.export_dir}"])
-    apes_data = compose("train", [f"experiment={EXPERIMENTS['apes']}"]).data
-    baselines["apes_kmer"] = species_baseline(data, apes_data.seq_len, apes_data.eval_items, args.seed)
+    clock.phase("3/6 fine-tuning the species5 classifier from it")
+    species = train_phase("species", SHARES["species"] * training_s, out, data, args.seed, console,
+                          extra=[f"net.pretrained={dna.export_dir}"])
+    species_data = compose("train", [f"experiment={EXPERIMENTS['species']}"]).data
+    baselines["species_kmer"] = species_baseline(data, species_data.seq_len, species_data.eval_items, args.seed,
+                                                 dataset=SPECIES_DATA, max_n_fraction=species_data.max_n_fraction)
 
     clock.phase("4/6 pretraining the audio LM on the piano renders")
-    left = clock.budget_s - clock.elapsed - RESERVE_S + 15
+    left = clock.budget_s - clock.elapsed - RESERVE_S + 45
     audio = train_phase("audio", max(60.0, left), out, data, args.seed, console,
                         extra=["~callbacks.audio_samples"])  # the samples of phase 5 stand for them
 
@@ -187,57 +213,127 @@ def run(args) -> int:
     # no top-p: after a quiet stretch the model puts > 95 % on one value, and nucleus sampling then never leaves it
     clips = sample_audio_files(audio_net, out / "audio", 2, seconds, rate, seed=args.seed,
                                temperature=SAMPLE_TEMPERATURE)
+    add_pitch_clarity(clips, out / "audio", rate)
+    write_text_atomic(out / "audio" / "samples.json", json.dumps(
+        {"temperature": SAMPLE_TEMPERATURE, "top_k": 0, "top_p": 1.0, "seed": args.seed, "seconds": seconds,
+         "sample_rate": rate, "samples": clips}, indent=2) + "\n")
     dna_samples = sample_dna_files(load_net(dna.export_dir), out / "dna", 2, 300, seed=args.seed)
     baselines["real_audio"] = real_audio_stats(data, seconds)
 
     clock.phase("6/6 report")
-    figures(out, dna, apes, audio, baselines)
-    metrics = collect(dna, apes, audio, baselines, audio_unigram_bits(data), clips, dna_samples, tokens, dna_cfg)
+    figures(out, dna, species, audio, baselines, audio_unigram_bits(data))
+    metrics = collect(dna, species, audio, baselines, audio_unigram_bits(data), clips, dna_samples, tokens, dna_cfg)
     clock.stop()
     metrics["phase_seconds"] = {k.split(" ", 1)[0]: round(v, 1) for k, v in clock.phases.items()}
     metrics["total_seconds"] = round(clock.elapsed, 1)
+    metrics["audio_train_seconds"] = round(clock.phases["4/6 pretraining the audio LM on the piano renders"], 1)
+    metrics["audio_parameters"] = sum(p.numel() for p in audio_net.parameters())
+    metrics["piano_train_minutes"] = tokens["piano"]["train"] / rate / 60
+    metrics["verdicts"] = verdicts(metrics)
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     from mamba_bio_audio.pipelines.reporting.quickstart_report import write_report
 
     write_report(out / "report.md", table_rows(metrics), sections(metrics, clips, out))
     console.print(f"[bold green]quickstart done in {clock.elapsed / 60:.1f} min[/]: DNA validation perplexity "
-                  f"{metrics['dna_val_ppl']:.3f} (unigram {metrics['dna_unigram_ppl']:.3f}); apes4 test accuracy "
-                  f"{100 * metrics['apes_test_acc']:.1f} % (chance 25 %); report: {out / 'report.md'}")
+                  f"{metrics['dna_val_ppl']:.3f} (best Markov {metrics['dna_markov_best_ppl']:.3f}); species5 test "
+                  f"accuracy {100 * metrics['species_test_acc']:.1f} % (k-mer "
+                  f"{100 * metrics['species_kmer_baseline']['test_acc']:.1f} %, chance "
+                  f"{100 / len(metrics['species_classes']):.0f} %); report: {out / 'report.md'}")
+    for verdict in metrics["verdicts"].values():
+        console.print(f"  {verdict.replace('**', '')}")
     return 0
 
 
-def figures(out: Path, dna, apes, audio, baselines: dict) -> None:
-    from mamba_bio_audio.pipelines.reporting.quickstart_report import plot_confusion, plot_loss_curves
+def add_pitch_clarity(clips: list[dict], folder: Path, rate: int) -> None:
+    """Add each clip's :func:`.quickstart_metrics.pitch_clarity`, read back from its WAV."""
+    import soundfile as sf
 
-    plot_loss_curves(out / "loss_curves.png",
-                     {"DNA LM (hg_small)": dna.output_dir, "apes4 classifier": apes.output_dir,
-                      "audio LM (piano)": audio.output_dir},
-                     {"DNA LM (hg_small)": {"unigram (valid)": baselines["order0"],
-                                            "order-3 Markov (valid)": baselines["order3"]},
-                      "apes4 classifier": {}})
-    plot_confusion(out / "confusion.png", apes.confusion, apes.class_names, "apes4 test windows")
+    from mamba_bio_audio.pipelines.evaluation.quickstart_metrics import pitch_clarity
+
+    for clip in clips:
+        pcm, _ = sf.read(str(folder / clip["wav"]), dtype="int16")
+        clip["pitch_clarity"] = pitch_clarity(pcm, rate)
+
+
+def figures(out: Path, dna, species, audio, baselines: dict, audio_unigram: float) -> None:
+    from mamba_bio_audio.pipelines.reporting.quickstart_report import plot_confusion, plot_training_curves
+
+    classes = len(species.class_names)
+    plot_training_curves(out / "loss_curves.png", [
+        {"title": "DNA LM (hg_small)", "run": dna.output_dir, "metric": "loss",
+         "lines": {"unigram (valid)": baselines["order0"], "order-3 Markov (valid)": baselines["order3"],
+                   f"order-{baselines['best_order']} Markov, best (valid)": baselines["best"]}},
+        {"title": "species5 classifier", "run": species.output_dir, "metric": "accuracy",
+         "lines": {f"chance ({100 / classes:.0f} %)": 100.0 / classes,
+                   "k-mer classifier (test)": 100.0 * baselines["species_kmer"]["test_acc"]}},
+        {"title": "audio LM (piano)", "run": audio.output_dir, "metric": "loss",
+         "lines": {"mu-law unigram (test)": audio_unigram}},
+    ])
+    plot_confusion(out / "confusion.png", species.confusion, species.class_names, "species5 test windows")
+
+
+def verdicts(m: dict) -> dict[str, str]:
+    """What each phase achieved, in words: the DNA LM against the best Markov chain, the classifier (collapse,
+    chance or learned, against the k-mer classifier), the audio samples against real piano."""
+    from mamba_bio_audio.pipelines.reporting.quickstart_report import classifier_verdict
+
+    gap = m["dna_val_bits_per_base"] - m["dna_markov_best_bits_per_base"]
+    dna = (f"DNA LM: {m['dna_val_bits_per_base']:.3f} bits per base on validation, "
+           f"{abs(gap):.3f} bits per base {'above (worse than)' if gap > 0 else 'below (better than)'} the best "
+           f"count model of the same windows, an order-{m['dna_markov_best_order']} Markov chain "
+           f"({m['dna_markov_best_bits_per_base']:.3f}); unigram {m['dna_unigram_bits_per_base']:.3f}.")
+    _, species = classifier_verdict(m["species_confusion"], m["species_classes"], m["species_test_macro_f1"],
+                                    m["species_kmer_baseline"]["test_acc"])
+    real = m["real_audio_stats"]
+    clarity = [c["pitch_clarity"] for c in m["audio_samples"]]
+    steps, minutes = m["steps"]["audio"], m["audio_train_seconds"] / 60
+    audio = (f"Audio: the clips are unconditional samples (no prompt) of a {m['audio_parameters'] / 1e6:.1f}M-parameter "
+             f"SaShiMi trained for {steps} steps ({minutes:.1f} min) on {m['piano_train_minutes']:.0f} min of piano "
+             f"renders; {_describe_clips(clarity, real['pitch_clarity'])} (pitch clarity "
+             f"{', '.join(f'{c:.2f}' for c in clarity)} against {real['pitch_clarity']:.2f} for real piano; spectral "
+             f"flatness {', '.join(format(c['spectral_flatness'], '.3f') for c in m['audio_samples'])} against "
+             f"{real['spectral_flatness']:.3f}). Bits per sample: {m['audio_test_bits_per_sample']:.3f} against "
+             f"{m['audio_unigram_bits_per_sample']:.3f} for the mu-law unigram.")
+    return {"dna": dna, "species": species, "audio": audio}
+
+
+def _describe_clips(clarity: list[float], real: float) -> str:
+    """How periodic the clips are beside real piano, in words."""
+    near = sum(c >= 0.8 * real for c in clarity)
+    some = sum(0.5 * real <= c < 0.8 * real for c in clarity)
+    if near == len(clarity):
+        return "they are about as periodic as real piano: held pitches, though not necessarily music"
+    if near + some:
+        return (f"{near + some} of {len(clarity)} have some periodic (pitched) stretches, less than real piano, and "
+                "none is music")
+    return "none is close to real piano's periodicity: they sound closer to noise than to notes"
 
 
 def table_rows(m: dict) -> list[tuple[str, str]]:
+    classes = len(m["species_classes"])
+    kmer = m["species_kmer_baseline"]
     return [
         ("DNA LM validation perplexity (bits/base), best checkpoint",
          f"{m['dna_val_ppl']:.3f} ({m['dna_val_bits_per_base']:.3f})"),
         ("same windows: unigram / order-3 Markov perplexity", f"{m['dna_unigram_ppl']:.3f} / {m['dna_markov3_ppl']:.3f}"),
+        (f"same windows: best order-k Markov (k = {m['dna_markov_best_order']}, chosen on training data) perplexity "
+         "(bits/base)", f"{m['dna_markov_best_ppl']:.3f} ({m['dna_markov_best_bits_per_base']:.3f})"),
         ("DNA LM test perplexity", f"{m['dna_test_ppl']:.3f}"),
-        ("apes4 test accuracy (chance 25 %)", f"{100 * m['apes_test_acc']:.1f} %"),
-        ("apes4 test macro F1", f"{m['apes_test_macro_f1']:.3f}"),
+        (f"species5 test accuracy (chance {100 / classes:.0f} %)", f"{100 * m['species_test_acc']:.1f} %"),
+        (f"species5 test macro F1 (chance about {1 / classes:.2f})", f"{m['species_test_macro_f1']:.3f}"),
         ("same windows: k-mer (k <= 4) logistic regression test accuracy (its training accuracy)",
-         f"{100 * m['apes_kmer_baseline']['test_acc']:.1f} % ({100 * m['apes_kmer_baseline']['train_acc']:.1f} %)"),
+         f"{100 * kmer['test_acc']:.1f} % ({100 * kmer['train_acc']:.1f} %)"),
         ("audio LM validation / test bits per sample", f"{m['audio_val_bits_per_sample']:.3f} / "
                                                        f"{m['audio_test_bits_per_sample']:.3f}"),
         ("audio mu-law unigram bits per sample (test)", f"{m['audio_unigram_bits_per_sample']:.3f}"),
-        *((f"audio clip {i}: RMS dBFS, clipped fraction, longest flat run (s), spectral flatness",
-           f"{c['rms_dbfs']:.1f}, {c['clipped_fraction']:.4f}, {c['longest_flat_s']:.3f}, {c['spectral_flatness']:.3f}")
+        *((f"audio clip {i}: RMS dBFS, clipped fraction, longest flat run (s), spectral flatness, pitch clarity",
+           f"{c['rms_dbfs']:.1f}, {c['clipped_fraction']:.4f}, {c['longest_flat_s']:.3f}, "
+           f"{c['spectral_flatness']:.3f}, {c['pitch_clarity']:.2f}")
           for i, c in enumerate(m["audio_samples"])),
         ("same figures, real piano (test split, median of 8 excerpts as long)",
-         "{rms_dbfs:.1f}, {clipped_fraction:.4f}, {longest_flat_s:.3f}, {spectral_flatness:.3f}".format(
-             **m["real_audio_stats"])),
-        ("optimizer steps: DNA LM, apes4, audio LM", ", ".join(str(v) for v in m["steps"].values())),
+         "{rms_dbfs:.1f}, {clipped_fraction:.4f}, {longest_flat_s:.3f}, {spectral_flatness:.3f}, "
+         "{pitch_clarity:.2f}".format(**m["real_audio_stats"])),
+        ("optimizer steps: DNA LM, species5 classifier, audio LM", ", ".join(str(v) for v in m["steps"].values())),
         ("wall time (min), by phase (s)", f"{m['total_seconds'] / 60:.1f}, " +
          ", ".join(f"{k} {v:.0f}" for k, v in m["phase_seconds"].items())),
     ]
@@ -246,20 +342,28 @@ def table_rows(m: dict) -> list[tuple[str, str]]:
 def sections(m: dict, clips: list[dict], out: Path) -> list[str]:
     wavs = ", ".join(f"[`audio/{c['wav']}`](audio/{c['wav']})" for c in clips)
     pngs = "\n".join(f"![{c['png']}](audio/{c['png']})" for c in clips)
+    kmer = m["species_kmer_baseline"]
     return [
-        "Perplexity is exp(next-token cross entropy) over the validation windows; the baselines are add-one "
-        "smoothed counts fitted on 4 Mb of the training split and scored on the same windows. hg_small is GRCh37 "
-        "chr20 + part of chrX, not hg38; apes4 has 4 species of aligned chr22 (see docs/dna_data.md), so its "
-        "accuracy is not comparable with the paper's Table 13. Its windows are orthologous (same locus in each "
-        "ape, 1 to 3.5 % apart, split by locus), so a single window carries almost no species signal: the k-mer "
-        "baseline, fitted on the composition of 8,192 training windows, measures how much base composition alone "
-        "tells (at chance, it tells nothing; a training accuracy above its test accuracy is memorisation). Runs: " +
+        "## What each phase achieved\n\n" + "\n".join(f"- {v}" for v in m["verdicts"].values()),
+        "Perplexity is exp(next-token cross entropy) over the validation windows; the count baselines are fitted on "
+        "4 Mb of the training split and scored on the same windows (add-one smoothing; the best order-k chain, "
+        "k <= 10 and add-1 or add-0.1, is chosen on another 0.8 Mb of the training split). hg_small is GRCh37 "
+        "chr20 + part of chrX, not hg38. species5 holds five species far apart (human, the amoeba D. discoideum, "
+        "the malaria parasites P. falciparum and P. knowlesi, the bacterium S. suis), each window from the "
+        "species' own genome, test windows from held-out chromosomes or a distant region (see docs/dna_data.md); "
+        "it is not the paper's Great Apes, so its accuracy is not comparable with Table 13. These species differ "
+        f"in base composition, which the k-mer baseline reads: fitted on {kmer['train_items']:,} training windows, "
+        "it is scored on the classifier's test windows. Runs: " +
         ", ".join(f"`{k}`: `{v}`" for k, v in m["runs"].items()) + " (Lightning checkpoints, CSV logs, exports).",
-        "## Loss curves\n\n![loss curves](loss_curves.png)",
-        "## apes4 confusion matrix\n\n![confusion matrix](confusion.png)",
-        f"## Audio samples\n\nWAVs: {wavs} (16 kHz, 16-bit; log-likelihoods in `audio/samples.json`). In the table, "
-        "RMS is taken about the mean (a constant offset is silence), a long flat run means the sampler got stuck "
-        "on one value, and spectral flatness is near 0 for tones and near 1 for white noise; the real-piano row "
-        f"gives the same figures for the test recordings.\n\n{pngs}",
+        "## Training curves\n\nDNA and audio: loss in bits per token; classifier: validation accuracy with chance "
+        "and the k-mer classifier.\n\n![training curves](loss_curves.png)",
+        "## species5 confusion matrix\n\n![confusion matrix](confusion.png)",
+        f"## Audio samples\n\nWAVs: {wavs} (16 kHz, 16-bit; each clip's log-likelihood under the model and the "
+        "figures of the table in [`audio/samples.json`](audio/samples.json)). In the table, RMS is taken about "
+        "the mean (a constant offset is silence), a long flat run means the sampler got stuck on one value, "
+        "spectral flatness is near 0 for tones and near 1 for white noise, and pitch clarity (the median over "
+        "64 ms frames of the highest normalised autocorrelation at a pitch period of 0.5 to 25 ms) is near 1 for "
+        "a held note and near 0.1 for noise; the real-piano row gives the same figures for the test recordings."
+        f"\n\n{pngs}",
         "## DNA samples\n\n`dna/samples.fa`: two 300-base sequences with their log-likelihoods.",
     ]

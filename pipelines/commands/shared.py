@@ -1,10 +1,11 @@
-"""CLI pieces several subcommands share: DNA tokenizer-policy options, one-line write errors, and the summary
-line printed after a dataset is prepared."""
+"""CLI pieces several subcommands share: DNA tokenizer-policy options, the progress switch, one-line write
+errors, library messages in command-line spellings, and the summary line printed after a dataset is prepared."""
 from __future__ import annotations
 
 import argparse
 import contextlib
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -23,7 +24,33 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
                        help="other characters: an error with file, line and column, [UNK] or N (default: %(default)s)")
     group.add_argument("--workers", type=int, default=0, help="tokenising processes (default: up to 4 usable cores)")
     parser.add_argument("--force", action="store_true", help="prepare again even if DIR holds the same preparation")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_argument(parser)
+
+
+def add_progress_argument(parser: argparse.ArgumentParser, dest: str = "quiet") -> None:
+    """``--no-progress`` (also spelled ``--quiet``): no progress bars, the same switch in every data command."""
+    parser.add_argument("--no-progress", "--quiet", dest=dest, action="store_true",
+                        help="no progress bars (--quiet is the same switch)")
+
+
+_PYTHON_SPELLING = re.compile(r"\b(case|iupac|unknown)='([a-z]+)'")
+
+
+def cli_message(message: str) -> str:
+    """A library message with keyword spellings (``unknown='n'``) turned into the command's flags (``--unknown n``)."""
+    return _PYTHON_SPELLING.sub(lambda m: f"--{m[1]} {m[2]}", message)
+
+
+@contextlib.contextmanager
+def cli_spellings():
+    """Re-raise a ValueError with :func:`cli_message` applied to its text."""
+    try:
+        yield
+    except ValueError as err:
+        text = cli_message(str(err))
+        if text == str(err):
+            raise
+        raise ValueError(text) from err
 
 
 @contextlib.contextmanager

@@ -10,7 +10,8 @@ class MarkovBaseline:
     """Order-k Markov chain over token ids with add-``alpha`` smoothing.
 
     ``fit`` counts (k-mer context, next token) pairs in a 1-D int array; ``bits_per_base`` is the mean
-    -log2 p(x_t | x_{t-k..t-1}) over positions t >= k of another 1-D int array.
+    -log2 p(x_t | x_{t-k..t-1}) over positions t >= k of another 1-D int array. Counts are kept sparse (the
+    contexts seen), so orders up to 10 and more fit in the memory of their data.
     """
 
     def __init__(self, order: int, alpha: float = 1.0, alphabet=(7, 8, 9, 10, 11)):
@@ -21,9 +22,11 @@ class MarkovBaseline:
         self.order = order
         self.alpha = alpha
         self.alphabet = np.asarray(alphabet, dtype=np.int64)
+        if len(self.alphabet) ** (order + 1) >= 2**62:
+            raise ValueError(f"order {order} is too high for an alphabet of {len(self.alphabet)}")
         self._index = np.full(int(self.alphabet.max()) + 1, -1, dtype=np.int64)
         self._index[self.alphabet] = np.arange(len(self.alphabet))
-        self.counts: np.ndarray | None = None
+        self._pairs = self._pair_counts = self._contexts_seen = self._context_counts = None
 
     def _codes(self, tokens: np.ndarray) -> np.ndarray:
         tokens = np.asarray(tokens, dtype=np.int64)
@@ -40,22 +43,48 @@ class MarkovBaseline:
 
     def fit(self, tokens: np.ndarray) -> "MarkovBaseline":
         codes = self._codes(tokens)
-        size = len(self.alphabet)
-        counts = np.zeros((size**self.order, size), dtype=np.float64)
-        np.add.at(counts, (self._contexts(codes), codes[self.order :]), 1.0)
-        self.counts = counts
+        ctx = self._contexts(codes)
+        self._pairs, self._pair_counts = np.unique(ctx * len(self.alphabet) + codes[self.order :], return_counts=True)
+        self._contexts_seen, self._context_counts = np.unique(ctx, return_counts=True)
         return self
 
+    @staticmethod
+    def _lookup(keys: np.ndarray, counts: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        return np.where(keys[at] == wanted, counts[at], 0).astype(np.float64) if len(keys) else \
+            np.zeros(len(wanted))
+
     def bits_per_base(self, tokens: np.ndarray) -> float:
-        if self.counts is None:
+        if self._pairs is None:
             raise RuntimeError("call fit() first")
         codes = self._codes(tokens)
         if len(codes) <= self.order:
             raise ValueError(f"need more than {self.order} tokens to score an order-{self.order} model")
         ctx = self._contexts(codes)
-        smoothed = self.counts + self.alpha
-        probs = smoothed[ctx, codes[self.order :]] / smoothed[ctx].sum(axis=1)
+        size = len(self.alphabet)
+        pair = self._lookup(self._pairs, self._pair_counts, ctx * size + codes[self.order :])
+        total = self._lookup(self._contexts_seen, self._context_counts, ctx)
+        probs = (pair + self.alpha) / (total + self.alpha * size)
         return float(-np.log(probs).mean() / math.log(2.0))
+
+
+def best_markov(fit: np.ndarray, select: np.ndarray, orders=range(0, 11), alphas=(1.0, 0.1),
+                alphabet=(7, 8, 9, 10, 11)) -> tuple[MarkovBaseline, dict]:
+    """The order-k Markov chain (k in ``orders``, add-``alpha`` for ``alpha`` in ``alphas``) fitted on ``fit``
+    with the fewest bits per base on ``select`` (another stretch of the training data, so the choice does not
+    look at the evaluation windows). Returns the model and ``{"order", "alpha", "select_bits": {"k/alpha": bits}}``."""
+    scores, best = {}, None
+    for order in orders:
+        model = MarkovBaseline(order, alphabet=alphabet).fit(fit)
+        for alpha in alphas:
+            model.alpha = alpha
+            bits = model.bits_per_base(select)
+            scores[f"{order}/{alpha:g}"] = bits
+            if best is None or bits < best[0]:
+                best = (bits, order, alpha, model)
+    _, order, alpha, model = best
+    model.alpha = alpha
+    return model, {"order": order, "alpha": alpha, "select_bits": scores}
 
 
 class KmerSpeciesBaseline:

@@ -1,5 +1,6 @@
-"""Figures and the Markdown report of ``quickstart``: loss curves from the runs' CSV logs, the species
-confusion matrix, and ``report.md`` tying them to the metrics table."""
+"""Figures and the Markdown report of ``quickstart``: training curves from the runs' CSV logs, the species
+confusion matrix, what a classifier's confusion matrix says in words, and ``report.md`` tying them to the
+metrics table."""
 from __future__ import annotations
 
 import csv
@@ -32,20 +33,30 @@ def read_curve(run_dir: Path, key: str) -> tuple[list[int], list[float]]:
     return [int(r["step"]) for r in rows], [float(r[key]) for r in rows]
 
 
-def plot_loss_curves(path: Path, runs: dict[str, Path], hlines: dict[str, dict[str, float]]) -> None:
-    """One panel per run: training and validation loss in bits per token against the optimizer step, with the
-    run's reference lines (``hlines[run][label] = bits``)."""
+def plot_training_curves(path: Path, panels: list[dict]) -> None:
+    """One panel per run, against the optimizer step. A panel is ``{"title", "run" (its folder), "metric"
+    ("loss" or "accuracy"), "lines" ({label: value}, dashed reference lines)}``: ``loss`` panels draw the
+    training and validation loss in bits per token, ``accuracy`` panels the validation accuracy (and the
+    training accuracy where logged) in percent, with their lines (chance, a baseline) in the same units."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(runs), figsize=(5.0 * len(runs), 3.8), dpi=110, squeeze=False)
-    for ax, (title, run_dir) in zip(axes[0], runs.items()):
-        for keys, label, style in ((("train/loss", "train/loss_step"), "train", "-"), (("val/loss",), "validation", "o-")):
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), dpi=110, squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        run_dir, accuracy = panel["run"], panel.get("metric", "loss") == "accuracy"
+        if accuracy:
+            series = ((("val/acc",), "validation", "o-", 100.0), (("train/acc_epoch", "train/acc"), "train", "s--", 100.0))
+        else:
+            series = ((("train/loss", "train/loss_step"), "train", "-", 1 / LN2), (("val/loss",), "validation", "o-", 1 / LN2))
+        for keys, label, style, scale in series:
             steps, values = next((c for c in (read_curve(run_dir, k) for k in keys) if c[0]), ([], []))
-            ax.plot(steps, [v / LN2 for v in values], style, lw=1.0, ms=3, label=label)
-        for i, (label, value) in enumerate(hlines.get(title, {}).items()):
+            if steps:
+                ax.plot(steps, [v * scale for v in values], style, lw=1.0, ms=3, label=label)
+        for i, (label, value) in enumerate(panel.get("lines", {}).items()):
             ax.axhline(value, ls="--", lw=1.0, color=f"C{i + 2}", label=label)
-        ax.set_title(title)
+        ax.set_title(panel["title"])
         ax.set_xlabel("optimizer step")
-        ax.set_ylabel("loss (bits per token)")
+        ax.set_ylabel("accuracy (%)" if accuracy else "loss (bits per token)")
+        if accuracy:
+            ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -68,6 +79,31 @@ def plot_confusion(path: Path, matrix: list[list[int]], names: list[str], title:
     ax.set_title(title)
     fig.tight_layout()
     save_png(fig, path)
+
+
+def classifier_verdict(confusion: list[list[int]], names: list[str], macro_f1: float, baseline_acc: float | None,
+                       collapse_share: float = 0.8) -> tuple[str, str]:
+    """(``collapsed`` | ``chance`` | ``learned``, a sentence) for a classifier's test confusion matrix (rows:
+    true class, columns: predicted): collapsed when one class takes more than ``collapse_share`` of the
+    predictions, at chance when macro F1 is below 1.5 / classes, else learned; the sentence gives the accuracy
+    beside chance and ``baseline_acc`` (the k-mer classifier on the same windows)."""
+    classes, total = len(names), sum(map(sum, confusion))
+    predicted = [sum(row[j] for row in confusion) for j in range(classes)]
+    accuracy = sum(confusion[i][i] for i in range(classes)) / max(total, 1)
+    chance = 1.0 / classes
+    top = max(range(classes), key=lambda j: predicted[j])
+    against = "" if baseline_acc is None else (
+        f"; the k-mer classifier on the same windows: {100 * baseline_acc:.1f} % "
+        f"({100 * (accuracy - baseline_acc):+.1f} points for the classifier)")
+    if predicted[top] > collapse_share * total:
+        return "collapsed", (f"**The classifier collapsed to one class**: it predicts {names[top]} for "
+                             f"{predicted[top]} of {total} test windows ({100 * predicted[top] / total:.0f} %); "
+                             f"accuracy {100 * accuracy:.1f} %, chance {100 * chance:.0f} %{against}.")
+    if macro_f1 < 1.5 * chance:
+        return "chance", (f"**The classifier is at chance**: macro F1 {macro_f1:.3f} against {chance:.3f} for "
+                          f"guessing, accuracy {100 * accuracy:.1f} % (chance {100 * chance:.0f} %){against}.")
+    return "learned", (f"The classifier learned the task: test accuracy {100 * accuracy:.1f} % against "
+                       f"{100 * chance:.0f} % chance, macro F1 {macro_f1:.3f}{against}.")
 
 
 def write_report(path: Path, rows: list[tuple[str, str]], sections: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def _precision(cfg: DictConfig) -> str:
     return "bf16-mixed" if wants_gpu and torch.cuda.is_available() else "32-true"
 
 
+# Warnings of the supported library versions about their own internals, which say nothing about a run
+IGNORED_WARNINGS = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning 2.6 calling torch >= 2.10's pytree
+)
+
+
 def _instantiate_all(section: DictConfig | None) -> list:
     from hydra.utils import instantiate
 
@@ -53,6 +60,8 @@ def build(cfg: DictConfig):
     from hydra.errors import InstantiationException
 
     logging.getLogger("lightning.pytorch").propagate = False  # it has its own handler: no doubled lines
+    for message in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     try:
         datamodule = instantiate(cfg.data, _convert_="all")

@@ -159,7 +159,11 @@ def test_cli_prepare_species(tmp_path, rng, dna, capsys):
     assert main(args + ["--valid", "22:40000000-45000000", "--test", "22:45000000-"]) == 0
     assert "train 4 records" in capsys.readouterr().out
     fa = dna.write_fasta(tmp_path / "h.fa", [("chr1", "ACGT"), ("chr2", "ACGG")])
-    assert main(["prepare-species", "--genome", f"human={fa}", "--genome", f"other={fa}",
+    fb = dna.write_fasta(tmp_path / "o.fa", [("chr1", "ACTT"), ("chr2", "AGGG")])
+    assert main(["prepare-species", "--genome", f"human={fa}", "--genome", f"other={fb}", "--window", "4",
                  "--out", str(tmp_path / "g"), "--quiet"]) == 0
+    assert main(["prepare-species", "--genome", f"human={fa}", "--genome", f"other={fa}",
+                 "--out", str(tmp_path / "h"), "--quiet"]) == 2
+    assert "is given for both human and other" in capsys.readouterr().err
     assert main(["prepare-species", "--out", str(tmp_path / "z"), "--quiet"]) == 2
     assert "give either --genome" in capsys.readouterr().err
