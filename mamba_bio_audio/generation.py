@@ -287,8 +287,9 @@ def generate(model, input_ids: torch.Tensor, max_length: int, temperature: float
         teacher_outputs = teacher_outputs.to(device=device, dtype=torch.long)
 
     def choose(logits, sequence):
-        penalised = modify_logit_for_repetition_penalty(logits.clone(), sequence, repetition_penalty)
-        return sample(penalised, top_k=top_k, top_p=top_p, min_p=min_p, temperature=temperature, generator=generator)
+        if repetition_penalty != 1.0:
+            logits = modify_logit_for_repetition_penalty(logits.clone(), sequence, repetition_penalty)
+        return sample(logits, top_k=top_k, top_p=top_p, min_p=min_p, temperature=temperature, generator=generator)
 
     sequences, _, scores = _decode(model, input_ids, max_length - input_ids.shape[1], choose, teacher=teacher_outputs,
                                    eos_token_id=eos_token_id, keep_scores=output_scores)

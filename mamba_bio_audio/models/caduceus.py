@@ -219,8 +219,11 @@ class _CaduceusPretrained(PretrainedMixin, nn.Module):
 
         return load_caduceus(path, cls, device=device, dtype=dtype, vocab=vocab, **config_overrides)
 
-    def _complement(self) -> torch.Tensor:
-        return torch.tensor(self.config.complement_ids(), dtype=torch.long)
+    def _register_complement(self, device) -> None:
+        """``complement_ids`` (padded_vocab,) int64: the complement of every id, for post-hoc RC conjoining (a
+        non-persistent buffer: it follows the model's device and is not in the state dict)."""
+        self.register_buffer("complement_ids", torch.tensor(self.config.complement_ids(), dtype=torch.long,
+                                                            device=device), persistent=False)
 
     def _conjoined(self) -> bool:
         return (self.config.conjoin_train and self.training) or (self.config.conjoin_eval and not self.training)
@@ -240,6 +243,7 @@ class CaduceusForMaskedLM(_CaduceusPretrained):
         super().__init__()
         self.config = config
         self.caduceus = Caduceus(config, device=device, dtype=dtype)
+        self._register_complement(device)
         vocab = config.padded_vocab_size
         if config.rcps:
             self.lm_head = RCPSLMHead(config.d_model, vocab, config.complement_ids(), device=device, dtype=dtype)
@@ -258,7 +262,7 @@ class CaduceusForMaskedLM(_CaduceusPretrained):
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> MaskedLMOutput:
         if self._conjoined():
-            complement = self._complement()
+            complement = self.complement_ids
             both = self.lm_head(self.caduceus(torch.cat([input_ids, rc_ids(input_ids, complement)], dim=0)))
             logits_fwd, logits_rc = both.chunk(2, dim=0)
             logits = (logits_fwd + rc_logits(logits_rc, complement)) / 2
@@ -286,6 +290,7 @@ class CaduceusForSequenceClassification(_CaduceusPretrained):
         super().__init__()
         self.config = config
         self.caduceus = Caduceus(config, device=device, dtype=dtype)
+        self._register_complement(device)
         self.score = nn.Linear(config.d_model, config.num_labels, bias=False, device=device, dtype=dtype)
         nn.init.normal_(self.score.weight, std=config.initializer_cfg.get("initializer_range", 0.02))
 
@@ -301,7 +306,7 @@ class CaduceusForSequenceClassification(_CaduceusPretrained):
             pooled_fwd, pooled_rc = rc_invariant_pool(self.caduceus(input_ids), mode, mask)
             logits = (self.score(pooled_fwd) + self.score(pooled_rc)) / 2
         elif self._conjoined():
-            hidden = self.caduceus(torch.cat([input_ids, rc_ids(input_ids, self._complement())], dim=0))
+            hidden = self.caduceus(torch.cat([input_ids, rc_ids(input_ids, self.complement_ids)], dim=0))
             hidden_fwd, hidden_rc = hidden.chunk(2, dim=0)
             mask_rc = None if mask is None else mask.flip(-1)
             logits = (self.score(pool(hidden_fwd, mode, mask)) + self.score(pool(hidden_rc, mode, mask_rc))) / 2

@@ -22,7 +22,6 @@ from mamba_bio_audio.models.transformer import TransformerForSequenceClassificat
 __all__ = ["ARCHITECTURES", "HEAD_TYPES", "config_class", "config_from_dict", "folder_spec", "load_preset",
            "load_pretrained", "model_class"]
 
-HEAD_TYPES = ("causal_lm", "classification", "masked_lm")
 _CONFIGS: dict[str, type[ConfigBase]] = {
     cls.architecture: cls for cls in (MambaConfig, TransformerConfig, SashimiConfig, CaduceusConfig)}
 ARCHITECTURES = tuple(_CONFIGS)
@@ -32,6 +31,7 @@ _CLASSES = {
                 TransformerForSequenceClassification, SashimiLM, CaduceusForMaskedLM,
                 CaduceusForSequenceClassification)
 }
+HEAD_TYPES = tuple(dict.fromkeys(head for _, head in _CLASSES))
 
 
 def config_class(architecture: str) -> type[ConfigBase]:

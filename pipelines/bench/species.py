@@ -91,13 +91,9 @@ def measure_length(length: int, args, work: Path, classes: int) -> dict:
 
 
 def plot(path: Path, rows: list[dict], classes: int, title: str) -> None:
-    import matplotlib
+    from mamba_bio_audio.pipelines.reporting.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from mamba_bio_audio.pipelines.reporting.plots import save_png
-
+    plt = pyplot()
     lengths = [r["seq_len"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     ax.plot(lengths, [100 * r["test_acc"] for r in rows], "o-", label="Mamba classifier")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from mamba_bio_audio.pipelines.reporting.plots import save_png
+from mamba_bio_audio.pipelines.reporting.plots import pyplot, save_png
 
 from mamba_bio_audio.atomic import atomic_path
 
@@ -55,10 +55,7 @@ def _spectral_flatness(x: np.ndarray, sample_rate: int) -> float:
 
 def plot_clip(path: Path, pcm: np.ndarray, sample_rate: int, title: str) -> None:
     """Waveform (top) and log-magnitude spectrogram (bottom) of an int16 clip, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     x = np.asarray(pcm, dtype=np.float32) / 32768.0
     t = np.arange(x.size) / sample_rate

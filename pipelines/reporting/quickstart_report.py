@@ -7,20 +7,11 @@ import csv
 import math
 from pathlib import Path
 
-from mamba_bio_audio.pipelines.reporting.plots import save_png
+from mamba_bio_audio.pipelines.reporting.plots import pyplot, save_png
 
 from mamba_bio_audio.atomic import write_text_atomic
 
 LN2 = math.log(2.0)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def read_curve(run_dir: Path, key: str) -> tuple[list[int], list[float]]:
@@ -38,7 +29,7 @@ def plot_training_curves(path: Path, panels: list[dict]) -> None:
     ("loss" or "accuracy"), "lines" ({label: value}, dashed reference lines)}``: ``loss`` panels draw the
     training and validation loss in bits per token, ``accuracy`` panels the validation accuracy (and the
     training accuracy where logged) in percent, with their lines (chance, a baseline) in the same units."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), dpi=110, squeeze=False)
     for ax, panel in zip(axes[0], panels):
         run_dir, accuracy = panel["run"], panel.get("metric", "loss") == "accuracy"
@@ -65,7 +56,7 @@ def plot_training_curves(path: Path, panels: list[dict]) -> None:
 
 def plot_confusion(path: Path, matrix: list[list[int]], names: list[str], title: str) -> None:
     """Confusion matrix (rows: true class, columns: predicted) with counts in the cells."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=110)
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")

@@ -16,7 +16,7 @@ from mamba_bio_audio.pipelines.reporting.bench_results import (
     result_path,
     write_result,
 )
-from mamba_bio_audio.pipelines.reporting.plots import save_png
+from mamba_bio_audio.pipelines.reporting.plots import pyplot, save_png
 
 
 def machine(device: str) -> dict:
@@ -62,10 +62,7 @@ def plot_panels(path: Path, panels: list[dict]) -> None:
     """One row of line plots written as PNG. Each panel: ``title``, ``xlabel``, ``ylabel``, ``series``
     ({label: (xs, ys)}; points whose y is None are left out), optional ``logx`` / ``logy`` (base 2 / 10),
     ``hlines`` ({label: y}) and ``vlines`` ({label: x}), and ``markers`` (default true)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.2), dpi=120, squeeze=False)
     for ax, panel in zip(axes[0], panels):

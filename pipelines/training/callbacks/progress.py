@@ -93,8 +93,8 @@ class ProgressLines(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is not None:
-            self._loss = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
+        if loss is not None:  # kept as a tensor: reading it (a device sync) waits until a line is printed
+            self._loss = loss.detach() if hasattr(loss, "detach") else loss
         if self._on(trainer) and time.perf_counter() - self._last >= self.every_s:
             self._print(self.status(trainer))
 
@@ -105,7 +105,7 @@ class ProgressLines(pl.Callback):
         done = step - self._first_step
         parts = [f"step {step}" + (f"/{budget} ({100 * step / budget:.0f} %)" if budget else "")]
         if self._loss is not None:
-            parts.append(f"loss {self._loss:.4f}")
+            parts.append(f"loss {float(self._loss):.4f}")
         if done > 0:
             per_step = elapsed / done
             parts.append(f"{per_step:.2f} s/step")
