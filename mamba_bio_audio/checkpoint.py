@@ -6,7 +6,9 @@
 * transformers' Mamba: ``config.json`` with ``model_type: "mamba"`` (hidden_size, num_hidden_layers, state_size,
   ...) + ``model.safetensors`` or ``pytorch_model.bin``, keys ``backbone.embeddings.*`` for ``backbone.embedding.*``.
 
-Sharded weights (``*.index.json`` + shards) are read too. A missing file raises FileNotFoundError naming it; a
+Sharded weights (``*.index.json`` + shards inside the folder) are read too. ``pytorch_model.bin`` files are read
+with ``torch.load(weights_only=True)`` (:func:`~mamba_bio_audio.torch_files.load_torch_file`): one that holds
+more than tensors raises UnsafeFileError naming it. A missing file raises FileNotFoundError naming it; a
 config field we do not know, or a checkpoint tensor that does not fit the config, raises ValueError naming the
 field or the key (and the config field behind a wrong shape where it can tell).
 """
@@ -22,9 +24,10 @@ import torch.nn.functional as F
 
 from mamba_bio_audio.atomic import atomic_path
 from mamba_bio_audio.config import ConfigBase, MambaConfig
+from mamba_bio_audio.torch_files import UnsafeFileError, load_torch_file
 
-__all__ = ["HEAD_KEY", "PretrainedMixin", "from_pretrained", "load_config", "load_state_dict", "load_weights",
-           "save_pretrained"]
+__all__ = ["HEAD_KEY", "PretrainedMixin", "UnsafeFileError", "from_pretrained", "load_config", "load_state_dict",
+           "load_torch_file", "load_weights", "save_pretrained", "shard_files"]
 
 _log = logging.getLogger(__name__)
 
@@ -71,10 +74,16 @@ class PretrainedMixin:
 def save_pretrained(model, save_directory) -> Path:
     """Write ``model.safetensors`` then ``config.json`` into ``save_directory`` (created if needed), each through
     a temporary file renamed into place; other files in the folder are left alone. Tied weights are stored
-    once (the embedding). Returns the folder."""
+    once (the embedding). Returns the folder.
+
+    Raises :class:`~mamba_bio_audio.folder_kinds.FolderRefused` (a ValueError), writing nothing, when the
+    folder holds a ``config.json`` that is not one of our exports, or weights without one."""
     from safetensors.torch import save_model
 
+    from mamba_bio_audio.folder_kinds import MODEL_EXPORT, check_folder
+
     folder = Path(save_directory)
+    check_folder(folder, MODEL_EXPORT)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "model.safetensors") as tmp:
         save_model(model, str(tmp), metadata={"format": "pt"})
@@ -197,13 +206,51 @@ def load_config(path, config_cls: type[ConfigBase] = MambaConfig, **config_overr
 
 
 def _load_file(path: Path) -> dict:
+    """A weights file's tensors: safetensors, or a pickle-based ``.bin`` through :func:`load_torch_file`
+    (weights_only; a file holding more raises UnsafeFileError naming it)."""
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} is missing")
     if path.name.endswith(".safetensors"):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
-    return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return load_file(str(path), device="cpu")
+        except SafetensorError as err:
+            raise ValueError(f"{path} is not a readable safetensors file: {err}") from None
+    state_dict = load_torch_file(path)
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"{path} holds a {type(state_dict).__name__}, not a state dict of tensors")
+    return state_dict
+
+
+def shard_files(index: Path) -> list[Path]:
+    """The shard files an HF-style sharded-checkpoint index (``model.safetensors.index.json``,
+    ``pytorch_model.bin.index.json``: ``{"weight_map": {tensor name: shard file name}}``) names, in sorted
+    order. Bad JSON, a missing or empty ``weight_map``, a shard name that is not a string, and a shard that
+    leaves the index's folder (an absolute name, ``..``, a symlink resolving outside) raise ValueError naming
+    the index (and the shard)."""
+    try:
+        raw = json.loads(index.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{index} is not valid JSON: {err}") from err
+    weight_map = raw.get("weight_map") if isinstance(raw, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ValueError(f"{index} has no weight_map (a non-empty object: tensor name -> shard file name)")
+    bad = next((name for name in weight_map.values() if not isinstance(name, str) or not name), None)
+    if bad is not None:
+        raise ValueError(f"{index}: weight_map value {bad!r} is not a shard file name")
+    folder = index.parent.resolve()
+    shards = []
+    for name in sorted(set(weight_map.values())):
+        if Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
+            raise ValueError(f"{index}: shard {name!r} is not a file name inside the model folder {index.parent}")
+        shard = index.parent / name
+        if not shard.resolve().is_relative_to(folder):
+            raise ValueError(f"{index}: shard {name!r} resolves to {shard.resolve()}, outside the model folder "
+                             f"{index.parent}")
+        shards.append(shard)
+    return shards
 
 
 def load_state_dict(path, layout: str = "ours") -> dict:
@@ -213,10 +260,9 @@ def load_state_dict(path, layout: str = "ours") -> dict:
     if found is None:
         raise FileNotFoundError(f"model folder {folder} has no weights: expected one of {', '.join(WEIGHT_FILES)}")
     if found.name.endswith(".index.json"):
-        shards = sorted(set(json.loads(found.read_text())["weight_map"].values()))
         state_dict = {}
-        for shard in shards:
-            state_dict.update(_load_file(folder / shard))
+        for shard in shard_files(found):
+            state_dict.update(_load_file(shard))
     else:
         state_dict = _load_file(found)
     if layout == "transformers":

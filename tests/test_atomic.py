@@ -1,6 +1,9 @@
 import pytest
 
 from mamba_bio_audio.atomic import atomic_dir, atomic_path, write_text_atomic
+from mamba_bio_audio.folder_kinds import layout_kind
+
+LETTERS = layout_kind("a folder of letters", files=("[a-z]",))  # what the folders written below hold
 
 
 def test_failed_write_keeps_previous_file(tmp_path):
@@ -16,14 +19,14 @@ def test_failed_write_keeps_previous_file(tmp_path):
 
 def test_atomic_dir_replaces_whole_folder(tmp_path):
     target = tmp_path / "model"
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, replaces=LETTERS) as tmp:
         (tmp / "a").write_text("1")
     with pytest.raises(KeyboardInterrupt):
-        with atomic_dir(target) as tmp:
+        with atomic_dir(target, replaces=LETTERS) as tmp:
             (tmp / "b").write_text("2")
             raise KeyboardInterrupt
     assert sorted(p.name for p in target.iterdir()) == ["a"]
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, replaces=LETTERS) as tmp:
         (tmp / "c").write_text("3")
     assert sorted(p.name for p in target.iterdir()) == ["c"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
@@ -46,10 +49,10 @@ def umask_027(monkeypatch):
 
 
 def test_atomic_dir_gets_umask_permissions(tmp_path, umask_027):
-    with atomic_dir(tmp_path / "ds") as tmp:
+    with atomic_dir(tmp_path / "ds", replaces=LETTERS) as tmp:
         (tmp / "a").write_text("1")
     assert (tmp_path / "ds").stat().st_mode & 0o777 == 0o750
-    with atomic_dir(tmp_path / "ds") as tmp:
+    with atomic_dir(tmp_path / "ds", replaces=LETTERS) as tmp:
         (tmp / "b").write_text("2")
     assert (tmp_path / "ds").stat().st_mode & 0o777 == 0o750
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]

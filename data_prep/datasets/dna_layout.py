@@ -13,6 +13,7 @@ Per split, next to ``<split>.tokens.u8`` and ``<split>.records.npy``:
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +68,10 @@ class SplitSinks(dict):
 
 
 def load_intervals(split: PreparedSplit) -> np.ndarray:
-    """(n, 3) int64 intervals of ``split``; whole records when the dataset has no intervals file."""
-    path = split.folder / f"{split.name}.intervals.npy"
-    if path.is_file():
-        return np.load(path)
+    """(n, 3) int64 intervals of ``split`` (of the version it opened); whole records when it has none."""
+    data = split.side_file(".intervals.npy")
+    if data is not None:
+        return np.load(io.BytesIO(data))
     lengths = split.records[:, 1]
     return np.stack([np.arange(len(lengths)), np.zeros_like(lengths), lengths], axis=1).astype(np.int64)
 
@@ -78,14 +79,13 @@ def load_intervals(split: PreparedSplit) -> np.ndarray:
 def load_nindex(split: PreparedSplit) -> NIndex:
     """The N index of ``split`` (computed with one pass over its tokens when the dataset has none). It holds a
     memmap: build one per process rather than pickling it."""
-    path = split.folder / f"{split.name}.ncount.npy"
-    return NIndex(open_tokens(split), np.load(path) if path.is_file() else None)
+    data = split.side_file(".ncount.npy")
+    return NIndex(open_tokens(split), None if data is None else np.load(io.BytesIO(data)))
 
 
 def open_tokens(split: PreparedSplit) -> np.ndarray:
-    """A fresh read-only memmap of the split's tokens (not cached on the split, so the split pickles small)."""
-    path = split.folder / f"{split.name}.tokens.u8"
-    return np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else np.zeros(0, np.uint8)
+    """The split's tokens: a read-only uint8 mapping of the file the split holds open (the opened version)."""
+    return split.tokens
 
 
 def read_records_tsv(folder: Path, split: str) -> list[dict[str, str]]:

@@ -32,25 +32,15 @@ _MAX_DRAWS = 1000
 
 
 class TokenReader:
-    """Reads token stretches of a split with ``readinto`` on a file opened once per process (DataLoader workers
-    included); unlike a long-lived memmap, resident memory does not grow as training walks the genome."""
+    """Reads token stretches of a split with ``pread`` on the file the split holds open: the version of the
+    dataset that was opened, in forked DataLoader workers too (see :class:`PreparedSplit`); unlike a long-lived
+    memmap, resident memory does not grow as training walks the genome."""
 
     def __init__(self, split: PreparedSplit):
-        self.path = split.folder / f"{split.name}.tokens.u8"
-        self._fh, self._pid = None, None
+        self.split = split
 
     def read(self, offset: int, length: int) -> np.ndarray:
-        if self._fh is None or self._pid != os.getpid():
-            self._fh, self._pid = open(self.path, "rb", buffering=0), os.getpid()
-        out = np.empty(length, np.uint8)
-        self._fh.seek(offset)
-        got = self._fh.readinto(memoryview(out))
-        if got != length:
-            raise ValueError(f"{self.path}: short read ({got} of {length} bytes at {offset}); the dataset is damaged")
-        return out
-
-    def __getstate__(self):  # file handles do not cross process boundaries
-        return {"path": self.path, "_fh": None, "_pid": None}
+        return self.split.read(offset, length)
 
 
 class DnaWindowDataset(Dataset):

@@ -7,8 +7,6 @@ record, used or not). Preparing the same sources with the same parameters again 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -20,7 +18,9 @@ from mamba_bio_audio.data_prep.datasets.dna_layout import SplitSinks
 from mamba_bio_audio.data_prep.formats.fasta_parts import SequenceInfo, iter_parts
 from mamba_bio_audio.data_prep.formats.fasta_stream import check_readable, where
 from mamba_bio_audio.data_prep.formats.indexed_fasta import iter_indexed
-from mamba_bio_audio.data_prep.datasets.prepared import PreparedDatasetWriter, is_up_to_date, source_entry
+from mamba_bio_audio.atomic import scratch_dir
+from mamba_bio_audio.data_prep.datasets.prepared import (PreparedDatasetWriter, check_dataset_folder, is_up_to_date,
+                                                         source_entry)
 from mamba_bio_audio.data_prep.datasets.regions import BedPolicy, HeldOutPolicy
 from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
@@ -91,23 +91,20 @@ def prepare_dna(fastas: list[str | Path], out: str | Path, *, bed: str | Path | 
         policy = HeldOutPolicy(held_out or {}, list(exclude))
     parameters = {"bed": bed is not None, "held_out": {k: list(v) for k, v in (held_out or {}).items()},
                   "exclude": list(exclude), "flank": flank, "case": case, "iupac": iupac, "unknown": unknown}
+    check_dataset_folder(out, [*fastas, bed])  # before hashing: a folder that is not a dataset is refused at once
     sources = [{**source_entry(p), "role": "fasta"} for p in fastas]
     if bed is not None:
         sources.append({**source_entry(bed), "role": "bed"})
     if not force and is_up_to_date(out, "dna", sources, parameters):
         return DnaPrepareResult(out, True)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    part_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.parts.", dir=out.parent))
-    try:
-        extra = {"notes": notes} if notes else None
-        with PreparedDatasetWriter(out, "dna", tokenizer.config(), sources, parameters, extra=extra) as writer:
-            sequences = (stream_sequences(fastas, tokenizer.config(), part_dir, workers, progress) if access == "stream"
-                         else _indexed(fastas, tokenizer, progress))
-            with contextlib.closing(sequences):
-                _write(writer, sequences, policy, fastas)
-    finally:
-        shutil.rmtree(part_dir, ignore_errors=True)
+    extra = {"notes": notes} if notes else None
+    with (scratch_dir(out) as part_dir,  # takes out's lock: one writer at a time
+          PreparedDatasetWriter(out, "dna", tokenizer.config(), sources, parameters, extra=extra) as writer):
+        sequences = (stream_sequences(fastas, tokenizer.config(), part_dir, workers, progress) if access == "stream"
+                     else _indexed(fastas, tokenizer, progress))
+        with contextlib.closing(sequences):
+            _write(writer, sequences, policy, fastas)
     return DnaPrepareResult(out, False)
 
 

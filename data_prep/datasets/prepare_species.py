@@ -18,8 +18,6 @@ import contextlib
 import fnmatch
 import itertools
 import math
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,9 @@ from mamba_bio_audio.data_prep.datasets.dna_layout import SplitSinks
 from mamba_bio_audio.data_prep.formats.fasta_stream import check_readable, where
 from mamba_bio_audio.data_prep.formats.maf import MafBlock, iter_maf
 from mamba_bio_audio.data_prep.datasets.prepare_dna import DnaPrepareResult, ProgressFn, stream_sequences
-from mamba_bio_audio.data_prep.datasets.prepared import PreparedDatasetWriter, is_up_to_date, source_entry
+from mamba_bio_audio.atomic import scratch_dir
+from mamba_bio_audio.data_prep.datasets.prepared import (PreparedDatasetWriter, check_dataset_folder, is_up_to_date,
+                                                         source_entry)
 from mamba_bio_audio.data_prep.datasets.regions import HeldOutPolicy, Region, parse_region
 from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
@@ -57,19 +57,15 @@ def _writing(out: Path, sources: list[dict], parameters: dict, tokenizer, specie
              split_by: str, extra: dict | None = None):
     """(writer, sinks, scratch folder) for a species dataset; scratch is removed, the dataset atomic. ``extra``
     (manifest fields) may be filled in while writing: the manifest is written last."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.parts.", dir=out.parent))
     extra = {"species": species, "split_by": split_by, **({"notes": notes} if notes else {}), **(extra or {})}
-    try:
-        with PreparedDatasetWriter(out, "species", tokenizer.config(), sources, parameters, labelled=True,
-                                   extra=extra) as writer:
-            sinks = SplitSinks(writer, species)
-            yield writer, sinks, scratch
-            if not sinks:
-                raise ValueError("nothing to write: no sequence was selected")
-            sinks.close()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with (scratch_dir(out) as scratch,  # takes out's lock: one writer at a time
+          PreparedDatasetWriter(out, "species", tokenizer.config(), sources, parameters, labelled=True,
+                                extra=extra) as writer):
+        sinks = SplitSinks(writer, species)
+        yield writer, sinks, scratch
+        if not sinks:
+            raise ValueError("nothing to write: no sequence was selected")
+        sinks.close()
 
 
 def prepare_species_genomes(genomes: dict[str, list[str | Path]], out: str | Path, *,
@@ -128,6 +124,7 @@ def prepare_species_genomes(genomes: dict[str, list[str | Path]], out: str | Pat
                   "valid_chroms": sorted(valid), "test_chroms": sorted(test), "exclude": list(exclude),
                   "held_out": {s: {k: list(v) for k, v in d.items()} for s, d in (held_out or {}).items()},
                   "margin": margin, "window": window, "case": case, "iupac": iupac, "unknown": unknown}
+    check_dataset_folder(out, [p for _, p in files])  # before hashing: a folder that is not a dataset is refused
     sources = [{**source_entry(p), "role": f"genome:{species[i]}"} for i, p in files]
     if not force and is_up_to_date(out, "species", sources, parameters):
         return DnaPrepareResult(out, True)
@@ -282,6 +279,9 @@ def prepare_species_maf(maf: str | Path, out: str | Path, *, species: dict[str, 
     ``reference`` (default: the first prefix) is the species whose coordinates place blocks; ``held_out`` maps
     split names to ``NAME:START-END`` ranges on the reference's sequences, e.g.
     ``{"valid": ["22:40000000-45000000"]}``.
+
+    Raises ValueError, leaving nothing behind, for a malformed MAF row (see :func:`~..formats.maf.iter_maf`)
+    and when a species has no aligned base, or only N, in a split.
     """
     maf = check_readable(maf, "MAF file")
     names = list(species.values())
@@ -301,6 +301,7 @@ def prepare_species_maf(maf: str | Path, out: str | Path, *, species: dict[str, 
     parameters = {"mode": "maf", "species": dict(species), "reference": reference,
                   "held_out": {k: list(v) for k, v in (held_out or {}).items()},
                   "case": case, "iupac": iupac, "unknown": unknown}
+    check_dataset_folder(out, [maf])  # before hashing: a folder that is not a dataset is refused
     sources = [{**source_entry(maf), "role": "maf"}]
     if not force and is_up_to_date(out, "species", sources, parameters):
         return DnaPrepareResult(out, True)
@@ -323,6 +324,7 @@ def prepare_species_maf(maf: str | Path, out: str | Path, *, species: dict[str, 
                 stats["straddling"] += 1
                 continue
             joined.add(split, block, ref, rows, tokenizer, maf)
+        joined.check(names, maf)
         joined.write(sinks, names, stats)
     return DnaPrepareResult(out, False)
 
@@ -334,6 +336,7 @@ class _JoinedRecords:
         self.folder, self.prefixes = folder, prefixes
         self.files: dict[tuple[str, str], object] = {}
         self.sizes: dict[tuple[str, str], int] = {}
+        self.non_n: dict[tuple[str, str], int] = {}
         self.tables: dict[str, list[str]] = {}
 
     def add(self, split: str, block: MafBlock, ref, rows: dict, tokenizer, maf: Path) -> None:
@@ -355,15 +358,29 @@ class _JoinedRecords:
             self.files[key].write(memoryview(tokens))
             cells.append(f"{self.sizes[key]}:{tokens.size}")
             self.sizes[key] += tokens.size
+            self.non_n[key] = self.non_n.get(key, 0) + int(tokens.size - np.count_nonzero(tokens == N_ID))
         self.tables.setdefault(split, []).append("\t".join(cells))
+
+    def check(self, names: list[str], maf: Path) -> None:
+        """Raise ValueError when a species has no base, or only N, in a split (as prepare_species_genomes does):
+        a classifier evaluated on a split that lacks a class, or trained without it, measures nothing."""
+        for fh in self.files.values():
+            fh.close()
+        for split in sorted(self.tables, key=lambda s: (s != "train", s)):
+            for prefix, name in zip(self.prefixes, names):
+                if not self.sizes.get((split, prefix)):
+                    raise ValueError(f"species {name} (MAF prefix {prefix}) has no aligned bases in split {split!r} "
+                                     f"of {maf}: its rows are missing from every block placed there; give a "
+                                     f"held-out range where it is aligned, or leave the species out")
+                if not self.non_n.get((split, prefix)):
+                    raise ValueError(f"species {name} (MAF prefix {prefix}) in {maf}: every aligned base in split "
+                                     f"{split!r} is N, so no window there has a base to classify")
 
     def write(self, sinks: SplitSinks, names: list[str], stats: dict) -> None:
         for fh in self.files.values():
             fh.close()
         for split in sorted(self.tables, key=lambda s: (s != "train", s)):
             for label, prefix in enumerate(self.prefixes):
-                if (split, prefix) not in self.files:
-                    continue
                 path = self.folder / f"{split}.{prefix}.u8"
                 size = self.sizes[(split, prefix)]
                 tokens = np.memmap(path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)

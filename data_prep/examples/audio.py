@@ -16,11 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from mamba_bio_audio.atomic import folder_lock
+from mamba_bio_audio.data_prep.datasets.prepared import check_dataset_folder
 from mamba_bio_audio.data_prep.examples import digits as example_digits, piano as example_piano
 from mamba_bio_audio.data_prep.examples.tools import (
     DIGIT_PACKAGES, PIANO_PACKAGES, PYTHON_PACKAGES, ensure_debian_packages, ensure_python_packages,
 )
 from mamba_bio_audio.data_prep.datasets.prepare_audio import AudioPrepareResult, prepare_audio
+from mamba_bio_audio.folder_kinds import check_folder
 
 AUDIO_EXAMPLES = ("piano", "digits")
 RAW = "raw_audio"
@@ -35,13 +38,17 @@ def make_examples(out: str | Path, kinds: tuple[str, ...] = AUDIO_EXAMPLES, hour
     if unknown or not kinds:
         raise ValueError(f"kinds must be among {AUDIO_EXAMPLES}; got {list(kinds)}")
     out = Path(out)
+    for kind in kinds:  # before anything is made: targets that are not ours are refused at once
+        check_dataset_folder(out / kind)
+        check_folder(out / RAW / kind, example_piano.RENDERS if kind == "piano" else example_digits.CLIPS)
     for kind in kinds:
         ensure_python_packages(PYTHON_PACKAGES[kind])
         ensure_debian_packages(PIANO_PACKAGES if kind == "piano" else DIGIT_PACKAGES, install)
     results = {}
     if "piano" in kinds:
         raw = out / RAW / "piano"
-        made = example_piano.render_piano(raw, hours, workers=workers, force=force, progress=progress)
+        with folder_lock(raw):
+            made = example_piano.render_piano(raw, hours, workers=workers, force=force, progress=progress)
         example = {"source": "music21 corpus rendered with fluidsynth, every part program 0 (acoustic grand)",
                    **{k: made[k] for k in ("parameters", "seconds", "tools", "skipped")},
                    "works": [r["work"] for r in made["renders"]]}
@@ -49,7 +56,9 @@ def make_examples(out: str | Path, kinds: tuple[str, ...] = AUDIO_EXAMPLES, hour
                                          extra={"example": example}, progress=progress)
     if "digits" in kinds:
         raw = out / RAW / "digits"
-        made = example_digits.synth_digits(raw, digits, seed=seed, workers=workers, force=force, progress=progress)
+        with folder_lock(raw):
+            made = example_digits.synth_digits(raw, digits, seed=seed, workers=workers, force=force,
+                                               progress=progress)
         example = {"source": "synthetic spoken digits (flite, festival, espeak-ng) with augmentation",
                    **{k: made[k] for k in ("parameters", "tools")},
                    "skipped": [{"file": s["file"], "error": s["error"]} for s in made["skipped"]],

@@ -10,6 +10,11 @@ import tempfile
 from pathlib import Path
 
 from mamba_bio_audio.atomic import atomic_dir
+from mamba_bio_audio.folder_kinds import check_folder, layout_kind
+
+# What a fetch may replace: an unpacked package (dpkg-deb -x makes the top folders of a file system tree)
+UNPACKED_PACKAGE = layout_kind("an unpacked Debian package",
+                               folders=dict.fromkeys(("usr", "etc", "lib", "bin", "sbin", "opt", "var")))
 
 
 def default_cache() -> Path:
@@ -31,13 +36,14 @@ def _run(command: list[str], cwd: Path) -> None:
 
 def fetch_package(package: str, cache: Path) -> Path:
     """Download and unpack ``package`` into ``cache/package`` (atomically); returns that folder."""
+    check_folder(cache / package, UNPACKED_PACKAGE)  # before the download: a folder not of ours is refused at once
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{package}.", dir=cache) as tmp:
         _run(["apt-get", "download", package], Path(tmp))
         debs = sorted(Path(tmp).glob("*.deb"))
         if not debs:
             raise ValueError(f"apt-get download {package} produced no .deb file")
-        with atomic_dir(cache / package) as root:
+        with atomic_dir(cache / package, replaces=UNPACKED_PACKAGE) as root:
             _run(["dpkg-deb", "-x", str(debs[0]), str(root)], Path(tmp))
     return cache / package
 

@@ -29,6 +29,7 @@ import soundfile as sf
 import soxr
 
 from mamba_bio_audio.atomic import atomic_path, write_text_atomic
+from mamba_bio_audio.folder_kinds import check_folder, layout_kind
 from mamba_bio_audio.data_prep.examples.tools import tool_version
 from mamba_bio_audio.data_prep.datasets.parallel import ordered_map
 
@@ -37,6 +38,11 @@ log = logging.getLogger(__name__)
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 RATE = 16000
 FRAME = RATE  # 1.0 s
+# What a synthesis may delete: a folder of earlier clips (<word>/*.wav, the split lists, synthesis.json)
+_WORD_CLIPS = layout_kind("a folder of synthetic digit clips", files=("[0-9][0-9][0-9][0-9][0-9]_*.wav", ".*.tmp"))
+CLIPS = layout_kind("a folder of synthetic digit clips",
+                    files=("synthesis.json", "validation_list.txt", "testing_list.txt", ".*.tmp"),
+                    folders=dict.fromkeys(DIGITS, _WORD_CLIPS))
 ENGINE_WEIGHTS = {"flite": 0.4, "festival": 0.3, "espeak-ng": 0.3}
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
                   "en-us-nyc")
@@ -184,6 +190,7 @@ def synth_digits(out_dir: str | Path, n: int, seed: int = 0, workers: int | None
     if n < 10:
         raise ValueError(f"ask for at least 10 digit clips (one per digit); got {n}")
     out_dir = Path(out_dir)
+    check_folder(out_dir, CLIPS)
     descriptor_path = out_dir / "synthesis.json"
     params = {"n": n, "seed": seed, "rate": RATE, "frame_s": FRAME / RATE, "engine_weights": ENGINE_WEIGHTS,
               "voices": {k: list(v) for k, v in VOICES.items()}, "augmentation": AUGMENTATION}

@@ -22,11 +22,15 @@ import numpy as np
 import soundfile as sf
 
 from mamba_bio_audio.atomic import atomic_path, write_text_atomic
+from mamba_bio_audio.folder_kinds import check_folder, layout_kind
 from mamba_bio_audio.data_prep.datasets.audio_sources import natural_key
 from mamba_bio_audio.data_prep.examples.tools import SOUNDFONT, tool_version
 from mamba_bio_audio.data_prep.datasets.parallel import ordered_map
 
 log = logging.getLogger(__name__)
+
+# What a render may delete: a folder of earlier renders (NNNN_<work>.wav, renders.json, temporaries of a killed run)
+RENDERS = layout_kind("a folder of piano renders", files=("renders.json", "[0-9][0-9][0-9][0-9]_*.wav", ".*.tmp"))
 
 RATE = 16000
 PIANO_PIECES = (
@@ -156,6 +160,7 @@ def render_piano(out_dir: str | Path, hours: float, workers: int | None = None, 
     if not hours > 0:
         raise ValueError(f"hours must be positive; got {hours!r}")
     out_dir = Path(out_dir)
+    check_folder(out_dir, RENDERS)
     descriptor_path = out_dir / "renders.json"
     params = {"hours": hours, "rate": RATE, "soundfont": str(SOUNDFONT), "soundfont_size": SOUNDFONT.stat().st_size,
               "gain": 0.5, "program": 0, "silence": SILENCE}

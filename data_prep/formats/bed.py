@@ -1,7 +1,9 @@
 """BED intervals with a split column: ``chrom  start  end  split`` (0-based, half-open; hts-specs BEDv1 §1.3).
 
 Header lines (``#...``, ``track ...``, ``browser ...``) and blank lines are skipped; columns after the fourth
-are ignored. HyenaDNA's ``sequences_human.bed`` (chr_name, start, end, split) reads as is.
+are ignored. HyenaDNA's ``sequences_human.bed`` (chr_name, start, end, split) reads as is. Intervals of one
+split may overlap (they are merged); intervals of different splits may not: the same bases would sit in two
+splits, so :func:`read_bed` refuses them, naming both lines.
 """
 from __future__ import annotations
 
@@ -44,4 +46,25 @@ def read_bed(path: str | Path) -> list[BedInterval]:
             intervals.append(BedInterval(name, start, end, split, number))
     if not intervals:
         raise ValueError(f"{path}: no intervals")
+    check_split_overlaps(intervals, path)
     return intervals
+
+
+def check_split_overlaps(intervals: list[BedInterval], path: str | Path) -> None:
+    """Raise ValueError naming both lines when two intervals of different splits share a base (half-open
+    intervals that only touch do not)."""
+    by_name: dict[str, list[BedInterval]] = {}
+    for iv in intervals:
+        by_name.setdefault(iv.name, []).append(iv)
+    for ivs in by_name.values():
+        reach: dict[str, BedInterval] = {}  # split -> its interval reaching furthest right so far
+        for iv in sorted(ivs, key=lambda iv: (iv.start, iv.line)):
+            for split, other in reach.items():
+                if split != iv.split and other.end > iv.start:
+                    first, second = sorted((other, iv), key=lambda x: x.line)
+                    raise ValueError(
+                        f"{path}, line {first.line} and line {second.line}: intervals {first.name}:{first.start}-"
+                        f"{first.end} ({first.split}) and {second.name}:{second.start}-{second.end} ({second.split}) "
+                        f"overlap: the same bases would be in two splits")
+            if iv.split not in reach or iv.end > reach[iv.split].end:
+                reach[iv.split] = iv

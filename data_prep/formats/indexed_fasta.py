@@ -6,6 +6,8 @@ cannot be entered in the middle and is refused with the fix (``gunzip`` or ``bgz
 """
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -24,11 +26,20 @@ class IndexedSequence:
         self.entry = fasta.faidx.index[name]
 
     def __getitem__(self, s: slice) -> np.ndarray:
-        text = self.fasta[self.name][int(s.start): int(s.stop)].encode("ascii", errors="replace")
+        start, stop = int(s.start), int(min(s.stop, self.entry.rlen))
+        try:
+            text = self.fasta[self.name][start:stop].encode("ascii", errors="replace")
+        except Exception as err:
+            if _is_damage(err):
+                raise _damaged(self.path, err) from None
+            raise
+        if len(text) != stop - start:  # an index made before the file was cut short
+            raise ValueError(f"{self.path}: truncated: bases {start}-{stop} of {self.name!r} gave {len(text)} "
+                             f"bases; its index ({self.path.name}.fai) is for a longer file")
         try:
             return self.tokenizer.encode(text, dtype=np.uint8)
         except ValueError as err:
-            pos = int(s.start) + first_rejected(self.table, text)
+            pos = start + first_rejected(self.table, text)
             offset = self.entry.offset + pos // self.entry.lenc * self.entry.lenb + pos % self.entry.lenc
             raise ValueError(f"{where(self.path, offset)}: {err}") from None
 
@@ -42,6 +53,26 @@ def open_indexed(path: Path) -> pyfaidx.Fasta:
     except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, pyfaidx.IndexNotFoundError,
             OSError) as err:
         raise ValueError(f"{path}: cannot index for random access ({err})") from err
+    except Exception as err:
+        if _is_damage(err):
+            raise _damaged(path, err) from None
+        raise
+
+
+def _is_damage(err: Exception) -> bool:
+    """True for what a cut or damaged BGZF block raises: struct.error (a header read past the data), zlib.error
+    (a bad deflate stream), EOFError, or a ValueError from Bio.bgzf (a block shorter than its index says)."""
+    if isinstance(err, (struct.error, zlib.error, EOFError)):
+        return True
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return isinstance(err, ValueError) and tb is not None and tb.tb_frame.f_globals.get("__name__") == "Bio.bgzf"
+
+
+def _damaged(path: Path, err: Exception) -> ValueError:
+    return ValueError(f"{path}: corrupt or truncated compressed data ({err or type(err).__name__}); get the file "
+                      f"again (and delete its .fai and .gzi)")
 
 
 def iter_indexed(paths: list[Path],

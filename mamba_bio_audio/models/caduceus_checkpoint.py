@@ -1,6 +1,6 @@
 """Loading Caduceus model folders: ours (``config.json`` with ``"architecture": "caduceus"`` +
 ``model.safetensors``) and the published ones (HF ``config.json`` with ``"model_type": "caduceus"`` +
-``model.safetensors`` or ``pytorch_model.bin``, sharded or not), into
+``model.safetensors`` or ``pytorch_model.bin`` read weights_only, sharded or not), into
 :class:`~mamba_bio_audio.models.caduceus.CaduceusForMaskedLM` or ``CaduceusForSequenceClassification``.
 
 Our modules carry upstream's names, so the key map is the identity except where upstream's module layout
@@ -98,7 +98,11 @@ def _folder_vocab(path) -> dict[str, int] | None:
     tokenizer = Path(path) / "tokenizer_config.json"
     if not tokenizer.is_file():
         return None
-    characters = json.loads(tokenizer.read_text()).get("characters")
+    try:
+        raw = json.loads(tokenizer.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{tokenizer} is not valid JSON: {err}") from err
+    characters = raw.get("characters") if isinstance(raw, dict) else None
     return None if characters is None else _character_vocab(characters)
 
 

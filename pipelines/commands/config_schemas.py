@@ -79,6 +79,22 @@ class SchedulerSchema:
     min_lr: float = MISSING
 
 
+def check_values(cfg) -> None:
+    """Raise ValueError naming the field for values the schemas' types let through but no run can use:
+    ``trainer.max_steps=-1`` with ``trainer.max_epochs=-1`` and no ``trainer.max_time`` (a run that never
+    ends), a negative or NaN ``task.optimizer.lr``. Reads nothing but ``cfg``: called before anything is built."""
+    from omegaconf import OmegaConf
+
+    trainer = cfg.get("trainer") or {}
+    if (trainer.get("max_steps") == -1 and trainer.get("max_epochs") == -1 and trainer.get("max_time") is None
+            and not trainer.get("fast_dev_run")):
+        raise ValueError("trainer.max_steps=-1 with trainer.max_epochs=-1 trains forever: set trainer.max_steps, "
+                         "trainer.max_epochs or trainer.max_time")
+    lr = OmegaConf.select(cfg, "task.optimizer.lr", default=None)
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and not lr >= 0:
+        raise ValueError(f"task.optimizer.lr must be >= 0; got {lr}")
+
+
 def register_schemas() -> None:
     """Put the schemas in Hydra's ConfigStore (where the configs' defaults lists find them)."""
     from hydra.core.config_store import ConfigStore

@@ -11,6 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
+from mamba_bio_audio.atomic import folder_lock
+from mamba_bio_audio.data_prep.datasets.prepared import check_dataset_folder
 from mamba_bio_audio.data_prep.examples.audio import AUDIO_EXAMPLES, make_examples
 from mamba_bio_audio.data_prep.examples.dna import FILES, NAMES, PREPARE, debian_locator
 from mamba_bio_audio.pipelines.commands.progress import byte_progress, file_progress, phase_callback
@@ -29,15 +31,18 @@ def _add_dna_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_dna(args) -> int:
+    names = args.only or NAMES
+    for name in names:  # before any fetch: a target that is not a dataset is refused at once
+        check_dataset_folder(args.out / name)
     locate = debian_locator(args.cache)
-    for name in args.only or NAMES:
+    for name in names:
         out = args.out / name
-        with clean_os_errors(out):
+        with clean_os_errors(out), folder_lock(out):  # one writer of each dataset at a time
             for f in FILES[name]:  # fetch first, so the timing below is the preparation's
                 locate(f)
-        started = time.perf_counter()
-        with clean_os_errors(out), byte_progress(name, args.quiet) as progress:
-            result = PREPARE[name](out, locate, workers=args.workers, force=args.force, progress=progress)
+            started = time.perf_counter()
+            with byte_progress(name, args.quiet) as progress:
+                result = PREPARE[name](out, locate, workers=args.workers, force=args.force, progress=progress)
         print(dna_summary(result, started))
     return 0
 

@@ -5,6 +5,7 @@ import argparse
 import time
 from pathlib import Path
 
+from mamba_bio_audio.atomic import folder_lock
 from mamba_bio_audio.data_prep.datasets.prepare_dna import ACCESS, prepare_dna
 from mamba_bio_audio.pipelines.commands.progress import byte_progress
 from mamba_bio_audio.pipelines.commands.shared import add_policy_arguments, clean_os_errors, cli_spellings, dna_summary
@@ -31,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     held_out = {k: v for k, v in (("valid", args.valid), ("test", args.test)) if v}
     started = time.perf_counter()
-    with clean_os_errors(args.out), cli_spellings(), byte_progress("prepare-dna", args.quiet) as progress:
+    with (clean_os_errors(args.out), folder_lock(args.out), cli_spellings(),
+          byte_progress("prepare-dna", args.quiet) as progress):
         result = prepare_dna(args.fasta, args.out, bed=args.bed, held_out=held_out, exclude=args.exclude,
                              flank=args.flank, case=args.case, iupac=args.iupac, unknown=args.unknown,
                              access=args.access, workers=args.workers, force=args.force, progress=progress)

@@ -12,6 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
+from mamba_bio_audio.atomic import folder_lock
 from mamba_bio_audio.data_prep.datasets.prepare_species import HYENA_TEST, HYENA_VALID, prepare_species_genomes, prepare_species_maf
 from mamba_bio_audio.pipelines.commands.progress import byte_progress
 from mamba_bio_audio.pipelines.commands.shared import add_policy_arguments, clean_os_errors, cli_spellings, dna_summary
@@ -72,7 +73,8 @@ def run(args) -> int:
         raise ValueError("--valid-region / --test-region split genomes; a MAF is split with --valid / --test")
     policy = {"case": args.case, "iupac": args.iupac, "unknown": args.unknown}
     started = time.perf_counter()
-    with clean_os_errors(args.out), cli_spellings(), byte_progress("prepare-species", args.quiet) as progress:
+    with (clean_os_errors(args.out), folder_lock(args.out), cli_spellings(),
+          byte_progress("prepare-species", args.quiet) as progress):
         if args.maf:
             if not args.species:
                 raise ValueError("--maf needs --species PREFIX=NAME for each species to keep")

@@ -23,6 +23,8 @@ import torch
 from rich.console import Console
 
 from mamba_bio_audio.atomic import write_text_atomic
+from mamba_bio_audio.folder_kinds import check_folder
+from mamba_bio_audio.pipelines.commands.output_folders import QUICKSTART_FOLDER, RUN_FOLDER
 
 SHARES = {"dna": 0.36, "species": 0.24, "audio": 0.40}  # of the training time left after the data phase
 RESERVE_S = 120.0  # baselines, sampling, report and three trainer start-ups
@@ -70,6 +72,19 @@ class Clock:
             name, since = self._current
             self.phases[name] = time.perf_counter() - since
             self._current = None
+
+
+def check_folders(out: Path, data: Path) -> None:
+    """Refuse (FolderRefused) before anything starts when ``out`` is not a quickstart folder or a dataset or
+    render folder under ``data`` is not one: nothing of the user's is replaced."""
+    from mamba_bio_audio.data_prep.datasets.prepared import check_dataset_folder
+    from mamba_bio_audio.data_prep.examples.audio import RAW
+    from mamba_bio_audio.data_prep.examples.piano import RENDERS
+
+    check_folder(out, QUICKSTART_FOLDER)
+    for name in ("hg_small", SPECIES_DATA, "piano"):
+        check_dataset_folder(data / name)
+    check_folder(data / RAW / "piano", RENDERS)
 
 
 def prepare_data(data: Path, cache: Path | None, piano_hours: float, seed: int, install: bool,
@@ -137,6 +152,7 @@ def train_phase(name: str, seconds: float, out: Path, data: Path, seed: int, con
     from mamba_bio_audio.pipelines.training.train import run
 
     folder = out / "runs" / name
+    check_folder(folder, RUN_FOLDER)
     shutil.rmtree(folder, ignore_errors=True)  # a fresh run: nothing of an earlier quickstart is resumed or mixed in
     base = [f"experiment={EXPERIMENTS[name]}", f"paths.data_dir={data}", f"paths.output_dir={folder}",
             "logger=csv", f"seed={seed}", *extra]
@@ -175,9 +191,10 @@ def run(args) -> int:
                                                                          real_audio_stats, species_baseline)
     from mamba_bio_audio.pipelines.training.nets import load_net
 
+    out, data = Path(args.out), Path(args.data)
+    check_folders(out, data)
     console = Console(soft_wrap=True)  # a log file gets whole lines
     clock = Clock(console, 60.0 * args.minutes)
-    out, data = Path(args.out), Path(args.data)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
 

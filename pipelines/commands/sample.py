@@ -88,15 +88,18 @@ def sample_dna_files(net, out: Path, n: int, length: int, prefix=None, seed: int
 def run(args) -> int:
     from omegaconf import OmegaConf
 
+    from mamba_bio_audio.folder_kinds import check_folder
     from mamba_bio_audio.pipelines.commands.hydra_compose import compose
+    from mamba_bio_audio.pipelines.commands.output_folders import SAMPLE_FOLDER
     from mamba_bio_audio.pipelines.training.nets import load_net
 
     cfg = compose("sample", list(args.overrides))
     if args.cfg:
         print(OmegaConf.to_yaml(cfg))
         return 0
-    net = load_net(cfg.checkpoint)
     out = Path(cfg.out)
+    check_folder(out, SAMPLE_FOLDER, [cfg.prefix if cfg.prefix and Path(str(cfg.prefix)).exists() else None])
+    net = load_net(cfg.checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     knobs = dict(temperature=float(cfg.temperature), top_k=int(cfg.top_k), top_p=float(cfg.top_p), seed=int(cfg.seed))
     if net.config.vocab_size == 256:

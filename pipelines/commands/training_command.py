@@ -6,6 +6,7 @@ import argparse
 from omegaconf import OmegaConf
 
 LM_TASK = "mamba_bio_audio.pipelines.training.tasks.lm.CausalLMTask"
+MASKED_LM_TASK = "mamba_bio_audio.pipelines.training.tasks.masked_lm.MaskedLMTask"  # pretrains too (Caduceus)
 CLASSIFICATION_TASK = "mamba_bio_audio.pipelines.training.tasks.classification.SequenceClassificationTask"
 
 
@@ -27,7 +28,8 @@ def compose_checked(args, defaults: list[str], task_target: str | None, command:
         return None
     user_keys = {o.split("=", 1)[0].lstrip("+~") for o in args.overrides}
     cfg = compose("train", [d for d in defaults if d.split("=", 1)[0] not in user_keys] + list(args.overrides))
-    if task_target is not None and cfg.task._target_ != task_target:
+    allowed = {LM_TASK, MASKED_LM_TASK} if task_target == LM_TASK else {task_target}
+    if task_target is not None and cfg.task._target_ not in allowed:
         kind = "a causal LM" if task_target == LM_TASK else "a sequence classifier"
         raise ValueError(f"{command} trains {kind}; this config's task is {cfg.task._target_.rsplit('.', 1)[-1]} "
                          f"(pick an experiment under {'dna/ or audio/' if task_target == LM_TASK else 'species/'})")
@@ -47,15 +49,20 @@ def report(result) -> None:
 
 
 def train_command(args, defaults: list[str], task_target: str | None, command: str) -> int:
+    from mamba_bio_audio.pipelines.commands.output_folders import check_run_folder
+    from mamba_bio_audio.pipelines.training.callbacks.interrupt import Preempted
     from mamba_bio_audio.pipelines.training.train import TrainingStopped, run
 
     cfg = compose_checked(args, defaults, task_target, command)
     if cfg is None:
         return 0
+    check_run_folder(cfg)  # paths.output_dir: new, empty or a run folder, else refused before anything starts
     try:
         result = run(cfg)
     except TrainingStopped as err:
         print(f"mamba-bio-audio {command}: {err}")
         return 3
+    except Preempted as err:  # the callback printed the ckpt_path to resume with
+        return err.code  # 128 + the signal number: 143 SIGTERM, 130 SIGINT, 138 SIGUSR1
     report(result)
     return 0

@@ -14,6 +14,7 @@ from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
 from mamba_bio_audio.pipelines.evaluation.baselines import KmerSpeciesBaseline, MarkovBaseline, best_markov
 from mamba_bio_audio.targets import counted_mask
 from mamba_bio_audio.tokenizers import tokenizer_from_config
+from mamba_bio_audio.torch_files import load_torch_file
 
 
 def dna_baselines(data: Path, seq_len: int, eval_items: int, seed: int, max_order: int = 10) -> dict:
@@ -119,7 +120,7 @@ def pitch_clarity(pcm: np.ndarray, sample_rate: int, frame_s: float = 0.064, low
 
 
 def optimizer_steps(result) -> int:
-    return int(torch.load(result.last_checkpoint, map_location="cpu", weights_only=False)["global_step"])
+    return int(load_torch_file(result.last_checkpoint)["global_step"])
 
 
 def collect(dna, species, audio, baselines, audio_unigram: float, clips, dna_samples, tokens, dna_cfg) -> dict:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from mamba_bio_audio.checkpoint import load_config, load_weights
 from mamba_bio_audio.models import factory
+from mamba_bio_audio.pipelines.training.plain_data import plain_data
+from mamba_bio_audio.torch_files import load_torch_file
 
 NET_PREFIX = "net."  # the LightningModule keeps the model as ``self.net``
 RUN_FIELDS = ("chunk_size", "tbptt", "checkpoint_blocks")  # training-memory switches: no effect on the weights
@@ -59,19 +60,21 @@ def _from_folder(folder: Path, head_type: str, overrides: dict) -> nn.Module:
 
 
 def _checkpoint(path: Path) -> tuple[dict | None, dict]:
-    """(net spec or None, the net's state dict without the ``net.`` prefix) of a Lightning checkpoint."""
+    """(net spec or None, the net's state dict without the ``net.`` prefix) of a Lightning checkpoint, read with
+    ``weights_only=True`` (a file holding more raises UnsafeFileError naming it)."""
     if not path.is_file():
         raise FileNotFoundError(f"no exported model folder or checkpoint at {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    if "state_dict" not in checkpoint:
+    checkpoint = load_torch_file(path)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise ValueError(f"{path} is not a Lightning checkpoint (no state_dict)")
     state = {k[len(NET_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
     return checkpoint.get("net_spec"), state
 
 
 def net_spec(net: nn.Module) -> dict:
-    """``{"architecture", "head_type", "config"}`` of a model, stored in Lightning checkpoints."""
-    return {"architecture": net.config.architecture, "head_type": net.head_type, "config": net.config.to_dict()}
+    """``{"architecture", "head_type", "config"}`` of a model, stored in Lightning checkpoints as plain data."""
+    return plain_data({"architecture": net.config.architecture, "head_type": net.head_type,
+                       "config": net.config.to_dict()}, "net_spec")
 
 
 def load_net(path: str | Path) -> nn.Module:
@@ -81,7 +84,7 @@ def load_net(path: str | Path) -> nn.Module:
     if path.is_dir():
         return factory.load_pretrained(path)
     spec, state = _checkpoint(path)
-    if spec is None:
+    if not isinstance(spec, dict) or not {"architecture", "head_type", "config"} <= spec.keys():
         raise ValueError(f"{path} is not a checkpoint of the mamba-bio-audio tasks (no net_spec)")
     model_cls = factory.model_class(spec["architecture"], spec["head_type"])
     return load_weights(model_cls(model_cls.config_class.from_dict(spec["config"])), state).eval()

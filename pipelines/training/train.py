@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mamba_bio_audio.atomic import write_text_atomic
+from mamba_bio_audio.torch_files import load_torch_file
 
 
 class TrainingStopped(RuntimeError):
@@ -59,6 +60,10 @@ def build(cfg: DictConfig):
 
     from hydra.errors import InstantiationException
 
+    from mamba_bio_audio.pipelines.commands.config_schemas import check_values
+    from mamba_bio_audio.pipelines.training.checkpoint_io import SafeCheckpointIO
+
+    check_values(cfg)  # values no run can use, named before anything is built or read
     logging.getLogger("lightning.pytorch").propagate = False  # it has its own handler: no doubled lines
     for message in IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
@@ -69,8 +74,11 @@ def build(cfg: DictConfig):
         task = instantiate(cfg.task, net=net, _convert_="all")
         trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
         trainer_cfg["precision"] = _precision(cfg)
+        # every checkpoint read (resume, test, best) goes through weights_only=True, a refusal naming the file
+        plugins = [*(trainer_cfg.pop("plugins", None) or []), SafeCheckpointIO()]
         trainer = instantiate(trainer_cfg, callbacks=_instantiate_all(cfg.get("callbacks")),
-                              logger=_instantiate_all(cfg.get("logger")) or False, _convert_="all")
+                              logger=_instantiate_all(cfg.get("logger")) or False, plugins=plugins,
+                              _convert_="all")
     except InstantiationException as err:
         cause = err.__cause__ or err
         if isinstance(cause, FileNotFoundError):
@@ -97,13 +105,13 @@ def run(cfg: DictConfig) -> RunResult:
     from mamba_bio_audio.pipelines.training.tasks.base import NonFiniteLossError
 
     datamodule, task, trainer = build(cfg)
-    datamodule.check()
+    datamodule.check(vocab_size=getattr(task.net.config, "vocab_size", None))  # before any step: the data fits the net
     output_dir = Path(cfg.paths.output_dir)
     result = RunResult(output_dir=output_dir)
     checkpoint = _checkpoint_callback(trainer)
     if cfg.train:
         try:
-            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         except NonFiniteLossError as err:
             last = checkpoint.last_model_path if checkpoint else ""
             hint = f"last good checkpoint: {last}" if last else "no checkpoint was written before it"
@@ -115,13 +123,14 @@ def run(cfg: DictConfig) -> RunResult:
         result.last_checkpoint = Path(checkpoint.last_model_path)
     if cfg.test:
         test_ckpt = best or (None if cfg.train else cfg.get("ckpt_path"))
-        result.metrics.update(_floats(trainer.test(task, datamodule=datamodule, ckpt_path=test_ckpt)[0]))
+        result.metrics.update(_floats(trainer.test(task, datamodule=datamodule, ckpt_path=test_ckpt,
+                                                   weights_only=True)[0]))
         if getattr(task, "confusion", None) is not None:
             result.confusion = task.confusion.tolist()
             result.class_names = datamodule.class_names
     if cfg.get("export") and trainer.is_global_zero and not trainer.fast_dev_run:
         if best:
-            task.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+            task.load_state_dict(load_torch_file(best)["state_dict"])
         result.export_dir = task.net.save_pretrained(output_dir / "export")
     if trainer.is_global_zero and not trainer.fast_dev_run:
         output_dir.mkdir(parents=True, exist_ok=True)

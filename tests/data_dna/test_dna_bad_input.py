@@ -173,3 +173,20 @@ def test_invalid_character_with_index_access(tmp_path, dna):
     (tmp_path / "src" / "r.bed").write_text("a\t0\t10\ttrain\nb\t70\t84\ttest\n")
     fails(tmp_path, dna, [path], r"x.fa, line 8, column 32: unknown character 'X'", bed=tmp_path / "src" / "r.bed",
           access="index")
+
+
+@pytest.mark.parametrize("stale_index", [False, True], ids=["indexed-now", "index-of-the-whole-file"])
+def test_truncated_bgzf_with_index_access(tmp_path, dna, rng, stale_index):
+    (tmp_path / "src").mkdir()  # pyfaidx writes its .fai and .gzi beside the FASTA
+    records = [("chr1", dna.random_dna(rng, 100_000)), ("chr2", dna.random_dna(rng, 100_000))]
+    path = dna.write_fasta(tmp_path / "src" / "g.fa.gz", records, compress="bgzf")
+    (tmp_path / "src" / "r.bed").write_text("chr1\t0\t1000\ttrain\nchr2\t90000\t99000\ttest\n")
+    data = path.read_bytes()
+    if stale_index:  # the index was made from the whole file, which was cut short later (an older copy put back)
+        prepare_dna([path], tmp_path / "src" / "ok", bed=tmp_path / "src" / "r.bed", access="index")
+        assert (tmp_path / "src" / "g.fa.gz.fai").is_file() and (tmp_path / "src" / "g.fa.gz.gzi").is_file()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    if stale_index:
+        os.utime(path, (1e9, 1e9))  # older than its index, so pyfaidx keeps the index
+    fails(tmp_path, dna, [path], r"g.fa.gz: corrupt or truncated compressed data", bed=tmp_path / "src" / "r.bed",
+          access="index")

@@ -16,7 +16,7 @@ SHORT = ["experiment=dna/hg_small_cpu", "data.seq_len=64", "data.batch_size=2", 
 
 
 def _weights(checkpoint) -> dict:
-    return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
 
 
 def _with_callback(monkeypatch, callback) -> None:
@@ -76,16 +76,16 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(compose, overrides, tiny, monkeypa
             run(compose(overrides, SHORT, tiny.dna))
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert f"resume with ckpt_path={checkpoint}" in capsys.readouterr().out
-    assert torch.load(checkpoint, weights_only=False)["global_step"] == 4
+    assert torch.load(checkpoint, weights_only=True)["global_step"] == 4
     resumed = run(compose(overrides, SHORT, tiny.dna, f"ckpt_path={checkpoint}"))
-    assert torch.load(resumed.last_checkpoint, weights_only=False)["global_step"] == 6
+    assert torch.load(resumed.last_checkpoint, weights_only=True)["global_step"] == 6
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(compose, overrides, tiny, monkeypatch, tmp_path):
     _with_callback(monkeypatch, PoisonAt(step=4))
     with pytest.raises(TrainingStopped, match=r"non-finite training loss .* at step 4.*last good checkpoint: .*last\.ckpt"):
         run(compose(overrides, SHORT, tiny.dna))
-    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 3
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
 
@@ -97,7 +97,7 @@ class LastCheckpointSteps(pl.Callback):
         self.path, self.steps = path, []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.steps.append(torch.load(self.path, weights_only=False)["global_step"] if self.path.exists() else None)
+        self.steps.append(torch.load(self.path, weights_only=True)["global_step"] if self.path.exists() else None)
 
 
 def test_last_checkpoint_stays_current_when_the_metric_stops_improving(compose, overrides, tiny, monkeypatch, tmp_path):
@@ -108,6 +108,6 @@ def test_last_checkpoint_stays_current_when_the_metric_stops_improving(compose, 
     result = run(compose(overrides, SHORT, tiny.dna, "callbacks.model_checkpoint.monitor=step",
                          "callbacks.model_checkpoint.mode=min", "trainer.max_epochs=3", "trainer.max_steps=9",
                          "trainer.val_check_interval=2", "trainer.check_val_every_n_epoch=null"))
-    assert torch.load(result.best_checkpoint, weights_only=False)["global_step"] == 2
+    assert torch.load(result.best_checkpoint, weights_only=True)["global_step"] == 2
     assert probe.steps == [None, None, 2, 2, 4, 4, 6, 6, 8]
-    assert torch.load(result.last_checkpoint, weights_only=False)["global_step"] == 9
+    assert torch.load(result.last_checkpoint, weights_only=True)["global_step"] == 9

@@ -11,6 +11,7 @@ from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, Se
 
 from mamba_bio_audio.models.mixer_model import param_groups
 from mamba_bio_audio.pipelines.training.nets import net_spec
+from mamba_bio_audio.pipelines.training.plain_data import plain_data
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -57,7 +58,11 @@ class TrainingTask(pl.LightningModule):
         return loss
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Add ``net_spec``; keep the hyper-parameters plain data (the optimizer, a ``functools.partial``, is
+        not saved), so that ``weights_only=True`` reads the checkpoint back."""
         checkpoint["net_spec"] = net_spec(self.net)
+        if "hyper_parameters" in checkpoint:
+            checkpoint["hyper_parameters"] = plain_data(checkpoint["hyper_parameters"], "hyper_parameters")
 
     def configure_optimizers(self):
         weight_decay = float(getattr(self.make_optimizer, "keywords", {}).get("weight_decay", 0.0))
