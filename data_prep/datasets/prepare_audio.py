@@ -9,7 +9,9 @@ Two modes:
            the file name; Speech Commands' hash split (80/10/10) unless lists are given.
 
 Every file is decoded with soundfile, averaged to mono, resampled with soxr HQ to ``rate`` and tokenised with
-:func:`~mamba_bio_audio.data_prep.formats.audio_encode.encode_audio`. Hashing and decoding run on a process pool.
+the rules of :func:`~mamba_bio_audio.data_prep.formats.audio_encode.encode_audio`, block by block in bounded
+memory (:mod:`~mamba_bio_audio.data_prep.datasets.audio_record`: a long record reaches the writer as a temporary
+token file in the dataset's temporary folder). Hashing and decoding run on a process pool.
 The manifest records the tokenizer, every source with its sha256, the parameters, and per file its split,
 record index, label and what happened to it (silent, cut, clipped, skipped). A bad file stops the run with a
 ValueError naming it (``skip_bad=True`` logs it, records it as skipped and goes on); the dataset folder is
@@ -25,15 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mamba_bio_audio.data_prep.formats.audio_encode import NORMALIZE, QUANTIZATION, encode_audio
-from mamba_bio_audio.data_prep.formats.audio_io import RESAMPLER, AudioInfo, check_rate, load_mono, probe
+from mamba_bio_audio.data_prep.formats.audio_encode import NORMALIZE, QUANTIZATION
+from mamba_bio_audio.data_prep.formats.audio_io import RESAMPLER, AudioInfo, check_rate, probe
+from mamba_bio_audio.data_prep.datasets.audio_record import RecordTokens, encode_file
 from mamba_bio_audio.data_prep.datasets.audio_sources import (
     SPLITS, find_audio, label_name, natural_key, parse_percent, read_list, split_by_hash,
     split_by_lists, split_by_order,
 )
 from mamba_bio_audio.data_prep.datasets.parallel import ordered_map
 from mamba_bio_audio.data_prep.datasets.prepared import (
-    PreparedDataset, PreparedDatasetWriter, file_sha256, is_up_to_date, source_entry,
+    PreparedDataset, PreparedDatasetWriter, check_dataset_folder, file_sha256, is_up_to_date, source_entry,
 )
 from mamba_bio_audio.tokenizers import MuLawTokenizer
 
@@ -67,6 +70,7 @@ class _DecodeJob:
     normalize: str
     quantization: str
     clip_samples: int | None
+    spill_dir: str  # long records pass through temporary files here (the dataset's temporary folder)
 
 
 def _probe_job(path: Path) -> dict:
@@ -78,21 +82,22 @@ def _probe_job(path: Path) -> dict:
 
 
 def _decode_job(job: _DecodeJob) -> dict:
+    """-> {"record": RecordTokens} or {"error": message naming the file}; memory stays bounded (audio_record.py)."""
     try:
-        decoded = load_mono(job.path, job.rate, job.info)
+        record = encode_file(job.path, job.rate, job.normalize, job.quantization, info=job.info,
+                             clip_samples=job.clip_samples, spill_dir=job.spill_dir)
     except ValueError as err:
         return {"error": str(err)}
-    if job.normalize == "none" and decoded.input_peak > 1 and job.info.subtype in FLOAT_SUBTYPES:
-        return {"error": f"{job.path}: samples reach {decoded.input_peak:.4g}, beyond full scale [-1, 1] "
-                         f"(a float file?); use --normalize peak or minmax"}
-    samples = decoded.samples
-    cut = job.clip_samples is not None and samples.size > job.clip_samples
-    if cut:
-        samples = samples[: job.clip_samples]
-    if samples.size == 0:
-        return {"error": f"{job.path}: {job.info.frames} frames at {job.info.rate} Hz give no sample at {job.rate} Hz"}
-    encoded = encode_audio(samples, job.normalize, job.quantization)
-    return {"tokens": encoded.tokens, "silent": encoded.silent, "clipped": encoded.clipped, "cut": cut}
+    error = None
+    if job.normalize == "none" and record.input_peak > 1 and job.info.subtype in FLOAT_SUBTYPES:
+        error = (f"{job.path}: samples reach {record.input_peak:.4g}, beyond full scale [-1, 1] "
+                 f"(a float file?); use --normalize peak or minmax")
+    elif record.size == 0:
+        error = f"{job.path}: {job.info.frames} frames at {job.info.rate} Hz give no sample at {job.rate} Hz"
+    if error:
+        record.discard()
+        return {"error": error}
+    return {"record": record}
 
 
 def prepare_audio(
@@ -140,6 +145,8 @@ def prepare_audio(
 
     sources, splits, label_names, labels, split_policy = _plan(inputs, mode, split, valid_list, test_list,
                                                                label_from, labels)
+    # before probing: a folder that is not a dataset, or one holding an input, is refused at once
+    check_dataset_folder(out_dir, [*(s.path for s in sources), *inputs, valid_list, test_list])
     _warn_empty_splits(splits, split_policy, mode)
     probes = []
     for done, result in enumerate(ordered_map(_probe_job, [s.path for s in sources], workers), start=1):
@@ -160,17 +167,18 @@ def prepare_audio(
     if bad and not skip_bad:
         more = f" (and {len(bad) - 1} more bad files)" if len(bad) > 1 else ""
         raise ValueError(bad[0] + more)
-    jobs = [_DecodeJob(str(s.path), p["info"], rate, normalize, quantization, clip_samples)
-            for s, p in zip(sources, probes) if "info" in p]
     files: list[dict] = []  # filled while writing: the writer keeps this list and writes it into the manifest
     stats = {"seconds_in": 0.0, "silent_records": 0, "clipped_samples": 0, "cut_clips": 0, "skipped": 0}
     audio = {"rate": rate, "mode": mode, "clip_samples": clip_samples, "labels": labels, "stats": stats}
     tokenizer = MuLawTokenizer(bits=8, quantization=quantization, normalize=normalize).config()
     skipped = []
     label_ids = {name: i for i, name in enumerate(labels or [])}
-    with (contextlib.closing(ordered_map(_decode_job, jobs, workers)) as decoded,
-          PreparedDatasetWriter(out_dir, "audio", tokenizer, source_entries, parameters, labelled=mode == "clips",
-                                extra={"audio": audio, "files": files, **(extra or {})}) as writer):
+    # the pool is closed (its running jobs finished) before the writer keeps or discards its temporary folder
+    with (PreparedDatasetWriter(out_dir, "audio", tokenizer, source_entries, parameters, labelled=mode == "clips",
+                                extra={"audio": audio, "files": files, **(extra or {})}) as writer,
+          contextlib.closing(ordered_map(_decode_job, [
+              _DecodeJob(str(s.path), p["info"], rate, normalize, quantization, clip_samples, str(writer.folder))
+              for s, p in zip(sources, probes) if "info" in p], workers)) as decoded):
         split_writers = {name: writer.split(name) for name in SPLITS}
         for done, (source, probed, split_name, label) in enumerate(zip(sources, probes, splits, label_names), 1):
             progress("decode", done - 1, len(sources))
@@ -185,15 +193,20 @@ def prepare_audio(
                 files.append({**entry, "skipped": result["error"]})
                 continue
             info: AudioInfo = probed["info"]
-            record = split_writers[split_name].add(result["tokens"], label_ids.get(label))
-            files.append({**entry, "record": record, "rate_in": info.rate, "channels": info.channels,
+            tokens: RecordTokens = result["record"]
+            split = split_writers[split_name]
+            label_id = label_ids.get(label)
+            # a long record comes as a temporary token file: copied in blocks, never mapped whole
+            index = split.add(tokens.tokens, label_id) if tokens.path is None else split.add_file(tokens.path, label_id)
+            tokens.discard()
+            files.append({**entry, "record": index, "rate_in": info.rate, "channels": info.channels,
                           "subtype": info.subtype, "seconds_in": round(info.seconds, 6),
-                          "samples": int(result["tokens"].size), "silent": result["silent"], "cut": result["cut"],
-                          "clipped": result["clipped"]})
+                          "samples": tokens.size, "silent": tokens.silent, "cut": tokens.cut,
+                          "clipped": tokens.clipped})
             stats["seconds_in"] += info.seconds
-            stats["silent_records"] += result["silent"]
-            stats["clipped_samples"] += result["clipped"]
-            stats["cut_clips"] += result["cut"]
+            stats["silent_records"] += tokens.silent
+            stats["clipped_samples"] += tokens.clipped
+            stats["cut_clips"] += tokens.cut
         progress("decode", len(sources), len(sources))
         if stats["skipped"] == len(sources):
             raise ValueError(f"every input file was bad; nothing to prepare (first: {skipped[0][1]})")

@@ -23,6 +23,7 @@ import hashlib
 import json
 import mmap
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -103,9 +104,22 @@ class _SplitWriter:
         if self.labelled != (label is not None):
             raise ValueError(f"split {self.name!r}: every record needs a label, or none does")
         self._fh.write(memoryview(tokens))
-        record = (self.n_tokens, tokens.size) if label is None else (self.n_tokens, tokens.size, int(label))
+        return self._record(tokens.size, label)
+
+    def add_file(self, path: str | Path, label: int | None = None) -> int:
+        """Append one record whose tokens are the raw uint8 bytes of file ``path``, copied in blocks (a record
+        of any length in constant memory); returns its index."""
+        if self.labelled != (label is not None):
+            raise ValueError(f"split {self.name!r}: every record needs a label, or none does")
+        with open(path, "rb") as src:
+            shutil.copyfileobj(src, self._fh, 1 << 20)
+            size = src.tell()
+        return self._record(size, label)
+
+    def _record(self, size: int, label: int | None) -> int:
+        record = (self.n_tokens, size) if label is None else (self.n_tokens, size, int(label))
         self._records.append(record)
-        self.n_tokens += tokens.size
+        self.n_tokens += size
         return len(self._records) - 1
 
     def close(self, folder: Path) -> dict:

@@ -13,6 +13,7 @@ SaShiMi's formula would map it to all 0, the most negative code, which is a loud
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,23 +38,49 @@ class Encoded:
     clipped: int
 
 
-def encode_audio(samples: np.ndarray, normalize: str = "minmax", quantization: str = "mu-law") -> Encoded:
-    """samples: float (n,), finite. Returns uint8 tokens (n,) in 0..255."""
+class Levels:
+    """Running extremes of one record fed block by block (float (n,) arrays): ``lo``, ``hi``, ``size`` and
+    ``over`` (samples with |x| > 1). What a normalisation needs to know before the first token is encoded."""
+
+    def __init__(self) -> None:
+        self.lo, self.hi, self.size, self.over = math.inf, -math.inf, 0, 0
+
+    def update(self, x: np.ndarray) -> None:
+        if x.size == 0:
+            return
+        self.lo = min(self.lo, float(x.min()))
+        self.hi = max(self.hi, float(x.max()))
+        self.size += x.size
+        self.over += int(np.count_nonzero(np.abs(x) > 1))
+
+    @property
+    def silent(self) -> bool:
+        """The record is constant (or empty)."""
+        return self.size == 0 or self.lo == self.hi
+
+    def clipped(self, normalize: str) -> int:
+        """Samples clipped to [-1, 1] by the encoding: the overshoot under ``none``, nothing otherwise."""
+        return self.over if normalize == "none" else 0
+
+
+def check_policy(normalize: str, quantization: str) -> None:
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize must be one of {NORMALIZE}; got {normalize!r}")
     if quantization not in QUANTIZATION:
         raise ValueError(f"quantization must be one of {QUANTIZATION}; got {quantization!r}")
-    x = np.asarray(samples)
-    if x.ndim != 1:
-        raise ValueError(f"samples must be 1-D; got shape {x.shape}")
+
+
+def encode_block(x: np.ndarray, levels: Levels, normalize: str = "minmax", quantization: str = "mu-law") -> np.ndarray:
+    """Encode one block (float (n,)) of a record whose ``levels`` cover the whole record: uint8 (n,).
+
+    Every operation is per sample, so encoding a record block by block gives the tokens of
+    :func:`encode_audio` on the whole record, bit for bit, whatever the block boundaries.
+    """
     tokens = np.empty(x.size, np.uint8)
-    if x.size == 0:
-        return Encoded(tokens, True, 0)
-    lo, hi = float(x.min()), float(x.max())
-    if lo == hi and normalize != "none":
+    if levels.silent and normalize != "none":
         tokens.fill(MU_LAW_START_TOKEN)
-        return Encoded(tokens, True, 0)
-    clipped = int(np.count_nonzero(np.abs(x) > 1)) if normalize == "none" else 0
+        return tokens
+    lo, hi = levels.lo, levels.hi
     peak = max(abs(lo), abs(hi))
     encode = mu_law_encode if quantization == "mu-law" else linear_encode
     for start in range(0, x.size, _CHUNK):
@@ -65,4 +92,15 @@ def encode_audio(samples: np.ndarray, normalize: str = "minmax", quantization: s
         else:
             np.clip(chunk, -1.0, 1.0, out=chunk)
         tokens[start : start + chunk.size] = encode(chunk, bits=BITS)
-    return Encoded(tokens, lo == hi, clipped)
+    return tokens
+
+
+def encode_audio(samples: np.ndarray, normalize: str = "minmax", quantization: str = "mu-law") -> Encoded:
+    """samples: float (n,), finite. Returns uint8 tokens (n,) in 0..255."""
+    check_policy(normalize, quantization)
+    x = np.asarray(samples)
+    if x.ndim != 1:
+        raise ValueError(f"samples must be 1-D; got shape {x.shape}")
+    levels = Levels()
+    levels.update(x)
+    return Encoded(encode_block(x, levels, normalize, quantization), levels.silent, levels.clipped(normalize))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -87,43 +88,62 @@ class Decoded:
     input_peak: float
 
 
-def load_mono(path: str | Path, rate: int, info: AudioInfo | None = None) -> Decoded:
-    """Decode ``path`` block by block, average the channels and resample with soxr (HQ) to ``rate``.
+class MonoStream:
+    """Iterate over ``path`` as float32 (n,) mono blocks at ``rate``: decoded ``BLOCK_FRAMES`` frames at a time,
+    channels averaged, resampled with one stateful soxr (HQ) stream, so the blocks joined are exactly what
+    :func:`load_mono` returns and memory holds one block, whatever the length of the file.
 
-    Memory holds the output and one input block, so long recordings at high rates stay cheap.
-    Raises ValueError naming the file for NaN / inf samples (with the first bad frame) and for files that
-    end before the frame count their header declares (truncated FLAC, AIFF, ...).
+    ``input_peak`` (max |sample| of the input before down-mix and resampling) covers the blocks read so far.
+    Iterating raises ValueError naming the file for NaN / inf samples (with the first bad frame) and for files
+    that end before the frame count their header declares (truncated FLAC, AIFF, ...).
     """
-    path = Path(path)
-    rate = check_rate(rate)
-    info = info or probe(path)
-    stream = None if info.rate == rate else soxr.ResampleStream(info.rate, rate, 1, dtype="float32", quality="HQ")
-    pieces: list[np.ndarray] = []
-    peak = 0.0
-    frame = 0
-    try:
-        with sf.SoundFile(str(path)) as fh:
-            while True:
-                block = fh.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    break
-                block_peak = max(float(block.max()), -float(block.min()))  # NaN or inf if any sample is
-                if not np.isfinite(block_peak):
-                    bad = frame + int(np.argmin(np.isfinite(block).all(axis=1)))
-                    raise ValueError(f"{path}: NaN or inf sample at frame {bad} ({bad / info.rate:.3f} s)")
-                peak = max(peak, block_peak)
-                mono = block[:, 0] if info.channels == 1 else _downmix(block)
-                pieces.append(mono if stream is None else stream.resample_chunk(mono))
-                frame += block.shape[0]
-    except sf.SoundFileError as err:
-        raise ValueError(f"{path}: decoding failed after frame {frame} ({_reason(err)}): "
-                         f"the file is truncated or corrupt") from None
-    if frame < info.frames:
-        raise ValueError(f"{path}: truncated: the header declares {info.frames} frames, decoding gave {frame}")
-    if stream is not None:
-        pieces.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+
+    def __init__(self, path: str | Path, rate: int, info: AudioInfo | None = None):
+        self.path = Path(path)
+        self.rate = check_rate(rate)
+        self.info = info or probe(self.path)
+        self.input_peak = 0.0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        path, info = self.path, self.info
+        stream = None if info.rate == self.rate else soxr.ResampleStream(info.rate, self.rate, 1, dtype="float32",
+                                                                          quality="HQ")
+        frame = 0
+        try:
+            with sf.SoundFile(str(path)) as fh:
+                while True:
+                    block = fh.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    if block.shape[0] == 0:
+                        break
+                    block_peak = max(float(block.max()), -float(block.min()))  # NaN or inf if any sample is
+                    if not np.isfinite(block_peak):
+                        bad = frame + int(np.argmin(np.isfinite(block).all(axis=1)))
+                        raise ValueError(f"{path}: NaN or inf sample at frame {bad} ({bad / info.rate:.3f} s)")
+                    self.input_peak = max(self.input_peak, block_peak)
+                    frame += block.shape[0]
+                    mono = block[:, 0] if info.channels == 1 else _downmix(block)
+                    del block
+                    out = mono if stream is None else stream.resample_chunk(mono)
+                    if out.size:
+                        yield out
+        except sf.SoundFileError as err:
+            raise ValueError(f"{path}: decoding failed after frame {frame} ({_reason(err)}): "
+                             f"the file is truncated or corrupt") from None
+        if frame < info.frames:
+            raise ValueError(f"{path}: truncated: the header declares {info.frames} frames, decoding gave {frame}")
+        if stream is not None:
+            out = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+            if out.size:
+                yield out
+
+
+def load_mono(path: str | Path, rate: int, info: AudioInfo | None = None) -> Decoded:
+    """The whole of :class:`MonoStream` in memory: for short files (clips, prompts); long recordings go
+    through the stream block by block (``data_prep/datasets/audio_record.py``)."""
+    stream = MonoStream(path, rate, info)
+    pieces = list(stream)
     samples = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-    return Decoded(np.ascontiguousarray(samples, dtype=np.float32), info, peak)
+    return Decoded(np.ascontiguousarray(samples, dtype=np.float32), stream.info, stream.input_peak)
 
 
 def _downmix(block: np.ndarray) -> np.ndarray:
