@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mamba_bio_audio.atomic import folder_lock
 from mamba_bio_audio.data_prep.formats.audio_encode import NORMALIZE, QUANTIZATION
 from mamba_bio_audio.data_prep.datasets.prepare_audio import MODES, prepare_audio
 from mamba_bio_audio.pipelines.commands.progress import file_progress, phase_callback
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     labels = [name.strip() for name in args.labels.split(",") if name.strip()] if args.labels else None
-    with file_progress(disable=args.no_progress) as bar:
+    with folder_lock(args.out), file_progress(disable=args.no_progress) as bar:  # one writer of --out at a time
         result = prepare_audio(
             args.inputs, args.out, mode=args.mode, rate=args.rate, normalize=args.normalize,
             quantization=args.quantization, split=args.split, valid_list=args.valid_list, test_list=args.test_list,
