@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     parser.add_argument("--save-samples", type=Path, default=None,
-                        help="with --checkpoint: write the drawn clips here as WAVs (clip_NNN.wav)")
+                        help="with --checkpoint: write the drawn clips here as WAVs (clip_NNN.wav); a folder "
+                             "that holds anything else is refused")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file (default: benchmarks/results/audio_metrics_<UTC stamp>.json)")
@@ -92,7 +93,9 @@ def clip_name(index: int) -> str:
 def draw_clips(checkpoint: Path, n: int, clip_samples: int, sample_rate: int, save: Path | None,
                **knobs) -> tuple[np.ndarray, dict]:
     """(waves (n, clip_samples) float32, record) drawn from a generative mu-law model; WAVs into ``save``."""
+    from mamba_bio_audio.atomic import atomic_dir
     from mamba_bio_audio.audio_generation import sample_audio
+    from mamba_bio_audio.pipelines.commands.output_folders import DRAWN_CLIPS_FOLDER
     from mamba_bio_audio.pipelines.reporting.audio_out import write_wav
     from mamba_bio_audio.pipelines.training.nets import load_net
     from mamba_bio_audio.tokenizers import mu_law_decode
@@ -103,10 +106,10 @@ def draw_clips(checkpoint: Path, n: int, clip_samples: int, sample_rate: int, sa
     started = time.perf_counter()
     drawn = sample_audio(net, n, clip_samples, **knobs)
     seconds = time.perf_counter() - started
-    if save is not None:
-        save.mkdir(parents=True, exist_ok=True)
-        for i, pcm in enumerate(drawn.waveforms()):
-            write_wav(save / clip_name(i), pcm, sample_rate)
+    if save is not None:  # the folder holds this draw's clips only, none of an earlier one
+        with atomic_dir(save, replaces=DRAWN_CLIPS_FOLDER) as folder:
+            for i, pcm in enumerate(drawn.waveforms()):
+                write_wav(folder / clip_name(i), pcm, sample_rate)
     bits = (-drawn.log_likelihood / clip_samples / np.log(2)).numpy()
     record = {"checkpoint": str(checkpoint), "n": n, **knobs, "sampling_s": seconds,
               "samples_per_s": n * clip_samples / seconds, "bits_per_sample_mean": float(bits.mean()),
@@ -125,6 +128,22 @@ def _classifier_summary(folder: Path, report: dict, real_test_accuracy: float, m
             "trained_on_this_dataset": matches}
 
 
+def check_output_folders(args) -> None:
+    """Refuse (FolderRefused, a ValueError) before any work a ``--save-samples`` folder that is not new, empty
+    or of drawn clips, and with ``--train-classifier`` a classifier folder that is not new, empty or a digit
+    classifier's; neither may hold an input."""
+    from mamba_bio_audio.folder_kinds import check_folder
+    from mamba_bio_audio.pipelines.commands.output_folders import DRAWN_CLIPS_FOLDER
+
+    inputs = (args.real, args.samples, args.checkpoint)
+    if args.save_samples is not None:
+        if args.checkpoint is None:
+            raise ValueError("--save-samples writes the clips drawn with --checkpoint; give --checkpoint")
+        check_folder(args.save_samples, DRAWN_CLIPS_FOLDER, inputs)
+    if args.train_classifier:
+        check_folder(args.classifier or args.real / dc.DEFAULT_FOLDER, dc.CLASSIFIER_FOLDER, inputs)
+
+
 def run(args) -> int:
     from mamba_bio_audio.data_prep.datasets.prepared import MANIFEST, file_sha256
     from mamba_bio_audio.pipelines.evaluation.audio_metrics import set_metrics
@@ -134,6 +153,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.n < 2:
         raise ValueError(f"--n must be at least 2 (FID fits a covariance); got {args.n}")
+    check_output_folders(args)
     started, load_before = time.perf_counter(), load_average()
     ds, labels, clip_samples, rate = dc.dataset_info(args.real)
     folder = args.classifier or ds.path / dc.DEFAULT_FOLDER

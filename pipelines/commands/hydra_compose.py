@@ -2,7 +2,8 @@
 
 Used by the training subcommands instead of ``@hydra.main`` so that mistakes read as one line: an unknown
 ``experiment=`` lists the available ones, an override of the wrong type names the expected type, and a
-run folder is fixed once per run (DDP worker processes inherit it through ``RUN_DIR_ENV``).
+run folder is fixed once per run (DDP worker processes inherit it through ``RUN_DIR_ENV``); a run folder named
+by the clock is created by the run that claims it, under a free name.
 
 The run keys of ``train.yaml``, ``paths``, ``trainer`` and ``task.scheduler`` are typed by the structured
 configs of :mod:`.config_schemas`, so Hydra rejects an override of the wrong type there. Keys no schema declares
@@ -10,6 +11,7 @@ configs of :mod:`.config_schemas`, so Hydra rejects an override of the wrong typ
 """
 from __future__ import annotations
 
+import copy
 import os
 import typing
 from dataclasses import is_dataclass
@@ -138,19 +140,47 @@ def _check_types(defaults: DictConfig, overrides) -> None:
                 break
 
 
-def _fix_run_dir(cfg: DictConfig) -> None:
+_CLAIM_TRIES = 1000
+
+
+def _claim_free(path: str) -> str:
+    """Create the folder ``path`` with an exclusive mkdir, or ``path-1``, ``path-2``, ... when another run
+    took it first (two runs started in the same second); return the name created."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    for n in range(_CLAIM_TRIES):
+        candidate = path if n == 0 else f"{path}-{n}"
+        try:
+            os.mkdir(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise ValueError(f"{path}: no free run folder name among {path}-1 ... -{_CLAIM_TRIES - 1}; "
+                     "set paths.output_dir=...")
+
+
+def _fix_run_dir(cfg: DictConfig) -> bool:
+    """Fix ``paths.output_dir`` to one name (a DDP worker takes its parent's); True when the name comes from
+    the clock (an interpolation of ``${now:...}``, the default) rather than from the user."""
     if "paths" not in cfg or "output_dir" not in cfg.paths:
-        return
+        return False
     if RUN_DIR_ENV in os.environ and os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP worker: the parent's folder
         cfg.paths.output_dir = os.environ[RUN_DIR_ENV]
-        return
+        return False
     if not OmegaConf.has_resolver("now"):
         OmegaConf.register_new_resolver("now", lambda pattern: datetime.now().strftime(pattern), use_cache=True)
+    from_clock = "${now:" in str(OmegaConf.to_container(cfg.paths, resolve=False)["output_dir"])
     os.environ[RUN_DIR_ENV] = cfg.paths.output_dir = str(cfg.paths.output_dir)
+    return from_clock
 
 
-def compose(config_name: str, overrides: list[str]) -> DictConfig:
+def compose(config_name: str, overrides: list[str], *, claim_run_dir: bool = False) -> DictConfig:
     """The composed, resolved config ``configs/<config_name>.yaml`` with ``overrides`` applied.
+
+    With ``claim_run_dir`` (when the config is about to run), a ``paths.output_dir`` named by the clock (the
+    default, ``.../runs/<date>_<time>``) is created here with an exclusive mkdir, taking ``<name>-1``,
+    ``<name>-2``, ... when another run holds the name, so two runs never share a folder by accident. A folder
+    named by the user is left to :func:`~.output_folders.check_run_folder` (a resume continues in it). Without
+    it (``--cfg``) nothing is created.
 
     Raises ValueError with a one-line message for an unknown option, a malformed override, a value of the
     wrong type or a missing mandatory value."""
@@ -161,7 +191,8 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
     if untyped:
         groups_only = [o.input_line for o in parsed if _is_group(o.key_or_group)]
         _check_types(_compose(config_name, groups_only), untyped)
-    _fix_run_dir(cfg)
+    from_clock = _fix_run_dir(cfg)
+    unresolved = copy.deepcopy(cfg)
     try:
         OmegaConf.resolve(cfg)
     except Exception as err:  # omegaconf's interpolation and missing-value errors
@@ -169,4 +200,10 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ValueError(f"missing value for {', '.join(missing)}: set it on the command line ({missing[0]}=...)")
+    if claim_run_dir and from_clock:  # last, so that a config error leaves no folder behind
+        claimed = _claim_free(cfg.paths.output_dir)
+        if claimed != cfg.paths.output_dir:  # every path under it follows
+            os.environ[RUN_DIR_ENV] = unresolved.paths.output_dir = claimed
+            OmegaConf.resolve(unresolved)
+            cfg = unresolved
     return cfg

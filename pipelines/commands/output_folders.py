@@ -5,6 +5,7 @@ starts: a folder is used only when absent, empty or of its own kind (see :mod:`m
   ``csv/``, ``tensorboard/`` and ``lightning_logs/``, ``samples/`` of the audio callback, ``export/`` (a model
   export), ``metrics.json`` and ``config.yaml``;
 * a sample folder (``sample out=``): ``clip_NN.wav`` / ``clip_NN.png``, ``samples.fa``, ``samples.json``;
+* a drawn-clips folder (``evaluate-audio --save-samples``): ``clip_NNN.wav`` only, replaced as a whole;
 * a quickstart folder (``quickstart --out``): ``report.md``, ``metrics.json``, the two figures, ``runs/{dna,
   species,audio}/`` run folders and the ``audio/`` and ``dna/`` sample folders.
 """
@@ -22,6 +23,7 @@ RUN_FOLDER = layout_kind(
              "export": MODEL_EXPORT})
 SAMPLE_FOLDER = layout_kind("a sample folder", files=("clip_[0-9]*.wav", "clip_[0-9]*.png", "samples.fa",
                                                       "samples.json", TEMPORARIES))
+DRAWN_CLIPS_FOLDER = layout_kind("a folder of drawn clips (clip_NNN.wav)", files=("clip_[0-9]*.wav",))
 QUICKSTART_PHASES = ("dna", "species", "audio")
 QUICKSTART_FOLDER = layout_kind(
     "a quickstart folder", files=("report.md", "metrics.json", "loss_curves.png", "confusion.png", TEMPORARIES),

@@ -19,15 +19,17 @@ def add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
 
 
 def compose_checked(args, defaults: list[str], task_target: str | None, command: str):
-    """The composed config, after ``defaults`` (applied first, so the user's overrides win); None when
-    ``--cfg`` or ``--list`` printed something instead."""
+    """The composed config, after ``defaults`` (applied first, so the user's overrides win), its run folder
+    claimed when the clock names it (see ``hydra_compose.compose``); None when ``--cfg`` or ``--list`` printed
+    something instead (nothing is created then)."""
     from mamba_bio_audio.pipelines.commands.hydra_compose import available, compose
 
     if args.list:
         print("\n".join(available("experiment")))
         return None
     user_keys = {o.split("=", 1)[0].lstrip("+~") for o in args.overrides}
-    cfg = compose("train", [d for d in defaults if d.split("=", 1)[0] not in user_keys] + list(args.overrides))
+    overrides = [d for d in defaults if d.split("=", 1)[0] not in user_keys] + list(args.overrides)
+    cfg = compose("train", overrides)
     allowed = {LM_TASK, MASKED_LM_TASK} if task_target == LM_TASK else {task_target}
     if task_target is not None and cfg.task._target_ not in allowed:
         kind = "a causal LM" if task_target == LM_TASK else "a sequence classifier"
@@ -36,7 +38,8 @@ def compose_checked(args, defaults: list[str], task_target: str | None, command:
     if args.cfg:
         print(OmegaConf.to_yaml(cfg))
         return None
-    return cfg
+    # composed again to run: a run folder named by the clock is created now, under a name no other run holds
+    return compose("train", overrides, claim_run_dir=True)
 
 
 def report(result) -> None:

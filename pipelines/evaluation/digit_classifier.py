@@ -36,6 +36,7 @@ from torch.nn import functional as F
 
 from mamba_bio_audio.atomic import atomic_path, write_text_atomic
 from mamba_bio_audio.data_prep.datasets.prepared import MANIFEST, PreparedDataset, file_sha256
+from mamba_bio_audio.folder_kinds import FolderKind, check_folder, layout_kind
 from mamba_bio_audio.tokenizers import MU_LAW_START_TOKEN, mu_law_decode
 
 CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE = "config.json", "model.safetensors", "training.json"
@@ -404,16 +405,47 @@ def train_classifier(dataset: str | Path, out: str | Path | None = None, train: 
 # folder
 
 
+def _classifier_config(path: Path) -> bool:
+    try:
+        ClassifierConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, UnicodeDecodeError, TypeError, ValueError, KeyError):
+        return False
+    return True
+
+
+_CLASSIFIER_LAYOUT = layout_kind("a digit classifier folder",
+                                 files=(CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE, ".*.tmp"))  # .tmp: a cut write
+
+
+def _classifier_foreign(path: Path) -> str | None:
+    why = _CLASSIFIER_LAYOUT.foreign(path)
+    if why is None and (path / CONFIG_FILE).exists() and not _classifier_config(path / CONFIG_FILE):
+        why = "its config.json is not that of a digit classifier"
+    if why is None and not (path / CONFIG_FILE).exists() and (path / WEIGHTS_FILE).exists():
+        why = f"it holds a {WEIGHTS_FILE} without a digit classifier's {CONFIG_FILE}"
+    return why
+
+
+CLASSIFIER_FOLDER = FolderKind(f"a digit classifier folder ({CONFIG_FILE}, {WEIGHTS_FILE}, {TRAINING_FILE})",
+                               _classifier_foreign)
+"""What ``save_classifier`` writes into: a new or empty folder, or one holding only a classifier's files."""
+
+
 def save_classifier(model: DigitClassifier, folder: str | Path, report: dict) -> Path:
-    """Write ``model.safetensors``, ``config.json`` and ``training.json`` into ``folder``, each atomically."""
+    """Write ``config.json``, ``model.safetensors`` and ``training.json`` into ``folder``, each atomically;
+    FolderRefused (a ValueError) before writing for a folder that is not :data:`CLASSIFIER_FOLDER`."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
+    check_folder(folder, CLASSIFIER_FOLDER)
     folder.mkdir(parents=True, exist_ok=True)
+    # training.json goes first and comes back last: a save cut short leaves a folder that load_classifier
+    # refuses (training.json is missing), never a new config beside the previous weights
+    (folder / TRAINING_FILE).unlink(missing_ok=True)
+    write_text_atomic(folder / CONFIG_FILE, json.dumps(model.config.to_dict(), indent=2) + "\n")
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     write_text_atomic(folder / TRAINING_FILE, json.dumps(report, indent=1) + "\n")
-    write_text_atomic(folder / CONFIG_FILE, json.dumps(model.config.to_dict(), indent=2) + "\n")
     return folder
 
 

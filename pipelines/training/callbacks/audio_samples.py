@@ -11,13 +11,22 @@ from mamba_bio_audio.pipelines.reporting.audio_out import plot_clip, write_wav
 
 class AudioSamples(pl.Callback):
     """After every ``every_n_validations``-th validation, ``n`` clips of ``seconds`` (seeded, so epochs compare)
-    go to ``<run>/samples/step_XXXXXX_i.{wav,png}`` (waveform + spectrogram), on global rank 0 only."""
+    go to ``<run>/samples/step_XXXXXX_i.{wav,png}`` (waveform + spectrogram), on global rank 0 only. The count
+    of validations travels with the checkpoint, so a resumed run draws at the steps an uninterrupted one would."""
 
     def __init__(self, every_n_validations: int = 1, n: int = 1, seconds: float = 1.0, sample_rate: int = 16000,
                  seed: int = 0):
         self.every_n_validations, self.n, self.seconds = every_n_validations, n, seconds
         self._validations = 0
         self.sample_rate, self.seed = sample_rate, seed
+
+    def state_dict(self) -> dict:
+        """``{"validations": int}``: plain data, so a resumed run keeps the cadence (checkpoints load with
+        ``torch.load(weights_only=True)``)."""
+        return {"validations": self._validations}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._validations = int(state_dict.get("validations", 0))
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero or trainer.fast_dev_run:
