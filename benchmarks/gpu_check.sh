@@ -7,8 +7,8 @@
 #
 # OUT_DIR defaults to $OUT (the device machine's returned folder, packed) or benchmarks/results/gpu_check_<stamp>.
 # --dry-run: every stage on the CPU at tiny shapes (the test suite runs it). PYTHON picks the interpreter
-# (default: python3). Details: pipelines/bench/gpu_check.py.
+# (default: python3). Details: benchmarks/gpu_check.py.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-exec "${PYTHON:-python3}" -P "$repo/pipelines/bench/gpu_check.py" "$@"
+exec "${PYTHON:-python3}" -P "$repo/benchmarks/gpu_check.py" "$@"

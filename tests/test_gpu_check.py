@@ -1,5 +1,6 @@
 """``benchmarks/gpu_check.sh --dry-run``: every stage of the GPU run at tiny shapes on the CPU, in one run with one
 stage failing on purpose; and the stage runner's limits (time, missing packages)."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -10,9 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from mamba_bio_audio.pipelines.bench import gpu_check
-
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_gpu_check():
+    """``benchmarks/gpu_check.py``, loaded from its file: it is a script beside the package, not part of it."""
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+gpu_check = _load_gpu_check()
 FAILING = "gpu_tests"
 # figures a CPU dry run measures (CUDA graphs and the GPU-shape tests cannot run there; FAILING fails on purpose)
 CPU_FIGURES = [f.key for f in gpu_check.FIGURES if f.stage != FAILING and "cuda_graph" not in f.key]
@@ -104,8 +115,7 @@ def test_a_stage_whose_packages_are_missing_is_skipped(tmp_path):
     assert cuda_less["status"] == "skipped" and "no CUDA device" in cuda_less["reason"]
 
 
-def test_the_gpu_plan_fits_eight_minutes():
-    assert sum(stage.limit_s for stage in gpu_check.STAGES) <= 8 * 60
+def test_the_gpu_plan_measures_the_targets_shapes_first():
     scan = gpu_check.scan_shapes(gpu_check.GPU_PLAN).split(",")
     assert scan[0] == "8x2048x16x2048:bf16" and scan[1] == "1x1024x16x65536:bf16"  # the targets' shapes first
     assert sorted(scan[1:], key=lambda s: int(s[10:-5])) == [f"1x1024x16x{2 ** k}:bf16" for k in range(10, 19)]

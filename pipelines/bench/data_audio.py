@@ -10,11 +10,9 @@ slows every figure.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +20,7 @@ import soundfile as sf
 import soxr
 from mamba_bio_audio.data_prep.datasets.parallel import default_workers
 from mamba_bio_audio.data_prep.datasets.prepare_audio import prepare_audio
-from mamba_bio_audio.pipelines.reporting.bench_results import (
-    host_info,
-    load_average,
-    write_result,
-)
+from mamba_bio_audio.pipelines.reporting.bench_results import start, write_result
 
 # name -> (container, sample rate, channels)
 INPUTS = {
@@ -90,7 +84,7 @@ def run(args) -> int:
     if not args.minutes > 0 or not args.file_seconds > 0 or args.repeats < 1:
         raise ValueError("--minutes and --file-seconds must be > 0 and --repeats >= 1")
     workers = args.workers or default_workers()
-    load_before = load_average()
+    run_start = start()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-data-audio-") as tmp:
         for name in names:
@@ -112,15 +106,11 @@ def run(args) -> int:
             print(f"{name:16s} {audio_s / 60:6.1f} min  wall {statistics.median(walls):7.2f} s  "
                   f"{statistics.median(rtf):7.0f}x real time (best {max(rtf):.0f}x)", flush=True)
     report = {
-        "benchmark": "data-audio",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": host_info() | {"usable_cores": default_workers(), "loadavg_before": load_before},
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, "soundfile": sf.__version__,
-                     "libsndfile": sf.__libsndfile_version__, "soxr": soxr.__version__},
-        "parameters": {"output": "16000 Hz mono 8-bit mu-law, minmax, soxr HQ", "workers": workers,
+        "parameters": {"usable_cores": default_workers(), "libsndfile": sf.__libsndfile_version__,
+                       "output": "16000 Hz mono 8-bit mu-law, minmax, soxr HQ", "workers": workers,
                        "minutes_per_input": args.minutes, "file_seconds": args.file_seconds,
                        "repeats": args.repeats, "seed": args.seed, "target_rtf": TARGET_RTF},
         "results": results,
     }
-    write_result(args.out_dir, "data_audio", report)
+    write_result(args.out_dir, "data_audio", report, started=run_start)
     return 0

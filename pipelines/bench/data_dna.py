@@ -14,15 +14,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +26,7 @@ from Bio import bgzf
 from mamba_bio_audio.data_prep.datasets.dna_windows import DnaWindowDataset
 from mamba_bio_audio.data_prep.datasets.parallel import default_workers
 from mamba_bio_audio.data_prep.datasets.prepared import file_sha256
-from mamba_bio_audio.pipelines.reporting.bench_results import (
-    host_info,
-    load_average,
-    write_result,
-)
+from mamba_bio_audio.pipelines.reporting.bench_results import start, write_result
 
 TARGETS_MB_S = {"plain": 100.0, "gzip": 40.0, "bgzf": 40.0, "windows": 200.0}
 FORMATS = ("plain", "gzip", "bgzf")
@@ -109,13 +101,6 @@ def _timed_prepare(source: Path, out: Path, workers: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _median_best(values: list[float]) -> tuple[float, float]:
     return round(statistics.median(values), 1), round(max(values), 1)
 
@@ -126,7 +111,7 @@ def run(args) -> int:
         raise ValueError(f"--formats takes a comma-separated subset of {FORMATS}")
     if not args.size_mb > 0 or args.repeats < 1 or args.windows < 1:
         raise ValueError("--size-mb must be > 0, --repeats and --windows >= 1")
-    load_before = load_average()
+    run_start = start()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-data-dna-", dir=args.work_dir) as tmp:
         tmp = Path(tmp)
@@ -174,15 +159,10 @@ def run(args) -> int:
             print(f"windows {scheme:8s} {n} x {args.seq_len} tokens: median {statistics.median(speeds):7.1f} MB/s "
                   f"of tokens (best {max(speeds):.1f})", flush=True)
     report = {
-        "benchmark": "data-dna",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": host_info() | {"usable_cores": default_workers(), "loadavg_before": load_before,
-                                  "loadavg_after": load_average()},
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, "zlib": zlib.ZLIB_RUNTIME_VERSION,
-                     "isal": _version("isal")},  # None: gzip/BGZF decompressed by zlib
-        "parameters": {"size_mb": args.size_mb, "workers": args.workers or min(4, default_workers()),
+        "parameters": {"usable_cores": default_workers(), "size_mb": args.size_mb,
+                       "workers": args.workers or min(4, default_workers()),
                        "repeats": args.repeats, "seed": args.seed, "compresslevel": 6},
         "results": results,
     }
-    write_result(args.out_dir, "data_dna", report)
+    write_result(args.out_dir, "data_dna", report, started=run_start)
     return 0

@@ -7,7 +7,8 @@
   parameters, their gradients and the chunk states a kernel may save are left out: a floor, not a model of one
   kernel.
 * **Exponential floor**: batch · d_inner · L · N exp2 evaluations forward, twice that forward+backward (the
-  backward evaluates them again), over the exp2 rate of a kernel that does little else (:mod:`.exp2_rate`, on
+  backward evaluates them again), over the exp2 rate of a kernel that does little else
+  (``kernels/probes/exp2_rate.py``, through ``ops.probe``, on
   CUDA or under Triton's interpreter), or of ``torch.exp2`` over one buffer where Triton cannot run.
 
 A time's multiple of the floor is time / max(bandwidth floor, exponential floor); 1 is the physical limit.
@@ -18,6 +19,7 @@ import os
 
 import torch
 
+from mamba_bio_audio import ops
 from mamba_bio_audio.pipelines.bench.timing import median_seconds
 
 COPY_BYTES = {"cuda": 1 << 30, "cpu": 1 << 26}  # one buffer, far beyond every cache
@@ -46,8 +48,7 @@ def _triton_runs(device: torch.device) -> bool:
 def exp2_rate(device: torch.device, repeats: int = 5) -> dict:
     """exp2 evaluations per second on ``device`` and how they were measured."""
     if _triton_runs(device):
-        from mamba_bio_audio.pipelines.bench.exp2_rate import exp2_chain
-
+        exp2_chain = ops.probe("exp2_rate.exp2_chain")
         kind = "cuda" if device.type == "cuda" else "interpreter"
         n, steps = EXP2_ELEMENTS[kind]
         x = torch.rand(n, device=device)

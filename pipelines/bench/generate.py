@@ -18,17 +18,11 @@ which stages run), captured after a warm-up on a side stream and replayed in ord
 from __future__ import annotations
 
 import argparse
-import platform
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from mamba_bio_audio.pipelines.reporting.bench_results import (
-    host_info,
-    load_average,
-    write_result,
-)
+from mamba_bio_audio.pipelines.reporting.bench_results import start, write_result
 
 from mamba_bio_audio import ops
 from mamba_bio_audio.audio_generation import sample_audio
@@ -202,19 +196,13 @@ def run(args) -> int:
     devices = [torch.device(name.strip()) for name in names if name.strip()]
     if any(device.type == "cuda" for device in devices) and not torch.cuda.is_available():
         raise ValueError("--devices names cuda but torch sees no CUDA device")
-    load_before = load_average()
+    run_start = start()
     results, decode = [], []
     for device in devices:
         results += _bench_device(config, device, sizes, args.samples, args.seed)
         if args.decode_steps:
             decode += _bench_decode(config, device, sizes, args.decode_steps, args.seed)
     report = {
-        "benchmark": "generate",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": host_info() | {"torch_threads": torch.get_num_threads(),
-                                  "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                                  "loadavg_before": load_before},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
         "parameters": {"preset": args.preset, "config": config.to_dict(), "dtype": "float32",
                        "params": sum(p.numel() for p in SashimiLM(config, device="meta").parameters()),
                        "samples_per_stream": args.samples, "warmup_samples": config.total_pool, "seed": args.seed,
@@ -227,5 +215,5 @@ def run(args) -> int:
         "decode_meets_targets": {mode: _meets_targets(args.preset, [r for r in decode if r["mode"] == mode])
                                  for mode in ("eager", "cuda_graph")} if decode else None,
     }
-    write_result(args.out_dir, "generate", report)
+    write_result(args.out_dir, "generate", report, started=run_start)
     return 0

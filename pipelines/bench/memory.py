@@ -19,7 +19,7 @@ import argparse
 
 from mamba_bio_audio.pipelines.bench import budget
 from mamba_bio_audio.pipelines.reporting import sweep_report
-from mamba_bio_audio.pipelines.reporting.bench_results import load_average
+from mamba_bio_audio.pipelines.reporting.bench_results import start
 from mamba_bio_audio.pipelines.bench.train_step import measure
 
 from mamba_bio_audio.models.factory import config_from_dict, load_preset
@@ -150,7 +150,7 @@ def run(args) -> int:
         raise ValueError("--batch and --steps must be >= 1, --warmup >= 0")
     chunk = args.chunk_size or DEFAULTS[device]["chunk_size"]
     allowance = budget.TimeBudget(args.time_budget)
-    load_before = load_average()
+    run_start = start()
     rows = []
     for point in _points(args, device):
         spec = {"arch": point["arch"], "config": point["config"], "batch": args.batch,
@@ -169,16 +169,16 @@ def run(args) -> int:
     memory_key, label = ("above_baseline_mb", "peak RSS above baseline (MB)") if device == "cpu" \
         else ("peak_mb", "peak CUDA memory allocated (MB)")
     report = {
-        "machine": sweep_report.machine(device) | {"loadavg_before": load_before,
-                                                   "loadavg_after": load_average()},
-        "parameters": {"batch": args.batch, "chunk_size": chunk, "steps": args.steps, "warmup": args.warmup,
+        "parameters": {"device": device, "batch": args.batch, "chunk_size": chunk, "steps": args.steps,
+                       "warmup": args.warmup,
                        "time_budget_s": args.time_budget,
                        "threads": args.threads or "default", "amp_bf16": args.amp and device == "cuda",
                        "malloc_mmap_threshold": args.malloc_mmap_threshold, "seed": args.seed},
         "checks": checks,
         "results": rows,
     }
-    json_path, png_path = sweep_report.write("memory", report, args.out_dir, _panels(rows, memory_key, label))
+    json_path, png_path = sweep_report.write("memory", report, args.out_dir, _panels(rows, memory_key, label),
+                                             run_start)
     for check in checks["chunked_scaling"]:
         print(f"chunked {check['size']} L {check['lengths'][1]} vs {check['lengths'][0]} (chunk {chunk}): peak "
               f"x{check['ratio']}, above baseline x{check['ratio_above_baseline']} (target <= {TARGET_RATIO}): "

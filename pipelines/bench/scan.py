@@ -24,19 +24,17 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numba
 import torch
 import torch.nn.functional as F
 
 from mamba_bio_audio.pipelines.bench import budget, floors
 from mamba_bio_audio.pipelines.bench.timing import failure, median_seconds
-from mamba_bio_audio.pipelines.reporting.bench_results import load_average, write_result
+from mamba_bio_audio.pipelines.reporting.bench_results import start, write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -308,16 +306,6 @@ def estimate_seconds(shape, parts: list[str], costs: dict) -> float:
     return sum(seconds * _work(shape, part) / work for part, (seconds, work) in costs.items() if part in parts)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _headline(rows: list[dict]) -> dict | None:
     """Whether the CPU backend reaches its target speed-up at the headline shape (None when not measured)."""
     for row in rows:
@@ -368,7 +356,7 @@ def run(args) -> int:
     console = Console()
     if not console.is_terminal:  # logs and pipes: room for the whole table instead of rich's 80 columns
         console = Console(width=150)
-    load_before = load_average()
+    run_start = start()
     devices = [device for device, _ in _plan(backends)]
     rates = {device.type: floors.measure(device) for device in devices} if args.floors else None
     rows, attention_rows, skipped, costs = [], [], [], {}
@@ -400,13 +388,8 @@ def run(args) -> int:
     cuda_name = torch.cuda.get_device_name() if any(d.type == "cuda" for d in devices) else None
     now = datetime.now(timezone.utc)
     report = {
-        "benchmark": "scan",
-        "date": now.isoformat(timespec="seconds"),
-        "machine": {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "torch_threads": torch.get_num_threads(), "numba_threads": ops.cpu_threads(),
-                    "cuda": cuda_name, "loadavg_before": load_before, "loadavg_after": load_average()},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numba": numba.__version__},
-        "parameters": {"repeats": repeats, "warmup_runs": 1, "statistic": "median", "seed": args.seed,
+        "parameters": {"devices": [device.type for device in devices], "repeats": repeats, "warmup_runs": 1,
+                       "statistic": "median", "seed": args.seed,
                        "inputs": "z, D, delta_bias + softplus, ungrouped B/C, A = -(1..N)",
                        "reference_repeats": args.reference_repeats or repeats,
                        "reference_max_length": args.reference_max_length,
@@ -423,7 +406,7 @@ def run(args) -> int:
     }
     device_slug = re.sub(r"[^a-z0-9]+", "-", cuda_name.lower()).strip("-") if cuda_name else "cpu"
     out = args.out or Path("benchmarks/results") / f"scan-{device_slug}-{now:%Y%m%d}.json"
-    write_result(out.parent, "scan", report, path=out)
+    write_result(out.parent, "scan", report, path=out, started=run_start)
     return 0
 
 

@@ -16,7 +16,7 @@ import argparse
 from mamba_bio_audio.pipelines.bench import budget
 from mamba_bio_audio.pipelines.reporting import sweep_report
 from mamba_bio_audio.pipelines.bench.memory import resolve_device
-from mamba_bio_audio.pipelines.reporting.bench_results import load_average
+from mamba_bio_audio.pipelines.reporting.bench_results import start
 from mamba_bio_audio.pipelines.bench.train_step import measure
 
 # device -> arch -> config fields
@@ -57,7 +57,7 @@ def run(args) -> int:
     if not batches or min(batches) < 1 or args.seq_len < 2 or args.steps < 1 or args.warmup < 0:
         raise ValueError("--batches must be positive integers, --seq-len >= 2, --steps >= 1, --warmup >= 0")
     allowance = budget.TimeBudget(args.time_budget)
-    load_before = load_average()
+    run_start = start()
     rows = []
     for batch in batches:
         for arch, shape in SHAPES[device].items():
@@ -91,9 +91,7 @@ def run(args) -> int:
          "ylabel": "tokens / s", "series": series_tps, "logx": True},
     ]
     report = {
-        "machine": sweep_report.machine(device) | {"loadavg_before": load_before,
-                                                   "loadavg_after": load_average()},
-        "parameters": {"shapes": SHAPES[device], "seq_len": args.seq_len, "steps": args.steps,
+        "parameters": {"device": device, "shapes": SHAPES[device], "seq_len": args.seq_len, "steps": args.steps,
                        "time_budget_s": args.time_budget,
                        "warmup": args.warmup, "checkpoint_blocks": args.checkpoint_blocks,
                        "threads": args.threads or "default", "amp_bf16": args.amp and device == "cuda",
@@ -101,6 +99,6 @@ def run(args) -> int:
         "reference": "Gu & Dao 2023, Table 15: A100 80GB, 125M models, L 2048" if device == "cuda" else None,
         "results": rows,
     }
-    json_path, png_path = sweep_report.write("train", report, args.out_dir, panels)
+    json_path, png_path = sweep_report.write("train", report, args.out_dir, panels, run_start)
     print(f"wrote {png_path}")
     return 0

@@ -1,34 +1,16 @@
 """Output of the training sweeps (``bench memory``, ``bench train``): the JSON report and its PNG panels.
 
 The JSON goes to ``<out_dir>/<name>_<UTC stamp>.json`` and the plot beside it with the same stem; both are
-written atomically. The report records the machine, the versions and the load average before and after the
-run, since other work on the machine slows every figure.
+written atomically by :mod:`.bench_results`, whose header records the machine, the versions and the load average
+before and after the run, since other work on the machine slows every figure.
 """
 from __future__ import annotations
 
 import argparse
-import platform
-from datetime import datetime, timezone
 from pathlib import Path
 
-from mamba_bio_audio.pipelines.reporting.bench_results import (
-    host_info,
-    result_path,
-    write_result,
-)
+from mamba_bio_audio.pipelines.reporting.bench_results import Started, write_result
 from mamba_bio_audio.pipelines.reporting.plots import pyplot, save_png
-
-
-def machine(device: str) -> dict:
-    """Platform, CPU count, the device and the library versions."""
-    import numba
-    import torch
-
-    info = host_info() | {"device": device, "python": platform.python_version(), "torch": torch.__version__,
-                          "numba": numba.__version__}
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, malloc_mmap_threshold: int) -> None:
@@ -47,15 +29,12 @@ def add_run_arguments(parser: argparse.ArgumentParser, malloc_mmap_threshold: in
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON goes")
 
 
-def write(name: str, report: dict, out_dir: Path, panels: list[dict]) -> tuple[Path, Path]:
-    """Write the report JSON and the plot of ``panels`` (see :func:`plot_panels`). Returns (json, png)."""
-    json_path = result_path(out_dir, name)
-    png_path = json_path.with_suffix(".png")
-    report = {"benchmark": name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "plot": png_path.name, **report}
-    plot_panels(png_path, panels)
-    write_result(out_dir, name, report, path=json_path)
-    return json_path, png_path
+def write(name: str, report: dict, out_dir: Path, panels: list[dict],
+          started: Started | None = None) -> tuple[Path, Path]:
+    """Write the report JSON (through :func:`.bench_results.write_result`, header included) and the plot of
+    ``panels`` (see :func:`plot_panels`) beside it. Returns (json, png)."""
+    json_path = write_result(out_dir, name, report, started=started, plot=lambda png: plot_panels(png, panels))
+    return json_path, json_path.with_suffix(".png")
 
 
 def plot_panels(path: Path, panels: list[dict]) -> None:

@@ -25,7 +25,7 @@ def test_bench_writes_json(tmp_path, capsys):
         assert result["samples_per_s_per_stream"] > 0
         assert abs(result["samples_per_s_total"] - result["batch"] * result["samples_per_s_per_stream"]) < 1
     assert report["parameters"]["params"] == 6_260_224 and report["meets_targets"] is None
-    assert report["machine"]["torch_threads"] == 1
+    assert report["machine"]["torch_threads"] == 1 and report["versions"]["torch"] == torch.__version__
     assert "samples/s per stream" in capsys.readouterr().out
 
 

@@ -14,5 +14,6 @@ def test_bench_writes_json(tmp_path, capsys):
     (out,) = tmp_path.glob("data_audio_*.json")
     report = json.loads(out.read_text())
     assert [r["input"] for r in report["results"]] == ["wav-44k-stereo", "flac-16k-mono"]
+    assert report["benchmark"] == "data_audio" and report["versions"]["soundfile"] and report["machine"]["cpu_count"]
     assert all(r["audio_s"] == 6.0 and r["files"] == 3 and r["rtf_median"] > 0 for r in report["results"])
     assert "real time" in capsys.readouterr().out

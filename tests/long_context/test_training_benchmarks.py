@@ -30,6 +30,7 @@ def test_train_sweep(tmp_path):
     assert code == 0
     report = json.loads(next(tmp_path.glob("train_*.json")).read_text())
     assert [(r["arch"], r["batch"]) for r in report["results"]] == [("mamba", 2), ("transformer", 2)]
+    assert report["parameters"]["device"] == "cpu" and report["machine"]["loadavg_after"] is not None
     assert all("error" not in r for r in report["results"])
 
 

@@ -1,4 +1,5 @@
-"""``benchmarks/gpu_check.sh`` (``mamba-bio-audio bench gpu``): the GPU run in one command of at most 8 minutes.
+"""``benchmarks/gpu_check.sh``: the GPU run in one command of at most 8 minutes, on the device machine this project
+borrows (one H100/H200; its limits, 8 minutes and 8 returned files, are written into :data:`STAGES` and ``--pack``).
 
 Stages, each a child process with its own wall-clock limit (:data:`STAGES`, 470 s in all on a GPU), its own log,
 and its exit status recorded; a stage that fails or runs out of time does not stop the ones after it:
@@ -8,8 +9,8 @@ and its exit status recorded; a stage that fails or runs out of time does not st
 3. ``gpu_tests``: ``pytest tests/kernels_triton -m gpu`` (real shapes);
 4. ``scan``: ``bench scan`` at batch 1, 1024 channels, N 16, bf16, L = 2^10 ... 2^18 (as far as the time allows)
    and at (8, 2048, 2048), forward and forward+backward, against the reference, causal flash attention at equal
-   width and the bandwidth and exponential floors (:mod:`.floors`), all measured in this run;
-5. ``scan_tune``: ``bench scan-tune``, CHUNK x BLOCK_D, forward and backward separately;
+   width and the bandwidth and exponential floors (``pipelines/bench/floors.py``), all measured in this run;
+5. ``scan_tune``: ``benchmarks/scan_tune.py``, CHUNK x BLOCK_D, forward and backward separately;
 6. ``train``: ``bench train``, Mamba against Transformer++ at the 125M shape, L 2048, batch 1, 2, 4, 8;
 7. ``train_1m``: ``bench memory``, one chunked training step of the 7M DNA model on 2^20 tokens at batch 1;
 8. ``generate``: ``bench generate``, SaShiMi decode at batch 1 and 256, eager and with CUDA graphs.
@@ -52,8 +53,8 @@ from datetime import datetime, timezone
 from importlib.util import find_spec
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-MODULE = "mamba_bio_audio.pipelines.bench.gpu_check"
+REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 FAIL_ENV = "MBA_GPU_CHECK_FAIL"
 DRY_LIMIT_S = 180  # per stage in a dry run
 SWEEP_MARGIN_S = 15  # a sweep's --time-budget is its stage's limit less this (start-up, writing the JSON)
@@ -134,7 +135,7 @@ def _bench(ctx: Context, name: str, *args: str) -> list[str]:
 
 
 def _env_command(ctx: Context, stage: Stage) -> list[str]:
-    return [ctx.python, "-m", MODULE, "--env-report", str(ctx.folder(stage.name) / "env.json")]
+    return [ctx.python, str(HERE / "gpu_check.py"), "--env-report", str(ctx.folder(stage.name) / "env.json")]
 
 
 def _pytest(ctx: Context, marker: str, workers: int, *selection: str) -> list[str]:
@@ -171,7 +172,7 @@ def _scan_tune(ctx: Context, stage: Stage) -> list[str]:
     args += (["--chunks", "16", "--block-d", "4", "--repeats", "1", "--interpret"] if ctx.dry else
              ["--chunks", "32,64,128", "--block-d", "2,4,8,16", "--max-tile", "8192", "--repeats", "10",
               "--compile-workers", "9"])
-    return _bench(ctx, "scan-tune", *args)
+    return [ctx.python, str(HERE / "scan_tune.py"), *args]
 
 
 def _device_args(ctx: Context) -> list[str]:
@@ -209,7 +210,7 @@ STAGES = (
     Stage("scan", 90, BASE_MODULES + ("numba", "rich", "triton"), _scan,
           "bench scan: vs reference, causal flash attention, bandwidth and exp2 floors"),
     Stage("scan_tune", 50, BASE_MODULES + ("numba", "rich", "triton"), _scan_tune,
-          "bench scan-tune: CHUNK x BLOCK_D, forward and backward"),
+          "benchmarks/scan_tune.py: CHUNK x BLOCK_D, forward and backward"),
     Stage("train", 80, BASE_MODULES + ("numba", "matplotlib"), _train,
           "bench train: Mamba vs Transformer++, 125M, L 2048, batch 1..8"),
     Stage("train_1m", 40, BASE_MODULES + ("numba", "matplotlib"), _train_1m,
@@ -486,7 +487,7 @@ def _tuned(direction: str):
 
 def _train_memory(folder: Path, plan: Plan):
     report = _json(folder, "train_*.json")
-    key = "peak_mb" if report["machine"]["device"] == "cuda" else "above_baseline_mb"
+    key = "peak_mb" if report["parameters"]["device"] == "cuda" else "above_baseline_mb"
     by = {(r["arch"], r["batch"]): r.get(key) for r in report["results"]}
     ratios = [(by[("mamba", b)] / by[("transformer", b)], b) for a, b in by
               if a == "mamba" and by[("mamba", b)] and by.get(("transformer", b))]

@@ -1,6 +1,6 @@
-"""A Triton kernel that evaluates exp2 and nothing else of note: the exponential rate against which
-:mod:`.floors` sets the selective scan's exponential floor (the scan's kernels evaluate ``tl.exp2`` in fp32 once
-per (batch, channel, step, state)).
+"""A Triton kernel that evaluates exp2 and nothing else of note: the exponential rate against which ``bench scan
+--floors`` sets the selective scan's exponential floor (the scan's kernels evaluate ``tl.exp2`` in fp32 once per
+(batch, channel, step, state)).
 
 x (n,) fp32 in [0, 1] → x after ``steps`` iterations of x ← exp2(x / 2), which stays in [1, 2]: each element
 costs ``steps`` dependent exp2 evaluations (and as many multiplies) for one load and one store, so the kernel

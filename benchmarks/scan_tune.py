@@ -1,18 +1,16 @@
-"""``mamba-bio-audio bench scan-tune``: a sweep of the Triton scan's launch knobs, forward and backward timed
-separately, and the best point of each beside the default launch configuration, measured in the same run.
+"""``python benchmarks/scan_tune.py``: a sweep of the Triton scan's launch knobs, forward and backward timed
+separately, and the best point of each beside the default launch configuration, measured in the same run. A
+developer's tool for the kernels (``benchmarks/gpu_check.sh`` runs it), not part of the installed package.
 
-Knobs: CHUNK (steps per chunk; the backward must use the forward's, since the forward saves one state per chunk)
-and BLOCK_D (channels per program; the backward may use its own). Points whose (BLOCK_D, next_pow2(N), CHUNK)
+Knobs: CHUNK (steps per chunk) and BLOCK_D (channels per program), given to ``ops.selective_scan_tuned`` (the
+op on the triton backend with its launch configuration) as its keyword-only ``chunk_size`` and ``block_d``. Points whose (BLOCK_D, next_pow2(N), CHUNK)
 tile exceeds ``--max-tile`` fp32 elements are left out (the kernels hold several such tiles in registers).
-``num_warps`` is not an argument of the kernels' custom ops, so it is not swept; the JSON says so.
+``num_warps`` is not a knob of the op, so it is not swept; the JSON says so.
 
-The kernels are called through their registered custom ops, ``torch.ops.mamba_bio_audio.selective_scan_fwd`` and
-``selective_scan_bwd`` (schemas in ``docs/triton_kernels.md``), which ``ops.kernel`` loads. The forward timed is
-the training forward (chunk states saved); the backward is timed on the states of one forward and a fixed output
-gradient. The default is ``ops.selective_scan_fn`` on the triton backend with grad-requiring inputs (its
-autograd path, so its forward saves the states too); its backward is ``torch.autograd.grad`` of that forward.
-Inputs as in ``bench scan`` (:func:`.scan.make_inputs`). Each figure is the median of ``--repeats`` runs after
-one warm-up run.
+Each point: the forward with grad-requiring inputs (the training forward, chunk states saved), then the backward,
+``torch.autograd.grad`` of one such forward for a fixed output gradient. The default is the same without knobs.
+Inputs as in ``bench scan`` (``scan.make_inputs``). Each figure is the median of ``--repeats`` runs after one
+warm-up run.
 
 ``--compile-workers K``: before timing, K child processes run every point once at the first shape, so the
 kernels are compiled into Triton's on-disk cache in parallel (on a GPU, compilation dominates a sweep); the timed
@@ -21,8 +19,6 @@ process then loads them from the cache.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import subprocess
 import sys
 import time
@@ -32,15 +28,13 @@ from pathlib import Path
 import torch
 
 from mamba_bio_audio import ops
-from mamba_bio_audio.atomic import write_text_atomic
 from mamba_bio_audio.pipelines.bench import budget
 from mamba_bio_audio.pipelines.bench.scan import DTYPES, INPUT_NAMES, make_inputs, parse_shapes
 from mamba_bio_audio.pipelines.bench.timing import failure, median_seconds
-from mamba_bio_audio.pipelines.reporting.bench_results import host_info, load_average
+from mamba_bio_audio.pipelines.reporting.bench_results import start, write_result
 
-MODULE = "mamba_bio_audio.pipelines.bench.scan_tune"
 DEFAULT_SHAPES = "1x1024x16x65536:bf16,8x2048x16x2048:bf16"
-NUM_WARPS_NOTE = "not swept: the scan's custom ops take no num_warps argument"
+NUM_WARPS_NOTE = "not swept: ops.selective_scan_tuned takes no num_warps knob"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,48 +83,27 @@ def _device(interpret: bool) -> torch.device:
 
 
 class Problem:
-    """One shape's inputs, in the layout the custom ops take (B, C as (batch, 1, N, L)), and a fixed output
-    gradient."""
+    """One shape's inputs (grad-requiring leaves) and a fixed output gradient."""
 
     def __init__(self, shape, dtype_name: str, device: torch.device, seed: int):
-        ops.kernel("selective_scan_fn", "triton")  # imports the triton backend, which registers the custom ops
-        self.fwd_op = torch.ops.mamba_bio_audio.selective_scan_fwd
-        self.bwd_op = torch.ops.mamba_bio_audio.selective_scan_bwd
         self.device = device
-        self.inputs = make_inputs(shape, DTYPES[dtype_name], device, seed)
+        inputs = make_inputs(shape, DTYPES[dtype_name], device, seed)
+        self.leaves = [inputs[name].detach().requires_grad_() for name in INPUT_NAMES]
         gen = torch.Generator().manual_seed(seed + 1)
-        self.grad_out = torch.randn(self.inputs["u"].shape, generator=gen).to(device=device,
-                                                                               dtype=self.inputs["u"].dtype)
-        x = self.inputs
-        self.tensors = (x["u"], x["delta"], x["A"], x["B"].unsqueeze(1), x["C"].unsqueeze(1), x["D"], x["z"],
-                        x["delta_bias"])
+        self.grad_out = torch.randn(inputs["u"].shape, generator=gen).to(device=device, dtype=inputs["u"].dtype)
 
-    def forward(self, chunk: int, block_d: int):
-        """The training forward: (out, last_state, chunk states)."""
-        return self.fwd_op(*self.tensors, None, True, chunk, block_d, True, False)
+    def forward(self, chunk: int | None, block_d: int | None) -> torch.Tensor:
+        """The training forward through ``ops`` (None: the backend's own choice of the knob)."""
+        return ops.selective_scan_tuned(*self.leaves, delta_softplus=True, chunk_size=chunk, block_d=block_d)
 
-    def backward(self, states, chunk: int, block_d: int):
-        return self.bwd_op(*self.tensors, states, self.grad_out, None, True, chunk, block_d, False)
+    def backward(self, out: torch.Tensor):
+        return torch.autograd.grad(out, self.leaves, self.grad_out, retain_graph=True)
 
-    def time_forward(self, chunk: int, block_d: int, repeats: int) -> float:
-        return median_seconds(lambda: self.forward(chunk, block_d), self.device, repeats)
-
-    def time_backward(self, states, chunk: int, block_d: int, repeats: int) -> float:
-        return median_seconds(lambda: self.backward(states, chunk, block_d), self.device, repeats)
-
-    def time_default(self, repeats: int) -> tuple[float, float]:
-        """(forward s, backward s) of ``ops.selective_scan_fn`` on the triton backend, through autograd."""
-        leaves = {name: t.detach().requires_grad_() for name, t in self.inputs.items()}
-
-        def forward():
-            return ops.selective_scan_fn(*(leaves[name] for name in INPUT_NAMES), delta_softplus=True,
-                                         backend="triton")
-
-        fwd = median_seconds(forward, self.device, repeats)
-        out = forward()
-        bwd = median_seconds(lambda: torch.autograd.grad(out, list(leaves.values()), self.grad_out,
-                                                         retain_graph=True), self.device, repeats)
-        return fwd, bwd
+    def time(self, chunk: int | None, block_d: int | None, repeats: int) -> tuple[float, float]:
+        """(forward s, backward s) at one point."""
+        fwd = median_seconds(lambda: self.forward(chunk, block_d), self.device, repeats)
+        out = self.forward(chunk, block_d)
+        return fwd, median_seconds(lambda: self.backward(out), self.device, repeats)
 
 
 def _worker(args, points: list[tuple[int, int]]) -> int:
@@ -138,14 +111,13 @@ def _worker(args, points: list[tuple[int, int]]) -> int:
     (shape, dtype_name), *_ = parse_shapes(args.shapes)
     problem = Problem(shape, dtype_name, _device(args.interpret), args.seed)
     for chunk, block_d in points[index::count]:
-        _, _, states = problem.forward(chunk, block_d)
-        problem.backward(states, chunk, block_d)
+        problem.backward(problem.forward(chunk, block_d))
     return 0
 
 
 def _compile_in_workers(args, count: int, allowance: budget.TimeBudget) -> dict:
     """Run ``count`` worker processes over the points; what happened, for the JSON."""
-    base = [sys.executable, "-m", MODULE, "--shapes", args.shapes, "--chunks", args.chunks, "--block-d",
+    base = [sys.executable, str(Path(__file__).resolve()), "--shapes", args.shapes, "--chunks", args.chunks, "--block-d",
             args.block_d, "--max-tile", str(args.max_tile), "--seed", str(args.seed)]
     base += ["--interpret"] if args.interpret else []
     started = time.perf_counter()
@@ -175,33 +147,24 @@ def _point_row(shape, dtype_name, direction, chunk, block_d, seconds=None, error
 
 def sweep_shape(shape, dtype_name: str, points, repeats: int, seed: int, device: torch.device,
                 allowance: budget.TimeBudget) -> tuple[dict, list[dict]]:
-    """(the default's figures, one row per (direction, point)) for ``shape``."""
+    """(the default's figures, a fwd and a bwd row per point) for ``shape``."""
     problem = Problem(shape, dtype_name, device, seed)
-    default_fwd, default_bwd = problem.time_default(repeats)
+    default_fwd, default_bwd = problem.time(None, None, repeats)
     default = {"shape": list(shape), "dtype": dtype_name, "fwd_ms": round(default_fwd * 1e3, 4),
                "bwd_ms": round(default_bwd * 1e3, 4)}
     rows, last_cost = [], 0.0
-    for chunk in sorted({c for c, _ in points}):
-        states = None
-        for block_d in [b for c, b in points if c == chunk]:
-            for direction in ("fwd", "bwd"):
-                if not allowance.allows(last_cost):
-                    rows.append(_point_row(shape, dtype_name, direction, chunk, block_d, error=budget.NOT_RUN))
-                    continue
-                started = time.perf_counter()
-                try:
-                    if direction == "fwd":
-                        seconds = problem.time_forward(chunk, block_d, repeats)
-                        states = states if states is not None else problem.forward(chunk, block_d)[2]
-                    elif states is None:
-                        raise RuntimeError("no forward at this CHUNK produced states")
-                    else:
-                        seconds = problem.time_backward(states, chunk, block_d, repeats)
-                    rows.append(_point_row(shape, dtype_name, direction, chunk, block_d, seconds,
-                                           default_s=default_fwd if direction == "fwd" else default_bwd))
-                except Exception as err:  # a point that does not compile or launch is a finding, not the end
-                    rows.append(_point_row(shape, dtype_name, direction, chunk, block_d, error=failure(err)))
-                last_cost = time.perf_counter() - started
+    for chunk, block_d in points:
+        if not allowance.allows(last_cost):
+            rows += [_point_row(shape, dtype_name, d, chunk, block_d, error=budget.NOT_RUN) for d in ("fwd", "bwd")]
+            continue
+        started = time.perf_counter()
+        try:
+            fwd, bwd = problem.time(chunk, block_d, repeats)
+            rows += [_point_row(shape, dtype_name, "fwd", chunk, block_d, fwd, default_s=default_fwd),
+                     _point_row(shape, dtype_name, "bwd", chunk, block_d, bwd, default_s=default_bwd)]
+        except Exception as err:  # a point that does not compile or launch is a finding, not the end
+            rows += [_point_row(shape, dtype_name, d, chunk, block_d, error=failure(err)) for d in ("fwd", "bwd")]
+        last_cost = time.perf_counter() - started
     return default, rows
 
 
@@ -230,7 +193,7 @@ def run(args) -> int:
         return _worker(args, points)
     device = _device(args.interpret)
     allowance = budget.TimeBudget(args.time_budget)
-    load_before = load_average()
+    run_start = start()
     compiled = _compile_in_workers(args, args.compile_workers, allowance) if args.compile_workers else None
     defaults, rows = [], []
     for shape, dtype_name in shapes:
@@ -247,28 +210,31 @@ def run(args) -> int:
     for row in rows:
         if "error" in row and row["error"] != budget.NOT_RUN:
             print(f"{row['direction']} CHUNK {row['chunk']} BLOCK_D {row['block_d']}: {row['error']}")
-    now = datetime.now(timezone.utc)
     report = {
-        "benchmark": "scan_tune",
-        "date": now.isoformat(timespec="seconds"),
-        "machine": host_info() | {"cuda": torch.cuda.get_device_name() if device.type == "cuda" else None,
-                                  "loadavg_before": load_before, "loadavg_after": load_average()},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-        "parameters": {"chunks": chunks, "block_d": block_ds, "max_tile": args.max_tile, "repeats": args.repeats,
-                       "warmup_runs": 1, "statistic": "median", "seed": args.seed, "num_warps": NUM_WARPS_NOTE,
-                       "interpreted": device.type == "cpu", "time_budget_s": args.time_budget,
-                       "compile_workers": compiled},
+        "parameters": {"device": device.type, "chunks": chunks, "block_d": block_ds, "max_tile": args.max_tile,
+                       "repeats": args.repeats, "warmup_runs": 1, "statistic": "median", "seed": args.seed,
+                       "num_warps": NUM_WARPS_NOTE, "interpreted": device.type == "cpu",
+                       "time_budget_s": args.time_budget, "compile_workers": compiled},
         "defaults": defaults,
         "best": best,
         "results": rows,
     }
-    out = args.out or Path("benchmarks/results") / f"scan_tune_{now:%Y%m%dT%H%M%SZ}.json"
-    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or Path("benchmarks/results") / f"scan_tune_{stamp}.json"
+    write_result(out.parent, "scan_tune", report, path=out, started=run_start)
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/scan_tune.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except ValueError as err:
+        print(f"scan_tune: error: {err}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__)
-    add_arguments(_parser)
-    raise SystemExit(run(_parser.parse_args()))
+    sys.exit(main())

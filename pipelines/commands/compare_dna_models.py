@@ -1,10 +1,11 @@
-"""``mamba-bio-audio bench dna-models``: causal Mamba against BiMamba (Caduceus-Ph) and RCPS (Caduceus-PS) on
-the DNA bundled with the package, at one parameter count and one token budget, on the CPU.
+"""``compare experiment=compare/dna_models``: causal Mamba against BiMamba (Caduceus-Ph) and RCPS (Caduceus-PS) on
+the DNA bundled with the package, at one parameter count and one token budget, on the CPU. The settings are the
+experiment's ``compare`` block (``compare/dna_models_quick``: tiny models, a few steps).
 
 Data: the human (16,569 bp) and orangutan (16,499 bp) mitochondrial genomes shipped in
 ``data_prep/examples/data``; the first 80 % of each genome trains, the last 20 % is held out, so the figures
 run on a fresh machine without network. The downstream task uses the prepared species dataset at
-``--species-data`` (``mamba-bio-audio examples dna`` writes ``data/apes4``) when it exists, else the same
+``compare.species_data`` (``mamba-bio-audio examples dna`` writes ``data/apes4``) when it exists, else the same
 genomes; the JSON names which.
 
 1. Pretraining, the same windows (L tokens) and steps for every model: the causal Mamba LM with its next-token
@@ -22,38 +23,44 @@ genomes; the JSON names which.
 Baselines in the JSON: the base-composition entropy of the held-out bases (a masked base guessed from
 composition alone), an order-4 Markov chain's next-base loss, and a k-mer spectrum (k <= 4) logistic-regression
 classifier (chance: 0.5). Every random draw is seeded.
+
+Optimizers and LR schedules are the Hydra tasks' (``configure_optimizers`` of ``task/lm``, ``task/masked_lm`` and
+``task/classification``, with ``compare.pretrain_task`` / ``compare.finetune_task`` overrides): AdamW with weight
+decay on the weight matrices, linear warmup, cosine decay. The loops here are the measurement: they time each step
+and score held-out windows along the way.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from mamba_bio_audio import ops
-from mamba_bio_audio.checkpoint import load_weights
+from mamba_bio_audio.pretrained import load_weights
 from mamba_bio_audio.config import MambaConfig
 from mamba_bio_audio.data_prep.datasets.prepared import MANIFEST
 from mamba_bio_audio.data_prep.formats.fasta import bundled_example, read_fasta
 from mamba_bio_audio.models import (CaduceusConfig, CaduceusForMaskedLM, CaduceusForSequenceClassification,
-                                    MambaForSequenceClassification, MambaLMHeadModel, param_groups)
+                                    MambaForSequenceClassification, MambaLMHeadModel)
 from mamba_bio_audio.models.caduceus import mlm_mask
 from mamba_bio_audio.modules.rcps import rc_ids
 from mamba_bio_audio.pipelines.evaluation.baselines import KmerSpeciesBaseline, MarkovBaseline
 from mamba_bio_audio.pipelines.reporting import sweep_report
-from mamba_bio_audio.pipelines.reporting.bench_results import load_average
+from mamba_bio_audio.pipelines.reporting.bench_results import start
 from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
 GENOMES = {"human": "MT-human.fa.gz", "orangutan": "MT-orang.fa.gz"}
 TRAIN_FRACTION = 0.8
 TOKENIZER = NucleotideTokenizer(unknown="n")
 COMPLEMENT = TOKENIZER.complement_tensor(16)
+TASKS = {"lm": "lm", "mlm": "masked_lm"}  # objective -> Hydra task config (configs/task/)
 PRETRAIN_RUNS = (  # name, architecture, objective, RC augmentation probability
     ("mamba_lm", "mamba", "lm", 0.0),
     ("mamba_mlm", "mamba", "mlm", 0.0),
@@ -61,33 +68,6 @@ PRETRAIN_RUNS = (  # name, architecture, objective, RC augmentation probability
     ("rcps_mlm", "rcps", "mlm", 0.0),
 )
 BACKBONE_FOR_CLASSIFIER = {"mamba": "mamba_lm", "bimamba": "bimamba_mlm", "rcps": "rcps_mlm"}
-QUICK = {"width": 8, "layers": 1, "d_state": 4, "seq_len": 32, "batch": 2, "steps": 3, "finetune_steps": 2,
-         "evals": 1, "eval_windows": 4}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--width", type=int, default=32,
-                        help="d_model of BiMamba and RCPS, even (default: %(default)s)")
-    parser.add_argument("--layers", type=int, default=2, help="blocks of every model (default: %(default)s)")
-    parser.add_argument("--d-state", type=int, default=16, help="SSM state size (default: %(default)s)")
-    parser.add_argument("--seq-len", type=int, default=128, help="tokens per window (default: %(default)s)")
-    parser.add_argument("--batch", type=int, default=16, help="windows per step (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=100, help="pretraining steps of every run (default: %(default)s)")
-    parser.add_argument("--finetune-steps", type=int, default=25, help="classifier steps (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=8e-3, help="pretraining peak LR (default: %(default)s)")
-    parser.add_argument("--finetune-lr", type=float, default=2e-3, help="classifier peak LR (default: %(default)s)")
-    parser.add_argument("--evals", type=int, default=4, help="held-out evaluations per run (default: %(default)s)")
-    parser.add_argument("--eval-windows", type=int, default=64,
-                        help="held-out windows per genome (default: %(default)s)")
-    parser.add_argument("--species-data", type=Path, default=Path("data/apes4"),
-                        help="prepared species dataset for the downstream task, if it exists (default: %(default)s; "
-                        "else the bundled genomes)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="tiny models and a few steps: checks the pipeline only")
-    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where JSON and PNG go")
-
-
 # ------------------------------------------------------------------------------------------------------ data
 
 
@@ -214,26 +194,32 @@ def classifier_from(backbone: torch.nn.Module, classes: int) -> torch.nn.Module:
 # ------------------------------------------------------------------------------------------------- training
 
 
-def _optimizer(model, lr: float, steps: int):
-    """AdamW (0.9, 0.95), weight decay 0.1 on the weight matrices; LR: linear warmup over the first 10 % of the
-    steps, then a cosine down to lr / 10."""
-    optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=lr, betas=(0.9, 0.95))
-    warmup = max(1, steps // 10)
+def task_optimizer(model, task: str, overrides: list[str], steps: int):
+    """(optimizer, per-step LR scheduler) for ``model`` as the Hydra task ``configs/task/<task>.yaml`` (with
+    ``overrides``) configures them for a run of ``steps`` optimizer steps."""
+    import lightning.pytorch as pl
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-        return 0.1 + 0.45 * (1.0 + math.cos(math.pi * progress))
+    from mamba_bio_audio.pipelines.commands.hydra_compose import compose
 
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    extra = ["task.num_classes=2"] if task == "classification" else []  # the head is the model's; unused here
+    cfg = compose("train", [f"task={task}", *extra, *overrides])
+    task_cfg = OmegaConf.masked_copy(cfg.task, [key for key in cfg.task if key != "objective"])  # as train.build
+    training = instantiate(task_cfg, net=model, _convert_="all")
+    training.trainer = pl.Trainer(max_steps=steps, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
+                                  enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    configured = training.configure_optimizers()
+    return configured["optimizer"], configured["lr_scheduler"]["scheduler"]
 
 
 def _loss(model, windows: torch.Tensor, objective: str, generator: torch.Generator) -> torch.Tensor:
     if objective == "lm":
-        return model(windows[:, :-1], labels=windows[:, 1:]).loss
+        return model(windows[:, :-1], targets=windows[:, 1:]).loss
     masked, labels = mlm_mask(windows[:, :-1], generator, pad_token_id=TOKENIZER.pad_token_id)
-    return model(masked, labels=labels).loss
+    if isinstance(model, MambaLMHeadModel):  # the causal model scores each position on its own masked base
+        return model(masked, targets=labels).loss
+    return model(masked, labels=labels).loss  # the masked LM's labels are aligned with its input
 
 
 @torch.no_grad()
@@ -250,7 +236,7 @@ def eval_points(steps: int, evals: int) -> set[int]:
 
 def pretrain(model, objective: str, rc_prob: float, train_parts, held_out: torch.Tensor, args) -> dict:
     generator = torch.Generator().manual_seed(args.seed)
-    optimizer, scheduler = _optimizer(model, args.lr, args.steps)
+    optimizer, scheduler = task_optimizer(model, TASKS[objective], args.pretrain_task, args.steps)
     points = eval_points(args.steps, args.evals)
     curve = [(0, held_out_loss(model, held_out, objective, args.seed))]
     _loss(model, held_out[:2], objective, torch.Generator()).backward()  # untimed: kernels compile on first use
@@ -288,7 +274,7 @@ def accuracies(model, windows: torch.Tensor, labels: torch.Tensor) -> dict:
 def finetune(model, rc_prob: float, task: Downstream, args) -> dict:
     generator = torch.Generator().manual_seed(args.seed + 1)
     test = task.test
-    optimizer, scheduler = _optimizer(model, args.finetune_lr, args.finetune_steps)
+    optimizer, scheduler = task_optimizer(model, "classification", args.finetune_task, args.finetune_steps)
     points = eval_points(args.finetune_steps, args.evals)
     curve, start = [], time.perf_counter()
     for step in range(1, args.finetune_steps + 1):
@@ -338,18 +324,26 @@ def markov_loss(train_parts, held_parts, order: int = 4) -> float:
 # ---------------------------------------------------------------------------------------------------------- run
 
 
-def run(args) -> int:
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(args, key, value)
+def settings(cfg) -> SimpleNamespace:
+    """The experiment's ``compare`` block and ``seed``, checked."""
+    from omegaconf import OmegaConf
+
+    args = SimpleNamespace(**OmegaConf.to_container(cfg.compare, resolve=True), seed=int(cfg.seed))
+    args.species_data = Path(args.species_data) if args.species_data else None
     if args.width < 2 or args.width % 2 or args.layers < 1 or args.steps < 1 or args.finetune_steps < 1:
-        raise ValueError("--width must be an even integer >= 2 (RCPS splits it), --layers, --steps and "
-                         "--finetune-steps >= 1")
+        raise ValueError("compare.width must be an even integer >= 2 (RCPS splits it), compare.layers, steps and "
+                         "finetune_steps >= 1")
     if args.evals < 1 or args.eval_windows < 1 or args.batch < 2 or args.seq_len < 8:
-        raise ValueError("--evals, --eval-windows must be >= 1, --batch >= 2 (both species), --seq-len >= 8")
+        raise ValueError("compare.evals, eval_windows must be >= 1, compare.batch >= 2 (both species), "
+                         "compare.seq_len >= 8")
+    return args
+
+
+def run(cfg, overrides: list[str]) -> int:
+    args = settings(cfg)
     if args.threads:
         ops.set_cpu_threads(args.threads)
-    load_before = load_average()
+    run_start = start()
     genomes = load_genomes()
     train_parts = [train for train, _ in genomes.values()]
     held_parts = [held for _, held in genomes.values()]
@@ -380,11 +374,9 @@ def run(args) -> int:
                  "markov4_next_base_nats": round(markov_loss(train_parts, held_parts), 4),
                  "kmer4_logistic_accuracy": kmer_baseline(task, args), "chance_accuracy": 1 / len(task.classes)}
     report = {
-        "machine": sweep_report.machine("cpu") | {"loadavg_before": load_before, "loadavg_after": load_average(),
-                                                  "threads": torch.get_num_threads()},
         "parameters": {k: getattr(args, k) for k in ("width", "layers", "d_state", "seq_len", "batch", "steps",
-                                                     "finetune_steps", "lr", "finetune_lr", "evals", "eval_windows",
-                                                     "seed", "quick")},
+                                                     "finetune_steps", "pretrain_task", "finetune_task", "evals",
+                                                     "eval_windows", "seed")} | {"experiment": cfg.task_name},
         "data": {"pretraining": f"bundled mitochondrial genomes {GENOMES}, first {TRAIN_FRACTION:.0%} of each",
                  "downstream": task.description, "classes": task.classes, "test_windows": len(task.test[1])},
         "pretraining": runs, "downstream": downstream, "baselines": baselines,
@@ -403,6 +395,5 @@ def run(args) -> int:
          "hlines": {"chance": baselines["chance_accuracy"],
                     "k-mer logistic": sum(baselines["kmer4_logistic_accuracy"].values()) / 2}},
     ]
-    json_path, png_path = sweep_report.write("dna_models", report, args.out_dir, panels)
-    print(f"wrote {png_path}")
+    sweep_report.write("dna_models", report, Path(args.out_dir), panels, run_start)
     return 0
