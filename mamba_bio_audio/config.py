@@ -1,12 +1,14 @@
-"""Model configs serialised to ``config.json``: :class:`ConfigBase`, ``MambaConfig`` and the Transformer++
-baseline's ``TransformerConfig`` (``SashimiConfig`` is in :mod:`mamba_bio_audio.models.sashimi_config`).
+"""Model configs serialised to ``config.json``: :class:`ConfigBase` (serialisation, presets, earlier spellings),
+:class:`BackboneConfig` (the fields every backbone shares and their one validator), ``MambaConfig`` and the
+Transformer++ baseline's ``TransformerConfig`` (``CaduceusConfig`` and ``SashimiConfig`` are beside their models
+in :mod:`mamba_bio_audio.models`), and :func:`check_ssm_cfg`, the one set of rules for a mixer's settings.
 
-Every config class declares its ``architecture`` ("mamba", "transformer", "sashimi"); the one registry of
-architectures and model classes is :mod:`mamba_bio_audio.models.factory`. ``MambaConfig`` field names follow
-``mamba_ssm.models.config_mamba.MambaConfig`` (so upstream ``config.json`` files load), plus the fields the
-classification head and the loss need (``num_labels``, ``pooling``, ``pad_token_id``), ``initializer_range``
-and the training-memory switches (``chunk_size``, ``tbptt``, ``checkpoint_blocks``). Every value is checked
-in ``__post_init__``; a bad one raises a ValueError naming the field.
+Every config class declares its ``architecture`` ("mamba", "transformer", "caduceus", "sashimi"); the one
+registry of architectures and model classes is :mod:`mamba_bio_audio.models.factory`. ``MambaConfig`` field
+names follow ``mamba_ssm.models.config_mamba.MambaConfig`` (so upstream ``config.json`` files load), plus the
+fields the classification head and the loss need (``num_labels``, ``pooling``, ``pad_token_id``),
+``initializer_range`` and the training-memory switches (``chunk_size``, ``tbptt``, ``checkpoint_blocks``).
+Every value is checked in ``__post_init__``; a bad one raises a ValueError naming the field.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CHUNK_MULTIPLE", "ConfigBase", "MambaConfig", "POOLINGS", "SSM_CFG_KEYS", "TransformerConfig",
-           "preset_names", "read_preset"]
+__all__ = ["BackboneConfig", "CHUNK_MULTIPLE", "ConfigBase", "MambaConfig", "POOLINGS", "SSM_CFG_KEYS",
+           "TransformerConfig", "check_ssm_cfg", "is_int", "is_number", "preset_names", "read_preset", "require"]
 
 POOLINGS = ("last", "mean", "first")
 
@@ -33,33 +35,69 @@ SSM_CFG_KEYS = (
 )
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """A finite int or float that is not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _require(ok: bool, name: str, rule: str, value, owner: str = "MambaConfig") -> None:
+def require(ok: bool, name: str, rule: str, value, owner: str) -> None:
+    """ValueError ``<owner>.<name> must be <rule>; got <value>`` unless ``ok``."""
     if not ok:
         raise ValueError(f"{owner}.{name} must be {rule}; got {value!r}")
 
 
-def _check_common(config, owner: str) -> None:
-    """Checks shared by the Mamba and Transformer configs (sizes, vocabulary, norm, head, pooling, switches)."""
-    for name in ("d_model", "n_layer", "vocab_size", "pad_vocab_size_multiple", "num_labels"):
-        value = getattr(config, name)
-        _require(_is_int(value) and value > 0, name, "a positive integer", value, owner)
-    for name in ("residual_in_fp32", "tie_embeddings", "checkpoint_blocks"):
-        _require(isinstance(getattr(config, name), bool), name, "true or false", getattr(config, name), owner)
-    for name in ("norm_epsilon", "initializer_range"):
-        value = getattr(config, name)
-        _require(_is_number(value) and value > 0, name, "a number > 0", value, owner)
-    _require(config.pooling in POOLINGS, "pooling", f"one of {', '.join(POOLINGS)}", config.pooling, owner)
-    if config.pad_token_id is not None:
-        _require(_is_int(config.pad_token_id) and 0 <= config.pad_token_id < config.padded_vocab_size,
-                 "pad_token_id", f"None or an id in [0, {config.padded_vocab_size})", config.pad_token_id, owner)
+def check_ssm_cfg(ssm_cfg, d_model: int, owner: str) -> dict:
+    """The mixer settings ``ssm_cfg`` (a mapping) as a dict, checked: ``layer`` names a registered mixer
+    (:data:`mamba_bio_audio.models.factory.MIXERS`, default "Mamba1"); for Mamba-1 every key and value follows
+    :data:`SSM_CFG_KEYS`, for another mixer every key must be a keyword argument of its class. A bad one raises
+    ValueError naming ``<owner>.ssm_cfg[key]``."""
+    require(isinstance(ssm_cfg, Mapping), "ssm_cfg", "a mapping", ssm_cfg, owner)
+    cfg = dict(ssm_cfg)
+    layer = cfg.get("layer", "Mamba1")
+    if layer != "Mamba1":
+        return _check_other_mixer(cfg, layer, owner)
+    unknown = sorted(set(cfg) - set(SSM_CFG_KEYS))
+    if unknown:
+        raise ValueError(f"{owner}.ssm_cfg has unknown key(s) {unknown}; known keys: {', '.join(SSM_CFG_KEYS)}")
+
+    def check(key, ok, rule):
+        if key in cfg:
+            require(ok(cfg[key]), f"ssm_cfg[{key!r}]", rule, cfg[key], owner)
+
+    check("d_state", lambda v: is_int(v) and v > 0, "a positive integer")
+    check("d_conv", lambda v: is_int(v) and 2 <= v <= 4, "2, 3 or 4 (the causal conv kernels' widths)")
+    check("expand", lambda v: is_number(v) and v > 0 and float(v * d_model).is_integer(),
+          f"a number > 0 with expand * d_model ({d_model}) an integer")
+    check("dt_rank", lambda v: v == "auto" or (is_int(v) and v > 0), "'auto' or a positive integer")
+    for key in ("dt_min", "dt_max", "dt_scale", "dt_init_floor"):
+        check(key, lambda v: is_number(v) and v > 0, "a number > 0")
+    dt_min, dt_max = cfg.get("dt_min", 0.001), cfg.get("dt_max", 0.1)
+    require(dt_min <= dt_max, "ssm_cfg['dt_max']", f">= dt_min ({dt_min})", dt_max, owner)
+    check("dt_init", lambda v: v in ("random", "constant"), "'random' or 'constant'")
+    for key in ("conv_bias", "bias", "use_fast_path"):
+        check(key, lambda v: isinstance(v, bool), "true or false")
+    return cfg
+
+
+def _check_other_mixer(cfg: dict, layer, owner: str) -> dict:
+    import inspect
+
+    from mamba_bio_audio.models.mixer_model import MIXERS
+
+    if layer not in MIXERS:
+        raise ValueError(f"{owner}.ssm_cfg['layer'] must name a registered mixer ({', '.join(MIXERS)}; Mamba-2/3 "
+                         f"layers are not implemented); got {layer!r}")
+    accepted = inspect.signature(MIXERS[layer]).parameters
+    unknown = sorted(set(cfg) - {"layer"} - set(accepted))
+    if unknown:
+        raise ValueError(f"{owner}.ssm_cfg has key(s) {unknown} that the {layer} mixer does not take; it takes "
+                         f"{', '.join(name for name in accepted if name not in ('d_model', 'layer_idx'))}")
+    return cfg
 
 
 class ConfigBase:
@@ -71,6 +109,7 @@ class ConfigBase:
     architecture: str = ""
     preset_folder: str = "model"
     _field_hints: dict[str, str] = {}  # field another config has -> why this one has not
+    _old_names: dict[str, str] = {}  # an earlier spelling of a field (still read by from_dict) -> the field
 
     @property
     def padded_vocab_size(self) -> int:
@@ -88,6 +127,13 @@ class ConfigBase:
         """Build from a mapping; a key that is not a field raises ValueError naming it, and so does an
         ``architecture`` other than this class's."""
         values = dict(values)
+        for old, new in cls._old_names.items():
+            if old in values:
+                value = values.pop(old)
+                if new in values and values[new] != value:
+                    raise ValueError(f"{cls.__name__}: {old!r} (the earlier spelling of {new!r}) is {value!r} but "
+                                     f"{new!r} is {values[new]!r}; give one of them")
+                values[new] = value
         architecture = values.pop("architecture", cls.architecture)
         if architecture != cls.architecture:
             raise ValueError(f"{cls.__name__} describes {cls.architecture} models; got architecture "
@@ -141,8 +187,55 @@ def read_preset(folder: str, name: str) -> dict:
 
 
 @dataclass
-class MambaConfig(ConfigBase):
+class BackboneConfig(ConfigBase):
+    """Fields every backbone config shares (sizes, vocabulary, residual stream, tied embedding, the
+    classification head and the pad id the losses skip) and their one validator. Subclasses add their own
+    fields and checks in :meth:`_check`; a bad value raises a ValueError naming ``<Class>.<field>``."""
+
+    d_model: int = 2560
+    n_layer: int = 64
+    vocab_size: int = 50277
+    pad_vocab_size_multiple: int = 8
+    residual_in_fp32: bool = True
+    tie_embeddings: bool = True
+    norm_epsilon: float = 1e-5
+    num_labels: int = 2
+    pooling: str = "last"
+    pad_token_id: int | None = None
+    checkpoint_blocks: bool = False
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for name in ("d_model", "n_layer", "vocab_size", "pad_vocab_size_multiple", "num_labels"):
+            value = getattr(self, name)
+            require(is_int(value) and value > 0, name, "a positive integer", value, owner)
+        for name in ("residual_in_fp32", "tie_embeddings", "checkpoint_blocks"):
+            require(isinstance(getattr(self, name), bool), name, "true or false", getattr(self, name), owner)
+        require(is_number(self.norm_epsilon) and self.norm_epsilon > 0, "norm_epsilon", "a number > 0",
+                self.norm_epsilon, owner)
+        require(self.pooling in POOLINGS, "pooling", f"one of {', '.join(POOLINGS)}", self.pooling, owner)
+        if self.pad_token_id is not None:
+            require(is_int(self.pad_token_id) and 0 <= self.pad_token_id < self.padded_vocab_size,
+                    "pad_token_id", f"None or an id in [0, {self.padded_vocab_size})", self.pad_token_id, owner)
+        self._check()
+
+    def _check(self) -> None:
+        """The subclass's own fields."""
+
+    def _require(self, ok: bool, name: str, rule: str, value) -> None:
+        require(ok, name, rule, value, type(self).__name__)
+
+    def init_options(self) -> dict:
+        """Keyword arguments of :func:`mamba_bio_audio.models.base.init_weights` (besides ``n_layer``)."""
+        return {"initializer_range": self.initializer_range}
+
+
+@dataclass
+class MambaConfig(BackboneConfig):
     """Hyper-parameters of ``MixerModel`` and the models built on it (defaults are ``mamba_ssm``'s).
+
+    ``ssm_cfg`` are the keyword arguments of each block's mixer; ``ssm_cfg["layer"]`` (default "Mamba1") picks the
+    mixer class among those registered in :data:`mamba_bio_audio.models.factory.MIXERS`.
 
     Training-memory switches (not in ``mamba_ssm``):
 
@@ -161,41 +254,29 @@ class MambaConfig(ConfigBase):
         for name in ("pool", "n_layers")
     }
 
-    d_model: int = 2560
     d_intermediate: int = 0
-    n_layer: int = 64
-    vocab_size: int = 50277
     ssm_cfg: dict = field(default_factory=dict)
     rms_norm: bool = True
-    residual_in_fp32: bool = True
     fused_add_norm: bool = True
-    pad_vocab_size_multiple: int = 8
-    tie_embeddings: bool = True
-    norm_epsilon: float = 1e-5
     initializer_range: float = 0.02
-    num_labels: int = 2
-    pooling: str = "last"
-    pad_token_id: int | None = None
     chunk_size: int | None = None
     tbptt: bool = False
-    checkpoint_blocks: bool = False
 
-    def __post_init__(self) -> None:
-        _check_common(self, "MambaConfig")
-        _require(_is_int(self.d_intermediate) and self.d_intermediate >= 0, "d_intermediate",
-                 "an integer >= 0 (0: no MLP)", self.d_intermediate)
+    def _check(self) -> None:
+        self._require(is_int(self.d_intermediate) and self.d_intermediate >= 0, "d_intermediate",
+                      "an integer >= 0 (0: no MLP)", self.d_intermediate)
         for name in ("rms_norm", "fused_add_norm", "tbptt"):
-            _require(isinstance(getattr(self, name), bool), name, "true or false", getattr(self, name))
-        _require(isinstance(self.ssm_cfg, Mapping), "ssm_cfg", "a mapping", self.ssm_cfg)
-        self.ssm_cfg = dict(self.ssm_cfg)
-        self._check_ssm_cfg()
+            self._require(isinstance(getattr(self, name), bool), name, "true or false", getattr(self, name))
+        self._require(is_number(self.initializer_range) and self.initializer_range > 0, "initializer_range",
+                      "a number > 0", self.initializer_range)
+        self.ssm_cfg = check_ssm_cfg(self.ssm_cfg, self.d_model, "MambaConfig")
         self._check_chunking()
 
     def _check_chunking(self) -> None:
         size = self.chunk_size
-        if size is not None and not (_is_int(size) and size > 0 and size % CHUNK_MULTIPLE == 0):
+        if size is not None and not (is_int(size) and size > 0 and size % CHUNK_MULTIPLE == 0):
             hint = ""
-            if _is_int(size) and size > 0:
+            if is_int(size) and size > 0:
                 below = size // CHUNK_MULTIPLE * CHUNK_MULTIPLE
                 hint = f" (nearest: {' or '.join(str(v) for v in (below, below + CHUNK_MULTIPLE) if v > 0)})"
             raise ValueError(f"MambaConfig.chunk_size must be None (no chunking) or a positive multiple of "
@@ -209,44 +290,18 @@ class MambaConfig(ConfigBase):
                              f"so {self.pooling!r} pooling would not train through the earlier chunks; got "
                              f"pooling={self.pooling!r} (or set tbptt false: exact chunking pools any way)")
 
-    def _check_ssm_cfg(self) -> None:
-        cfg = self.ssm_cfg
-        unknown = sorted(set(cfg) - set(SSM_CFG_KEYS))
-        if unknown:
-            raise ValueError(f"MambaConfig.ssm_cfg has unknown key(s) {unknown}; known keys: {', '.join(SSM_CFG_KEYS)}")
-
-        def check(key, ok, rule):
-            if key in cfg:
-                _require(ok(cfg[key]), f"ssm_cfg[{key!r}]", rule, cfg[key])
-
-        check("layer", lambda v: v == "Mamba1", "'Mamba1' (Mamba-2/3 layers are not implemented)")
-        check("d_state", lambda v: _is_int(v) and v > 0, "a positive integer")
-        check("d_conv", lambda v: _is_int(v) and 2 <= v <= 4, "2, 3 or 4 (the causal conv kernels' widths)")
-        check("expand", lambda v: _is_number(v) and v > 0 and float(v * self.d_model).is_integer(),
-              f"a number > 0 with expand * d_model ({self.d_model}) an integer")
-        check("dt_rank", lambda v: v == "auto" or (_is_int(v) and v > 0), "'auto' or a positive integer")
-        for key in ("dt_min", "dt_max", "dt_scale", "dt_init_floor"):
-            check(key, lambda v: _is_number(v) and v > 0, "a number > 0")
-        dt_min, dt_max = cfg.get("dt_min", 0.001), cfg.get("dt_max", 0.1)
-        _require(dt_min <= dt_max, "ssm_cfg['dt_max']", f">= dt_min ({dt_min})", dt_max)
-        check("dt_init", lambda v: v in ("random", "constant"), "'random' or 'constant'")
-        for key in ("conv_bias", "bias", "use_fast_path"):
-            check(key, lambda v: isinstance(v, bool), "true or false")
-
 
 @dataclass
-class TransformerConfig(ConfigBase):
+class TransformerConfig(BackboneConfig):
     """Hyper-parameters of the Transformer++ baseline (:mod:`mamba_bio_audio.models.transformer`).
 
     Pre-norm blocks of causal multi-head attention with rotary position embeddings (RoPE, ``rope_theta``) over
     the whole head dimension, then a SwiGLU MLP of ``d_intermediate`` hidden units; RMSNorm; no biases; tied
-    embedding. ``d_model`` must be divisible by ``n_head``. The head and training fields mean what they mean
-    in :class:`MambaConfig`.
+    embedding. ``d_model`` must be divisible by ``n_head``. The shared fields mean what they mean in
+    :class:`MambaConfig`.
     """
 
     architecture = "transformer"
-    chunk_size = None  # class constants, not fields: attention never runs chunked with state passing
-    tbptt = False
     _field_hints = {
         name: ("attention reads every earlier token, so a sequence cannot be split into chunks joined by a "
                "fixed-size state; use checkpoint_blocks to save memory")
@@ -257,25 +312,16 @@ class TransformerConfig(ConfigBase):
     n_layer: int = 12
     n_head: int = 12
     d_intermediate: int = 2048
-    vocab_size: int = 50277
-    pad_vocab_size_multiple: int = 8
     rope_theta: float = 10000.0
-    residual_in_fp32: bool = True
-    tie_embeddings: bool = True
-    norm_epsilon: float = 1e-5
     initializer_range: float = 0.02
-    num_labels: int = 2
-    pooling: str = "last"
-    pad_token_id: int | None = None
-    checkpoint_blocks: bool = False
 
-    def __post_init__(self) -> None:
-        _check_common(self, "TransformerConfig")
+    def _check(self) -> None:
         for name in ("n_head", "d_intermediate"):
             value = getattr(self, name)
-            _require(_is_int(value) and value > 0, name, "a positive integer", value, "TransformerConfig")
-        _require(self.d_model % self.n_head == 0, "n_head", f"a divisor of d_model ({self.d_model})", self.n_head,
-                 "TransformerConfig")
-        _require(_is_number(self.rope_theta) and self.rope_theta > 0, "rope_theta", "a number > 0",
-                 self.rope_theta, "TransformerConfig")
-
+            self._require(is_int(value) and value > 0, name, "a positive integer", value)
+        self._require(self.d_model % self.n_head == 0, "n_head", f"a divisor of d_model ({self.d_model})",
+                      self.n_head)
+        self._require(is_number(self.rope_theta) and self.rope_theta > 0, "rope_theta", "a number > 0",
+                      self.rope_theta)
+        self._require(is_number(self.initializer_range) and self.initializer_range > 0, "initializer_range",
+                      "a number > 0", self.initializer_range)

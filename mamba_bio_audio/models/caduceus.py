@@ -21,13 +21,16 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from mamba_bio_audio.checkpoint import MAMBA_SHAPE_FIELDS, PretrainedMixin, classification_loss
+from mamba_bio_audio import pretrained
+from mamba_bio_audio.losses import classification_loss, token_loss
+from mamba_bio_audio.models import caduceus_checkpoint
+from mamba_bio_audio.models.base import PreTrainedModel
 from mamba_bio_audio.models.caduceus_config import CaduceusConfig
-from mamba_bio_audio.models.classification import MambaForSequenceClassification, SequenceClassifierOutput
-from mamba_bio_audio.models.lm import causal_lm_loss
-from mamba_bio_audio.models.mixer_model import _init_weights
+from mamba_bio_audio.models.classification import SequenceClassifierOutput
+from mamba_bio_audio.models.mamba_folders import MAMBA_SHAPE_FIELDS
+from mamba_bio_audio.models.mixer_model import MixerModel
 from mamba_bio_audio.modules.bimamba import BiMamba
-from mamba_bio_audio.modules.block import Block, final_norm, run_block
+from mamba_bio_audio.modules.block import Block, final_norm
 from mamba_bio_audio.modules.pooling import pool
 from mamba_bio_audio.modules.rcps import (RCPSEmbedding, RCPSLMHead, RCPSWrapper, rc_ids, rc_invariant_pool,
                                           rc_logits, rcps_add_norm, rcps_norm)
@@ -35,8 +38,8 @@ from mamba_bio_audio.modules.rms_norm import RMSNorm
 from mamba_bio_audio.targets import IGNORE_INDEX, counted_mask
 from mamba_bio_audio.tokenizers import DNA_VOCAB, NucleotideTokenizer
 
-__all__ = ["BASE_IDS", "Caduceus", "CaduceusForMaskedLM", "CaduceusForSequenceClassification", "CaduceusMixerModel",
-           "MaskedLMOutput", "masked_lm_loss", "mlm_mask"]
+__all__ = ["BASE_IDS", "Caduceus", "CaduceusForMaskedLM", "CaduceusForSequenceClassification", "MaskedLMOutput",
+           "caduceus_block", "mlm_mask"]
 
 BASE_IDS = tuple(DNA_VOCAB[base] for base in "ACGT")
 
@@ -46,13 +49,6 @@ class MaskedLMOutput(NamedTuple):
 
     logits: torch.Tensor
     loss: torch.Tensor | None = None
-
-
-def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor, pad_token_id: int | None = None) -> torch.Tensor:
-    """Mean cross entropy (fp32) of logits (batch, L, V) against labels (batch, L) int64, the original token at
-    every masked position and -100 elsewhere, over the targets :mod:`mamba_bio_audio.targets` counts (no shift:
-    position l predicts itself)."""
-    return causal_lm_loss(logits, labels, pad_token_id)
 
 
 def mlm_mask(input_ids: torch.Tensor, generator: torch.Generator, probability: float = 0.15,
@@ -126,59 +122,46 @@ class CaduceusEmbeddings(nn.Module):
         return self.word_embeddings(input_ids)
 
 
-class CaduceusMixerModel(nn.Module):
-    """input_ids (batch, L) int64 → normalised hidden states (batch, L, hidden_size) (2·d_model with rcps).
+def caduceus_block(config: CaduceusConfig, layer_idx: int, device=None, dtype=None) -> nn.Module:
+    """Block ``layer_idx`` of a Caduceus backbone: norm + :class:`~mamba_bio_audio.modules.bimamba.BiMamba` (a
+    :class:`Block`), or with ``rcps`` an :class:`RCPSBlock` around it."""
+    factory = {"device": device, "dtype": dtype}
+    norm_cls = partial(RMSNorm if config.rms_norm else nn.LayerNorm, eps=config.norm_epsilon, **factory)
+    ssm_cfg = {k: v for k, v in config.ssm_cfg.items() if k != "layer"}  # "layer" names Mamba-1: checked
+    mixer_cls = partial(BiMamba, bidirectional=config.bidirectional,
+                        bidirectional_strategy=config.bidirectional_strategy,
+                        bidirectional_weight_tie=config.bidirectional_weight_tie,
+                        chunk_size=config.chunk_size, layer_idx=layer_idx, **ssm_cfg, **factory)
+    if config.rcps:
+        block = RCPSBlock(config.d_model, mixer_cls, norm_cls, config.fused_add_norm, config.residual_in_fp32)
+    else:
+        block = Block(config.d_model, mixer_cls, norm_cls=norm_cls, fused_add_norm=config.fused_add_norm,
+                      residual_in_fp32=config.residual_in_fp32)
+    block.layer_idx = layer_idx
+    return block
 
-    Keys: ``embeddings.*``, ``layers.{i}.norm.weight``, ``layers.{i}.mixer[.submodule].mamba_fwd.*`` and
-    ``.mamba_rev.*``, ``norm_f.weight``.
-    """
+
+def _rcps_final_norm(norm: nn.Module, hidden_states: torch.Tensor, residual: torch.Tensor, fused_add_norm: bool,
+                     residual_in_fp32: bool) -> torch.Tensor:
+    return rcps_norm(norm, hidden_states + residual)
+
+
+class Caduceus(nn.Module):
+    """The backbone under upstream's name: ``backbone``, a :class:`~mamba_bio_audio.models.mixer_model.MixerModel`
+    of :func:`caduceus_block` blocks and a :class:`CaduceusEmbeddings` (keys ``embeddings.*``,
+    ``layers.{i}.norm.weight``, ``layers.{i}.mixer[.submodule].mamba_fwd.*`` and ``.mamba_rev.*``,
+    ``norm_f.weight``); forward gives the hidden states (batch, L, hidden_size) (2·d_model with rcps)."""
 
     def __init__(self, config: CaduceusConfig, device=None, dtype=None):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
-        self.rcps = config.rcps
-        self.fused_add_norm = config.fused_add_norm
-        self.residual_in_fp32 = config.residual_in_fp32
-        self.checkpoint_blocks = config.checkpoint_blocks
-        self.embeddings = CaduceusEmbeddings(config, **factory)
-        norm_cls = partial(RMSNorm if config.rms_norm else nn.LayerNorm, eps=config.norm_epsilon, **factory)
-        ssm_cfg = {k: v for k, v in config.ssm_cfg.items() if k != "layer"}  # "layer" names Mamba-1: checked
-        layers = []
-        for i in range(config.n_layer):
-            mixer_cls = partial(BiMamba, bidirectional=config.bidirectional,
-                                bidirectional_strategy=config.bidirectional_strategy,
-                                bidirectional_weight_tie=config.bidirectional_weight_tie,
-                                chunk_size=config.chunk_size, layer_idx=i, **ssm_cfg, **factory)
-            if config.rcps:
-                block = RCPSBlock(config.d_model, mixer_cls, norm_cls, config.fused_add_norm, config.residual_in_fp32)
-            else:
-                block = Block(config.d_model, mixer_cls, norm_cls=norm_cls, fused_add_norm=config.fused_add_norm,
-                              residual_in_fp32=config.residual_in_fp32)
-            block.layer_idx = i
-            layers.append(block)
-        self.layers = nn.ModuleList(layers)
-        self.norm_f = norm_cls(config.d_model)
-        init = {"initializer_range": 0.02, **config.initializer_cfg}
-        self.apply(partial(_init_weights, n_layer=config.n_layer, **init))
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.embeddings(input_ids)
-        residual = None
-        for layer in self.layers:
-            hidden_states, residual = run_block(layer, hidden_states, residual, checkpointed=self.checkpoint_blocks)
-        if self.rcps:
-            return rcps_norm(self.norm_f, hidden_states + residual)
-        return final_norm(self.norm_f, hidden_states, residual, self.fused_add_norm, self.residual_in_fp32)
-
-
-class Caduceus(nn.Module):
-    """The backbone under upstream's name: ``backbone`` (:class:`CaduceusMixerModel`); forward gives the hidden
-    states (batch, L, hidden_size)."""
-
-    def __init__(self, config: CaduceusConfig, device=None, dtype=None):
-        super().__init__()
         self.config = config
-        self.backbone = CaduceusMixerModel(config, device=device, dtype=dtype)
+        self.backbone = MixerModel(
+            config.d_model, config.n_layer, 0, config.padded_vocab_size, norm_epsilon=config.norm_epsilon,
+            rms_norm=config.rms_norm, initializer_cfg=config.init_options(), fused_add_norm=config.fused_add_norm,
+            residual_in_fp32=config.residual_in_fp32, checkpoint_blocks=config.checkpoint_blocks,
+            block_factory=partial(caduceus_block, config, **factory), embedding=CaduceusEmbeddings(config, **factory),
+            embedding_name="embeddings", final_norm=_rcps_final_norm if config.rcps else final_norm, **factory)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.backbone(input_ids)
@@ -202,28 +185,41 @@ CADUCEUS_PRESENCE_FIELDS = {
 }
 
 
-class _CaduceusPretrained(PretrainedMixin, nn.Module):
-    """Loading shared by the Caduceus heads: our folders and upstream's (HF ``model_type: "caduceus"``)."""
+class _CaduceusPretrained(PreTrainedModel):
+    """What the Caduceus heads share: the backbone, the complement ids, and reading our folders and upstream's
+    (HF ``model_type: "caduceus"``, :mod:`.caduceus_checkpoint`)."""
 
     config_class = CaduceusConfig
     _shape_fields = CADUCEUS_SHAPE_FIELDS
     _presence_fields = CADUCEUS_PRESENCE_FIELDS
 
+    def __init__(self, config: CaduceusConfig, device=None, dtype=None):
+        super().__init__(config)
+        self.caduceus = Caduceus(config, device=device, dtype=dtype)
+        # complement_ids (padded_vocab,) int64: the complement of every id, for post-hoc RC conjoining (a
+        # non-persistent buffer: it follows the model's device and is not in the state dict)
+        self.register_buffer("complement_ids", torch.tensor(config.complement_ids(), dtype=torch.long,
+                                                            device=device), persistent=False)
+
     @classmethod
     def from_pretrained(cls, path, device=None, dtype=None, vocab=None, **config_overrides):
         """A model folder, ours or upstream's (``config.json`` + ``model.safetensors`` / ``pytorch_model.bin``),
         in eval mode. ``vocab`` (token -> id, or the characters of a HyenaDNA-style character tokenizer) names
-        the folder's token ids when they differ from ours; see
-        :func:`~mamba_bio_audio.models.caduceus_checkpoint.load_caduceus`."""
-        from mamba_bio_audio.models.caduceus_checkpoint import load_caduceus
+        the folder's token ids when they differ from ours (default: the folder's ``tokenizer_config.json``
+        ``characters``, else our ids); see :mod:`mamba_bio_audio.models.caduceus_checkpoint`."""
+        return pretrained.load_model(path, cls, device=device, dtype=dtype, options={"vocab": vocab},
+                                     **config_overrides)
 
-        return load_caduceus(path, cls, device=device, dtype=dtype, vocab=vocab, **config_overrides)
+    @classmethod
+    def folder_config(cls, folder, raw: dict, vocab=None) -> tuple[dict, list[int] | None]:
+        """(config fields, the vocabulary permutation or None) of a Caduceus folder."""
+        return caduceus_checkpoint.folder_config(folder, raw, vocab)
 
-    def _register_complement(self, device) -> None:
-        """``complement_ids`` (padded_vocab,) int64: the complement of every id, for post-hoc RC conjoining (a
-        non-persistent buffer: it follows the model's device and is not in the state dict)."""
-        self.register_buffer("complement_ids", torch.tensor(self.config.complement_ids(), dtype=torch.long,
-                                                            device=device), persistent=False)
+    def convert_state_dict(self, state_dict: dict, context) -> dict:
+        return caduceus_checkpoint.caduceus_state_dict(state_dict, self, context)
+
+    def tied_keys(self) -> list[tuple[str, str, str]]:
+        return caduceus_checkpoint.tied_keys(self)
 
     def _conjoined(self) -> bool:
         return (self.config.conjoin_train and self.training) or (self.config.conjoin_eval and not self.training)
@@ -233,17 +229,15 @@ class CaduceusForMaskedLM(_CaduceusPretrained):
     """input_ids (batch, L) int64 → logits (batch, L, padded_vocab) of the token at every position.
 
     ``labels`` (batch, L) int64: the original token at masked positions, -100 (or PAD) elsewhere; the loss is
-    :func:`masked_lm_loss`. With ``conjoin_eval`` (in eval mode) or ``conjoin_train`` (in training) the logits
-    are the average of the strand's and the reverse-complement strand's, read back on this strand.
+    :func:`~mamba_bio_audio.losses.token_loss` (no shift: position l predicts its own token, as transformers'
+    masked LMs). With ``conjoin_eval`` (in eval mode) or ``conjoin_train`` (in training) the logits are the
+    average of the strand's and the reverse-complement strand's, read back on this strand.
     """
 
     head_type = "masked_lm"
 
     def __init__(self, config: CaduceusConfig, device=None, dtype=None):
-        super().__init__()
-        self.config = config
-        self.caduceus = Caduceus(config, device=device, dtype=dtype)
-        self._register_complement(device)
+        super().__init__(config, device=device, dtype=dtype)
         vocab = config.padded_vocab_size
         if config.rcps:
             self.lm_head = RCPSLMHead(config.d_model, vocab, config.complement_ids(), device=device, dtype=dtype)
@@ -252,7 +246,7 @@ class CaduceusForMaskedLM(_CaduceusPretrained):
         self.tie_weights()
 
     def tie_weights(self) -> None:
-        if not self.config.tie_word_embeddings:
+        if not self.config.tie_embeddings:
             return
         embedding = self.caduceus.backbone.embeddings.word_embeddings
         if self.config.rcps:
@@ -268,7 +262,7 @@ class CaduceusForMaskedLM(_CaduceusPretrained):
             logits = (logits_fwd + rc_logits(logits_rc, complement)) / 2
         else:
             logits = self.lm_head(self.caduceus(input_ids))
-        loss = None if labels is None else masked_lm_loss(logits, labels, self.config.pad_token_id)
+        loss = None if labels is None else token_loss(logits, labels, self.config.pad_token_id)
         return MaskedLMOutput(logits=logits, loss=loss)
 
 
@@ -287,20 +281,15 @@ class CaduceusForSequenceClassification(_CaduceusPretrained):
     _keys_allowed_unexpected = ("lm_head.weight", "lm_head.lm_head.weight", "lm_head.complement_map")
 
     def __init__(self, config: CaduceusConfig, device=None, dtype=None):
-        super().__init__()
-        self.config = config
-        self.caduceus = Caduceus(config, device=device, dtype=dtype)
-        self._register_complement(device)
-        self.score = nn.Linear(config.d_model, config.num_labels, bias=False, device=device, dtype=dtype)
-        nn.init.normal_(self.score.weight, std=config.initializer_cfg.get("initializer_range", 0.02))
-
-    _real_tokens = MambaForSequenceClassification._real_tokens  # attention_mask, else ids != pad_token_id
+        super().__init__(config, device=device, dtype=dtype)
+        self.score = self.init_head(nn.Linear(config.d_model, config.num_labels, bias=False, device=device,
+                                              dtype=dtype), config.init_options()["initializer_range"])
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None) -> SequenceClassifierOutput:
         """input_ids (batch, L) int64; attention_mask (batch, L), 1 at real tokens; labels (batch,) int64 class
         ids (float targets when num_labels == 1: regression with MSE)."""
-        mask = self._real_tokens(input_ids, attention_mask)
+        mask = self.real_tokens(input_ids, attention_mask)
         mode = self.config.pooling
         if self.config.rcps:
             pooled_fwd, pooled_rc = rc_invariant_pool(self.caduceus(input_ids), mode, mask)

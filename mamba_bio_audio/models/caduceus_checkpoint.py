@@ -1,7 +1,9 @@
 """Loading Caduceus model folders: ours (``config.json`` with ``"architecture": "caduceus"`` +
 ``model.safetensors``) and the published ones (HF ``config.json`` with ``"model_type": "caduceus"`` +
 ``model.safetensors`` or ``pytorch_model.bin`` read weights_only, sharded or not), into
-:class:`~mamba_bio_audio.models.caduceus.CaduceusForMaskedLM` or ``CaduceusForSequenceClassification``.
+:class:`~mamba_bio_audio.models.caduceus.CaduceusForMaskedLM` or ``CaduceusForSequenceClassification``: the
+hooks :func:`folder_config`, :func:`caduceus_state_dict` and :func:`tied_keys` that the one loader
+(:func:`mamba_bio_audio.pretrained.load_model`) calls through the model class.
 
 Our modules carry upstream's names, so the key map is the identity except where upstream's module layout
 varies or where tensors are shared:
@@ -11,15 +13,16 @@ varies or where tensors are shared:
 * a backbone saved alone (``backbone.*``) loads under ``caduceus.backbone.*``;
 * shared tensors may be stored once (safetensors keeps one name per tensor): with
   ``bidirectional_weight_tie`` the ``mamba_rev`` in/out projections are filled from ``mamba_fwd``'s (or back),
-  with ``tie_word_embeddings`` the LM head from the embedding (or back); two stored copies that differ raise a
-  ValueError naming the key and the field;
+  with ``tie_embeddings`` (upstream: ``tie_word_embeddings``) the LM head from the embedding (or back)
+  (:func:`tied_keys`, filled by :func:`mamba_bio_audio.pretrained.load_weights`); two stored copies that
+  differ raise a ValueError naming the key and the field;
 * the ``complement_map`` buffers must equal the config's (ValueError naming the key) and are filled when absent.
 
 Token ids: Caduceus and HyenaDNA's character tokenizers give ``[CLS]0 [SEP]1 [BOS]2 [MASK]3 [PAD]4 [RESERVED]5
 [UNK]6`` and then their characters from 7; with the characters A C G T N (both defaults) these are our ids.
 A folder whose tokenizer differs (``vocab=``, or ``tokenizer_config.json``'s ``characters``) has its embedding
 and LM-head rows, ``complement_map`` and ``pad_token_id`` permuted into our ids. Then
-:func:`mamba_bio_audio.checkpoint.load_weights` checks every key: a missing, extra or mis-shaped one raises a
+:func:`mamba_bio_audio.pretrained.load_weights` checks every key: a missing, extra or mis-shaped one raises a
 ValueError naming it and the config field behind it.
 """
 from __future__ import annotations
@@ -30,12 +33,11 @@ from pathlib import Path
 
 import torch
 
-from mamba_bio_audio.checkpoint import HEAD_KEY, load_state_dict, load_weights, read_config_json
 from mamba_bio_audio.models.caduceus_config import CaduceusConfig
 from mamba_bio_audio.modules.bimamba import TIED_PROJECTIONS
 from mamba_bio_audio.tokenizers import DNA_SPECIAL_TOKENS, DNA_VOCAB
 
-__all__ = ["UPSTREAM_FIELDS", "caduceus_state_dict", "config_from_upstream", "load_caduceus", "read_config",
+__all__ = ["UPSTREAM_FIELDS", "caduceus_state_dict", "config_from_upstream", "folder_config", "tied_keys",
            "vocab_permutation"]
 
 UPSTREAM_MODEL_TYPE = "caduceus"
@@ -73,19 +75,6 @@ def config_from_upstream(raw: Mapping) -> dict:
     if "num_labels" in raw:
         values["num_labels"] = raw["num_labels"]
     return values
-
-
-def read_config(path) -> tuple[dict, str, str | None]:
-    """(config fields, layout "ours" or "upstream", saved head type or None) of a model folder."""
-    raw = read_config_json(path)
-    if "model_type" in raw:
-        return config_from_upstream(raw), "upstream", None
-    head = raw.pop(HEAD_KEY, None)
-    architecture = raw.get("architecture")
-    if architecture != CaduceusConfig.architecture:
-        raise ValueError(f"model folder {path} holds a model of architecture {architecture!r}, not 'caduceus': load "
-                         f"it with mamba_bio_audio.models.load_pretrained")
-    return raw, "ours", head
 
 
 def _character_vocab(characters: Sequence[str]) -> dict[str, int]:
@@ -135,17 +124,6 @@ def _remap_config(values: dict, perm: list[int]) -> dict:
     return values
 
 
-def _fill_pair(state_dict: dict, key: str, twin: str, field: str) -> None:
-    """One tensor stored under ``key`` and ``twin`` (shared): fill the missing name; two different copies raise."""
-    first, second = state_dict.get(key), state_dict.get(twin)
-    if first is None and second is not None:
-        state_dict[key] = second
-    elif second is None and first is not None:
-        state_dict[twin] = first
-    elif first is not None and not torch.equal(first, second):
-        raise ValueError(f"checkpoint has different {key!r} and {twin!r} but the config field {field} ties them")
-
-
 def caduceus_state_dict(state_dict: Mapping, model, perm: list[int] | None = None) -> dict:
     """The upstream (or our) ``state_dict`` in ``model``'s key names, tied tensors filled and ``complement_map``
     buffers checked; ``perm`` permutes the vocabulary rows (see :func:`vocab_permutation`)."""
@@ -163,16 +141,6 @@ def caduceus_state_dict(state_dict: Mapping, model, perm: list[int] | None = Non
         for key in (embedding_key, head_key):
             if key in out:
                 out[key] = out[key][perm]
-    if config.bidirectional and config.bidirectional_weight_tie:
-        for i in range(config.n_layer):
-            mixer = next((k.rsplit(".mamba_fwd.", 1)[0] for k in expected if k.startswith(f"caduceus.backbone.layers."
-                          f"{i}.") and ".mamba_fwd." in k), None)
-            for name in TIED_PROJECTIONS:
-                if f"{mixer}.mamba_fwd.{name}" in expected:
-                    _fill_pair(out, f"{mixer}.mamba_fwd.{name}", f"{mixer}.mamba_rev.{name}",
-                               "bidirectional_weight_tie")
-    if config.tie_word_embeddings and head_key in expected:
-        _fill_pair(out, embedding_key, head_key, "tie_word_embeddings")
     for key, buffer in expected.items():
         if not key.endswith("complement_map"):
             continue
@@ -191,22 +159,41 @@ def caduceus_state_dict(state_dict: Mapping, model, perm: list[int] | None = Non
     return out
 
 
-def load_caduceus(path, model_cls, device=None, dtype=None, vocab=None, **config_overrides):
-    """Build ``model_cls`` (a Caduceus head) from a model folder in eval mode. ``config_overrides`` replace
-    config fields; ``vocab`` (token -> id, or the characters of a character tokenizer) gives the folder's token
-    ids when they are not ours (default: ``tokenizer_config.json``'s ``characters``, else our ids)."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"model folder {folder} does not exist")
-    values, layout, _ = read_config(folder)
-    if vocab is None and layout == "upstream":
-        vocab = _folder_vocab(folder)
+def tied_keys(model) -> list[tuple[str, str, str]]:
+    """(key, twin, config field) of the tensors a Caduceus ``model`` shares: with ``bidirectional_weight_tie``
+    every layer's ``mamba_fwd`` / ``mamba_rev`` in and out projections, with ``tie_embeddings`` the embedding and
+    the LM head."""
+    config: CaduceusConfig = model.config
+    pairs = []
+    if config.bidirectional and config.bidirectional_weight_tie:
+        for key in model.state_dict():
+            name = key.split(".mamba_fwd.", 1)[-1]
+            if ".mamba_fwd." in key and name in TIED_PROJECTIONS:
+                pairs.append((key, key.replace(".mamba_fwd.", ".mamba_rev."), "bidirectional_weight_tie"))
+    if config.tie_embeddings:
+        embedding_key = f"{EMBEDDING}.embedding.weight" if config.rcps else f"{EMBEDDING}.weight"
+        pairs.append((embedding_key, f"{HEAD}.lm_head.weight" if config.rcps else f"{HEAD}.weight", "tie_embeddings"))
+    return pairs
+
+
+def folder_config(folder: Path, raw: Mapping, vocab=None) -> tuple[dict, list[int] | None]:
+    """(CaduceusConfig fields, vocabulary permutation or None) of a folder whose ``config.json`` holds ``raw``:
+    upstream's (``model_type: "caduceus"``) or ours (``architecture: "caduceus"``; another architecture raises
+    ValueError naming it). ``vocab`` (token -> id, or a character tokenizer's characters) gives the folder's
+    token ids when they are not ours (default for upstream folders: ``tokenizer_config.json``'s ``characters``)."""
+    if "model_type" in raw:
+        values = config_from_upstream(raw)
+        if vocab is None:
+            vocab = _folder_vocab(folder)
+    else:
+        values = dict(raw)
+        architecture = values.get("architecture")
+        if architecture != CaduceusConfig.architecture:
+            raise ValueError(f"model folder {folder} holds a model of architecture {architecture!r}, not "
+                             "'caduceus': load it with mamba_bio_audio.models.load_pretrained")
     multiple = values.get("pad_vocab_size_multiple", 8)
     rows = -(-values.get("vocab_size", CaduceusConfig.vocab_size) // multiple) * multiple
     perm = None if vocab is None else vocab_permutation(vocab, rows)
     if perm is not None:
         values = _remap_config(values, perm)
-    config = CaduceusConfig.from_dict({**values, **config_overrides})
-    model = model_cls(config, device=device, dtype=dtype)
-    state_dict = caduceus_state_dict(load_state_dict(folder), model, perm)
-    return load_weights(model, state_dict).eval()
+    return values, perm

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mamba_bio_audio.config import POOLINGS, ConfigBase, MambaConfig, _is_int, _is_number, _require
+from mamba_bio_audio.config import BackboneConfig, MambaConfig, check_ssm_cfg, is_int, is_number
 
 __all__ = ["BIDIRECTIONAL_STRATEGIES", "CaduceusConfig", "INITIALIZER_CFG_KEYS", "dna_complement_map"]
 
@@ -40,68 +40,56 @@ def dna_complement_map() -> dict[int, int]:
     return NucleotideTokenizer().complement_map
 
 
-def _check(ok: bool, name: str, rule: str, value) -> None:
-    _require(ok, name, rule, value, _OWNER)
-
-
 @dataclass
-class CaduceusConfig(ConfigBase):
+class CaduceusConfig(BackboneConfig):
     """Hyper-parameters of the Caduceus backbone and its masked-LM and classification heads (defaults are
-    upstream's, except ``vocab_size``: the DNA vocabulary of 12 ids, padded to 16)."""
+    upstream's, except ``vocab_size``: the DNA vocabulary of 12 ids, padded to 16). Upstream's
+    ``tie_word_embeddings`` is read as ``tie_embeddings``, the one spelling of the backbone configs."""
 
     architecture = "caduceus"
+    _old_names = {"tie_word_embeddings": "tie_embeddings"}
 
     d_model: int = 2560
     n_layer: int = 64
     vocab_size: int = 12
+    pooling: str = "mean"
+    pad_token_id: int | None = 4
     ssm_cfg: dict = field(default_factory=dict)
     rms_norm: bool = True
-    residual_in_fp32: bool = True
     fused_add_norm: bool = True
-    pad_vocab_size_multiple: int = 8
-    norm_epsilon: float = 1e-5
     initializer_cfg: dict = field(default_factory=dict)
     bidirectional: bool = True
     bidirectional_strategy: str = "add"
     bidirectional_weight_tie: bool = True
     rcps: bool = False
     complement_map: dict | str | None = None
-    tie_word_embeddings: bool = True
-    num_labels: int = 2
-    pooling: str = "mean"
-    pad_token_id: int | None = 4
     conjoin_train: bool = False
     conjoin_eval: bool = False
     chunk_size: int | None = None
-    checkpoint_blocks: bool = False
 
-    def __post_init__(self) -> None:
-        for name in ("d_model", "n_layer", "vocab_size", "pad_vocab_size_multiple", "num_labels"):
-            value = getattr(self, name)
-            _check(_is_int(value) and value > 0, name, "a positive integer", value)
-        for name in ("rms_norm", "residual_in_fp32", "fused_add_norm", "bidirectional", "bidirectional_weight_tie",
-                     "rcps", "tie_word_embeddings", "conjoin_train", "conjoin_eval", "checkpoint_blocks"):
-            _check(isinstance(getattr(self, name), bool), name, "true or false", getattr(self, name))
-        _check(_is_number(self.norm_epsilon) and self.norm_epsilon > 0, "norm_epsilon", "a number > 0",
-               self.norm_epsilon)
-        _check(self.bidirectional_strategy in BIDIRECTIONAL_STRATEGIES, "bidirectional_strategy",
-               f"one of {', '.join(BIDIRECTIONAL_STRATEGIES)}", self.bidirectional_strategy)
-        _check(self.pooling in POOLINGS, "pooling", f"one of {', '.join(POOLINGS)}", self.pooling)
-        if self.pad_token_id is not None:
-            _check(_is_int(self.pad_token_id) and 0 <= self.pad_token_id < self.padded_vocab_size, "pad_token_id",
-                   f"None or an id in [0, {self.padded_vocab_size})", self.pad_token_id)
-        _check(self.chunk_size is None or (_is_int(self.chunk_size) and self.chunk_size > 0), "chunk_size",
-               "None (one pass) or a positive integer", self.chunk_size)
+    def _check(self) -> None:
+        for name in ("rms_norm", "fused_add_norm", "bidirectional", "bidirectional_weight_tie", "rcps",
+                     "conjoin_train", "conjoin_eval"):
+            self._require(isinstance(getattr(self, name), bool), name, "true or false", getattr(self, name))
+        self._require(self.bidirectional_strategy in BIDIRECTIONAL_STRATEGIES, "bidirectional_strategy",
+                      f"one of {', '.join(BIDIRECTIONAL_STRATEGIES)}", self.bidirectional_strategy)
+        self._require(self.chunk_size is None or (is_int(self.chunk_size) and self.chunk_size > 0), "chunk_size",
+                      "None (one pass) or a positive integer", self.chunk_size)
         self._check_initializer_cfg()
-        self._check_ssm_cfg()
+        self.ssm_cfg = check_ssm_cfg({} if self.ssm_cfg is None else self.ssm_cfg, self.d_model, _OWNER)
+        self._require(self.ssm_cfg.get("layer", "Mamba1") == "Mamba1", "ssm_cfg['layer']",
+                      "'Mamba1' (the BiMamba mixer wraps Mamba-1 layers)", self.ssm_cfg.get("layer"))
         self._check_complement_map()
         if self.rcps:
-            _check(self.d_model % 2 == 0, "d_model",
-                   "an even integer with rcps (the RC half of the stream mirrors the forward half channel by "
-                   "channel)", self.d_model)
+            self._require(self.d_model % 2 == 0, "d_model",
+                          "an even integer with rcps (the RC half of the stream mirrors the forward half channel "
+                          "by channel)", self.d_model)
             for name in ("conjoin_train", "conjoin_eval"):
-                _check(not getattr(self, name), name, "false with rcps (an RCPS model is RC-equivariant already)",
-                       getattr(self, name))
+                self._require(not getattr(self, name), name,
+                              "false with rcps (an RCPS model is RC-equivariant already)", getattr(self, name))
+
+    def init_options(self) -> dict:
+        return {"initializer_range": 0.02, **self.initializer_cfg}
 
     @property
     def hidden_size(self) -> int:
@@ -125,14 +113,14 @@ class CaduceusConfig(ConfigBase):
         return MambaConfig(d_model=self.d_model, n_layer=self.n_layer, vocab_size=self.vocab_size,
                            ssm_cfg=dict(self.ssm_cfg), rms_norm=self.rms_norm, residual_in_fp32=self.residual_in_fp32,
                            fused_add_norm=self.fused_add_norm, pad_vocab_size_multiple=self.pad_vocab_size_multiple,
-                           tie_embeddings=self.tie_word_embeddings, norm_epsilon=self.norm_epsilon,
-                           initializer_range=self.initializer_cfg.get("initializer_range", 0.02),
+                           tie_embeddings=self.tie_embeddings, norm_epsilon=self.norm_epsilon,
+                           initializer_range=self.init_options()["initializer_range"],
                            num_labels=self.num_labels, pad_token_id=self.pad_token_id)
 
     def _check_initializer_cfg(self) -> None:
         if self.initializer_cfg is None:
             self.initializer_cfg = {}
-        _check(isinstance(self.initializer_cfg, Mapping), "initializer_cfg", "a mapping", self.initializer_cfg)
+        self._require(isinstance(self.initializer_cfg, Mapping), "initializer_cfg", "a mapping", self.initializer_cfg)
         self.initializer_cfg = dict(self.initializer_cfg)
         unknown = sorted(set(self.initializer_cfg) - set(INITIALIZER_CFG_KEYS))
         if unknown:
@@ -140,24 +128,15 @@ class CaduceusConfig(ConfigBase):
                              f"{', '.join(INITIALIZER_CFG_KEYS)}")
         cfg = self.initializer_cfg
         if "initializer_range" in cfg:
-            _check(_is_number(cfg["initializer_range"]) and cfg["initializer_range"] > 0,
+            self._require(is_number(cfg["initializer_range"]) and cfg["initializer_range"] > 0,
                    "initializer_cfg['initializer_range']", "a number > 0", cfg["initializer_range"])
         if "rescale_prenorm_residual" in cfg:
-            _check(isinstance(cfg["rescale_prenorm_residual"], bool), "initializer_cfg['rescale_prenorm_residual']",
+            self._require(isinstance(cfg["rescale_prenorm_residual"], bool),
+                          "initializer_cfg['rescale_prenorm_residual']",
                    "true or false", cfg["rescale_prenorm_residual"])
         if "n_residuals_per_layer" in cfg:
-            _check(_is_int(cfg["n_residuals_per_layer"]) and cfg["n_residuals_per_layer"] > 0,
+            self._require(is_int(cfg["n_residuals_per_layer"]) and cfg["n_residuals_per_layer"] > 0,
                    "initializer_cfg['n_residuals_per_layer']", "a positive integer", cfg["n_residuals_per_layer"])
-
-    def _check_ssm_cfg(self) -> None:
-        if self.ssm_cfg is None:
-            self.ssm_cfg = {}
-        _check(isinstance(self.ssm_cfg, Mapping), "ssm_cfg", "a mapping", self.ssm_cfg)
-        self.ssm_cfg = dict(self.ssm_cfg)
-        try:  # the mixer settings are those of the causal Mamba: one set of checks
-            MambaConfig(d_model=self.d_model, n_layer=1, vocab_size=1, ssm_cfg=self.ssm_cfg)
-        except ValueError as err:
-            raise ValueError(str(err).replace("MambaConfig.", f"{_OWNER}.", 1)) from None
 
     def _check_complement_map(self) -> None:
         cmap = self.complement_map
@@ -169,7 +148,7 @@ class CaduceusConfig(ConfigBase):
                 raise ValueError(f"CaduceusConfig.complement_map must map every token id to its complement's id "
                                  f"(or be 'dna') with {which}: the vocabulary has no complement ids; got None")
             return
-        _check(isinstance(cmap, Mapping), "complement_map", "a mapping id -> complement id, 'dna' or None", cmap)
+        self._require(isinstance(cmap, Mapping), "complement_map", "a mapping id -> complement id, 'dna' or None", cmap)
         size = self.padded_vocab_size
         try:
             table = {int(k): int(v) for k, v in cmap.items()}

@@ -23,11 +23,11 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from mamba_bio_audio.losses import token_loss_sum
 from mamba_bio_audio.modules.pooling import PoolSummary, merge, summarize
-from mamba_bio_audio.targets import IGNORE_INDEX, counted_mask, counted_targets
+from mamba_bio_audio.targets import counted_mask, counted_targets
 
 __all__ = ["ChunkedLMOutput", "causal_lm_chunked", "chunk_lengths", "detach_states", "pool_summary_chunked",
            "run_chunks"]
@@ -95,9 +95,7 @@ def run_chunks(model, input_ids: torch.Tensor, chunks: int | Sequence[int], head
 
 
 def _loss_sum(model, hidden_states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    logits = model.lm_head(hidden_states)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                           ignore_index=IGNORE_INDEX, reduction="sum")
+    return token_loss_sum(model.lm_head(hidden_states), labels)
 
 
 def _logits(model, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -111,9 +109,9 @@ def causal_lm_chunked(model, input_ids: torch.Tensor, labels: torch.Tensor | Non
     int64 in chunks (a chunk size or explicit lengths, see :func:`chunk_lengths`), starting from ``states``
     (None: a fresh sequence).
 
-    With labels (batch, L) int64 (the target of each position, counted as :mod:`mamba_bio_audio.targets` says)
+    With labels (batch, L) int64 (the aligned target of each position, counted as :mod:`mamba_bio_audio.targets` says)
     the loss is the mean cross entropy over all counted targets, exactly as
-    :func:`~mamba_bio_audio.models.causal_lm_loss` on the whole sequence (0 with a gradient path when nothing counts), and no logits are kept; without
+    :func:`~mamba_bio_audio.losses.token_loss` on the whole sequence (0 with a gradient path when nothing counts), and no logits are kept; without
     labels the logits are returned.
     """
     if labels is None:

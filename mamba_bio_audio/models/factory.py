@@ -2,24 +2,27 @@
 
 Architectures are named by the config classes (``MambaConfig.architecture == "mamba"``, "transformer",
 "sashimi"); head types by the model classes (``head_type``: "causal_lm", "classification"). A model folder's
-``config.json`` carries both (:func:`mamba_bio_audio.checkpoint.save_pretrained` writes them; upstream Mamba
+``config.json`` carries both (:func:`mamba_bio_audio.pretrained.save_pretrained` writes them; upstream Mamba
 folders have neither and read as a Mamba causal LM), so :func:`load_pretrained` builds whatever a folder holds.
+Mixers are registered by the name ``ssm_cfg["layer"]`` gives them (:data:`MIXERS`, default "Mamba1"): a new
+mixer is one class and one entry there, and every Mamba head (LM, classifier), training and sampling use it.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mamba_bio_audio.checkpoint import HEAD_KEY, read_config_json
+from mamba_bio_audio.pretrained import HEAD_KEY, read_config_json
 from mamba_bio_audio.config import ConfigBase, MambaConfig, TransformerConfig, read_preset
 from mamba_bio_audio.models.caduceus import CaduceusForMaskedLM, CaduceusForSequenceClassification
 from mamba_bio_audio.models.caduceus_config import CaduceusConfig
 from mamba_bio_audio.models.classification import MambaForSequenceClassification
 from mamba_bio_audio.models.lm import MambaLMHeadModel
+from mamba_bio_audio.models.mixer_model import MIXERS
 from mamba_bio_audio.models.sashimi import SashimiLM
 from mamba_bio_audio.models.sashimi_config import SashimiConfig
 from mamba_bio_audio.models.transformer import TransformerForSequenceClassification, TransformerLMHeadModel
 
-__all__ = ["ARCHITECTURES", "HEAD_TYPES", "config_class", "config_from_dict", "folder_spec", "load_preset",
+__all__ = ["ARCHITECTURES", "HEAD_TYPES", "MIXERS", "config_class", "config_from_dict", "folder_spec", "load_preset",
            "load_pretrained", "model_class"]
 
 _CONFIGS: dict[str, type[ConfigBase]] = {
@@ -78,7 +81,8 @@ def folder_spec(path) -> tuple[str, str]:
 
 def load_pretrained(path, head_type: str | None = None, device=None, dtype=None, **config_overrides):
     """The model a folder holds, in eval mode: the class comes from its ``config.json`` (``head_type`` picks
-    another head on the same backbone, e.g. "classification" from an LM folder, with ``num_labels=...``)."""
+    another head on the same backbone, e.g. "classification" from an LM folder, with ``num_labels=...``), and
+    the class's ``from_pretrained`` reads it through :func:`mamba_bio_audio.pretrained.load_model`."""
     architecture, saved_head = folder_spec(path)
     cls = model_class(architecture, head_type or saved_head)
     return cls.from_pretrained(path, device=device, dtype=dtype, **config_overrides)

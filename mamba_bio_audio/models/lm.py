@@ -13,121 +13,97 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mamba_bio_audio import generation
-from mamba_bio_audio.checkpoint import MAMBA_PRESENCE_FIELDS, MAMBA_SHAPE_FIELDS, PretrainedMixin
 from mamba_bio_audio.config import MambaConfig
+from mamba_bio_audio.losses import shift_labels, token_loss
 from mamba_bio_audio.models import chunked
+from mamba_bio_audio.models.base import PreTrainedModel
+from mamba_bio_audio.models.mamba_folders import MambaFolders
 from mamba_bio_audio.models.mixer_model import MixerModel
-from mamba_bio_audio.targets import IGNORE_INDEX, counted_targets
+from mamba_bio_audio.targets import IGNORE_INDEX
 
-__all__ = ["CausalLMOutput", "MambaLMHeadModel", "causal_lm_loss"]
+__all__ = ["CausalLM", "CausalLMOutput", "MambaLMHeadModel", "causal_targets"]
 
 
 class CausalLMOutput(NamedTuple):
     """logits (batch, L', padded_vocab) in the activation dtype (None from a chunked pass with labels: keeping
-    them would cost L · vocab); loss: scalar fp32 when labels were given."""
+    them would cost L · vocab); loss: scalar fp32 when labels or targets were given."""
 
     logits: torch.Tensor | None
     loss: torch.Tensor | None = None
 
 
-def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, pad_token_id: int | None = None) -> torch.Tensor:
-    """Mean cross entropy (fp32) of logits (batch, L, V) against labels (batch, L) int64 (the target of each
-    position, already shifted) over the targets :func:`~mamba_bio_audio.targets.counted_targets` keeps;
-    a batch whose targets are all ignored gives 0 (with a gradient path), not NaN."""
-    labels = counted_targets(labels.to(logits.device), pad_token_id).reshape(-1)
-    logits = logits.reshape(-1, logits.shape[-1]).float()
-    if not bool((labels != IGNORE_INDEX).any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+def causal_targets(labels: torch.Tensor | None, targets: torch.Tensor | None) -> torch.Tensor | None:
+    """The aligned targets (batch, L) of a causal-LM call: ``labels`` shifted (transformers' meaning: pass the
+    input ids, position t is trained on ``labels[t + 1]``), or ``targets`` as given (already aligned)."""
+    if labels is not None and targets is not None:
+        raise ValueError("give labels (the sequence: shifted inside the model) or targets (already aligned to the "
+                         "positions), not both")
+    return shift_labels(labels) if labels is not None else targets
 
 
-class MambaLMHeadModel(PretrainedMixin, nn.Module):
-    """input_ids (batch, L) int64 → next-token logits (batch, L, padded_vocab).
+class CausalLM(PreTrainedModel):
+    """input_ids (batch, L) int64 → next-token logits (batch, L, padded_vocab) over any backbone.
 
-    State-dict keys are upstream's: ``backbone.embedding.weight``, ``backbone.layers.{i}.norm.weight``,
-    ``backbone.layers.{i}.mixer.{in_proj.weight, conv1d.weight, conv1d.bias, x_proj.weight, dt_proj.weight,
-    dt_proj.bias, out_proj.weight, A_log, D}``, ``backbone.norm_f.weight``, ``lm_head.weight``.
-    ``backbone_cls`` builds the backbone from the config (the Transformer++ baseline swaps it).
+    Keys: ``backbone.*`` (``backbone_cls.from_config(config)``), ``lm_head.weight`` (tied to
+    ``backbone.embedding.weight`` when ``config.tie_embeddings``). Decoding contract: :meth:`allocate_inference_cache`,
+    :meth:`prefill`, :meth:`step` (see :mod:`mamba_bio_audio.generation`).
     """
 
-    backbone_cls = MixerModel
-    config_class = MambaConfig
+    backbone_cls: type[nn.Module] = MixerModel
     head_type = "causal_lm"
-    _shape_fields = MAMBA_SHAPE_FIELDS
-    _presence_fields = MAMBA_PRESENCE_FIELDS
 
-    def __init__(self, config: MambaConfig, initializer_cfg: dict | None = None, device=None, dtype=None):
-        super().__init__()
-        self.config = config
+    def __init__(self, config, initializer_cfg: dict | None = None, device=None, dtype=None):
+        super().__init__(config)
         self.backbone = self.backbone_cls.from_config(config, initializer_cfg=initializer_cfg, device=device,
                                                       dtype=dtype)
         self.lm_head = nn.Linear(config.d_model, config.padded_vocab_size, bias=False, device=device, dtype=dtype)
         self.tie_weights()
-        self.stream_states: list | None = None  # tbptt: every layer's states carried between training batches
-
-    def reset_stream(self) -> None:
-        """Forget the states carried between batches (``config.tbptt``): the next batch starts new sequences."""
-        self.stream_states = None
 
     def tie_weights(self) -> None:
         if self.config.tie_embeddings:
             self.lm_head.weight = self.backbone.embedding.weight
 
+    def tied_keys(self) -> list[tuple[str, str, str]]:
+        return [("backbone.embedding.weight", "lm_head.weight", "tie_embeddings")] if self.config.tie_embeddings \
+            else []
+
     def allocate_inference_cache(self, batch_size: int, max_seqlen: int | None = None,
                                  dtype=None) -> generation.InferenceParams:
         """A zeroed decoding state for ``batch_size`` sequences: ``InferenceParams`` whose
-        ``key_value_memory_dict`` maps layer_idx to (conv_state (batch, d_inner, d_conv), ssm_state
-        (batch, d_inner, d_state) fp32). ``max_seqlen`` bounds the sequence for backbones whose state grows
-        (the Transformer++'s key/value cache); a Mamba state does not."""
+        ``key_value_memory_dict`` maps layer_idx to the layer's state (Mamba: conv_state (batch, d_inner, d_conv),
+        ssm_state (batch, d_inner, d_state) fp32). ``max_seqlen`` bounds the sequence for backbones whose state
+        grows (the Transformer++'s key/value cache); a Mamba state does not."""
         cache = self.backbone.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
         return generation.InferenceParams(max_seqlen=max_seqlen, max_batch_size=batch_size,
                                           key_value_memory_dict=cache)
 
     def forward(self, input_ids: torch.Tensor, position_ids=None, inference_params=None, num_last_tokens: int = 0,
-                labels: torch.Tensor | None = None, **mixer_kwargs) -> CausalLMOutput:
+                labels: torch.Tensor | None = None, *, targets: torch.Tensor | None = None,
+                **mixer_kwargs) -> CausalLMOutput:
         """input_ids (batch, L) int64. ``position_ids`` is accepted for API compatibility and unused.
-        ``num_last_tokens > 0`` returns logits for the last positions only. ``labels`` (batch, L) int64 are the
-        targets of each position (inputs shifted by one); the loss counts the targets
-        :func:`~mamba_bio_audio.targets.counted_targets` keeps. ``inference_params`` is read and written,
-        never advanced: see :meth:`prefill` and :meth:`step`.
-
-        With ``config.chunk_size`` (and no ``inference_params``) the sequence runs in chunks (:mod:`.chunked`);
-        given labels, only the loss is returned (logits None)."""
-        if self.config.chunk_size is not None and inference_params is None:
-            return self._forward_chunked(input_ids, labels, num_last_tokens)
+        ``num_last_tokens > 0`` returns logits for the last positions only. ``labels`` (batch, L) int64 mean
+        what they mean in transformers: usually the input ids themselves, shifted inside, so position t is
+        trained on ``labels[t + 1]`` and the last position on nothing; ``targets`` (keyword only) are already
+        aligned, position t on ``targets[t]``. The loss counts the targets
+        :func:`~mamba_bio_audio.targets.counted_targets` keeps. ``inference_params`` is read and written, never
+        advanced: see :meth:`prefill` and :meth:`step`."""
+        targets = causal_targets(labels, targets)
         hidden_states = self.backbone(input_ids, inference_params=inference_params, **mixer_kwargs)
+        return self._head(hidden_states, targets, num_last_tokens)
+
+    def _head(self, hidden_states: torch.Tensor, targets: torch.Tensor | None, num_last_tokens: int) -> CausalLMOutput:
         if num_last_tokens > 0:
             hidden_states = hidden_states[:, -num_last_tokens:]
         logits = self.lm_head(hidden_states)
         loss = None
-        if labels is not None:
+        if targets is not None:
             if num_last_tokens > 0:
-                labels = labels[:, -num_last_tokens:]
-            loss = causal_lm_loss(logits, labels, self.config.pad_token_id)
+                targets = targets[:, -num_last_tokens:]
+            loss = token_loss(logits, targets, self.config.pad_token_id)
         return CausalLMOutput(logits=logits, loss=loss)
-
-    def _forward_chunked(self, input_ids: torch.Tensor, labels: torch.Tensor | None,
-                         num_last_tokens: int) -> CausalLMOutput:
-        carry = self.config.tbptt and self.training
-        states = self.stream_states if carry else None
-        if states is not None and states[0][1].shape[0] != input_ids.shape[0]:
-            raise ValueError(f"the tbptt stream carries states for batch {states[0][1].shape[0]}; got batch "
-                             f"{input_ids.shape[0]}: call reset_stream() before changing the batch size")
-        if labels is not None and num_last_tokens > 0:
-            labels = labels.to(input_ids.device).clone()
-            labels[:, :-num_last_tokens] = IGNORE_INDEX
-        out = chunked.causal_lm_chunked(self, input_ids, labels, self.config.chunk_size, states=states,
-                                        detach=self.config.tbptt, pad_token_id=self.config.pad_token_id)
-        if carry:
-            self.stream_states = chunked.detach_states(out.states)
-        logits = out.logits
-        if logits is not None and num_last_tokens > 0:
-            logits = logits[:, -num_last_tokens:]
-        return CausalLMOutput(logits=logits, loss=out.loss)
 
     @torch.no_grad()
     def prefill(self, input_ids: torch.Tensor, state: generation.InferenceParams):
@@ -148,3 +124,52 @@ class MambaLMHeadModel(PretrainedMixin, nn.Module):
     def generate(self, input_ids: torch.Tensor, max_length: int, **kwargs):
         """See :func:`mamba_bio_audio.generation.generate` (same keyword arguments)."""
         return generation.generate(self, input_ids, max_length, **kwargs)
+
+
+class MambaLMHeadModel(MambaFolders, CausalLM):
+    """input_ids (batch, L) int64 → next-token logits (batch, L, padded_vocab): ``mamba_ssm``'s causal LM.
+
+    Keys: ``backbone.embedding.weight``, ``backbone.layers.{i}.mixer.*``, ``backbone.norm_f.weight``,
+    ``lm_head.weight``. Adds to :class:`CausalLM` the chunked and truncated-BPTT forward of
+    ``config.chunk_size`` / ``config.tbptt``.
+    """
+
+    config_class = MambaConfig
+
+    def __init__(self, config: MambaConfig, initializer_cfg: dict | None = None, device=None, dtype=None):
+        super().__init__(config, initializer_cfg=initializer_cfg, device=device, dtype=dtype)
+        self.stream_states: list | None = None  # tbptt: every layer's states carried between training batches
+
+    def reset_stream(self) -> None:
+        """Forget the states carried between batches (``config.tbptt``): the next batch starts new sequences."""
+        self.stream_states = None
+
+    def forward(self, input_ids: torch.Tensor, position_ids=None, inference_params=None, num_last_tokens: int = 0,
+                labels: torch.Tensor | None = None, *, targets: torch.Tensor | None = None,
+                **mixer_kwargs) -> CausalLMOutput:
+        """:meth:`CausalLM.forward`; with ``config.chunk_size`` (and no ``inference_params``) the sequence runs in
+        chunks (:mod:`.chunked`) and, given labels or targets, only the loss is returned (logits None)."""
+        if self.config.chunk_size is not None and inference_params is None:
+            return self._forward_chunked(input_ids, causal_targets(labels, targets), num_last_tokens)
+        return super().forward(input_ids, position_ids, inference_params, num_last_tokens, labels, targets=targets,
+                               **mixer_kwargs)
+
+    def _forward_chunked(self, input_ids: torch.Tensor, labels: torch.Tensor | None,
+                         num_last_tokens: int) -> CausalLMOutput:
+        """``labels``: the aligned targets (batch, L) or None."""
+        carry = self.config.tbptt and self.training
+        states = self.stream_states if carry else None
+        if states is not None and states[0][1].shape[0] != input_ids.shape[0]:
+            raise ValueError(f"the tbptt stream carries states for batch {states[0][1].shape[0]}; got batch "
+                             f"{input_ids.shape[0]}: call reset_stream() before changing the batch size")
+        if labels is not None and num_last_tokens > 0:
+            labels = labels.to(input_ids.device).clone()
+            labels[:, :-num_last_tokens] = IGNORE_INDEX
+        out = chunked.causal_lm_chunked(self, input_ids, labels, self.config.chunk_size, states=states,
+                                        detach=self.config.tbptt, pad_token_id=self.config.pad_token_id)
+        if carry:
+            self.stream_states = chunked.detach_states(out.states)
+        logits = out.logits
+        if logits is not None and num_last_tokens > 0:
+            logits = logits[:, -num_last_tokens:]
+        return CausalLMOutput(logits=logits, loss=out.loss)

@@ -27,10 +27,12 @@ from functools import partial
 import torch
 from torch import nn
 
-from mamba_bio_audio.checkpoint import MAMBA_SHAPE_FIELDS, PretrainedMixin
 from mamba_bio_audio.generation import InferenceParams
-from mamba_bio_audio.models.lm import CausalLMOutput, causal_lm_loss
-from mamba_bio_audio.models.mixer_model import _init_weights, create_block
+from mamba_bio_audio.losses import token_loss
+from mamba_bio_audio.models.base import PreTrainedModel, init_weights
+from mamba_bio_audio.models.lm import CausalLMOutput, causal_targets
+from mamba_bio_audio.models.mamba_folders import MAMBA_SHAPE_FIELDS
+from mamba_bio_audio.models.mixer_model import create_block
 from mamba_bio_audio.models.sashimi_config import SashimiConfig
 from mamba_bio_audio.modules.block import Block
 from mamba_bio_audio.modules.sashimi_pool import DownPool, UpPool
@@ -169,11 +171,12 @@ class SashimiBackbone(nn.Module):
         return self.norm_f(x), state
 
 
-class SashimiLM(PretrainedMixin, nn.Module):
+class SashimiLM(PreTrainedModel):
     """input_ids (batch, L) int64 mu-law classes → next-sample logits (batch, L, vocab_size).
 
     Keys: ``embedding.weight`` (vocab, D), ``backbone.*`` (:class:`SashimiBackbone`), ``lm_head.{weight,bias}``
-    (untied, as SaShiMi). Init: ``mamba_ssm``'s ``_init_weights`` over all ``config.n_blocks`` blocks.
+    (untied, as SaShiMi). Init: ``mamba_ssm``'s :func:`~mamba_bio_audio.models.base.init_weights` over all
+    ``config.n_blocks`` blocks.
     """
 
     config_class = SashimiConfig
@@ -183,26 +186,28 @@ class SashimiLM(PretrainedMixin, nn.Module):
     _presence_fields = {"_blocks.": "n_layers", "center.": "n_layers", "_pools.": "pool"}
 
     def __init__(self, config: SashimiConfig, device=None, dtype=None):
-        super().__init__()
+        super().__init__(config)
         factory_kwargs = {"device": device, "dtype": dtype}
-        self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.d_model, **factory_kwargs)
         self.backbone = SashimiBackbone(config, **factory_kwargs)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, **factory_kwargs)
-        self.apply(partial(_init_weights, n_layer=config.n_blocks, initializer_range=config.initializer_range))
+        self.apply(partial(init_weights, n_layer=config.n_blocks, initializer_range=config.initializer_range))
 
     def allocate_inference_cache(self, batch_size: int, max_seqlen: int | None = None, dtype=None) -> SashimiState:
         """A zeroed :class:`SashimiState` for ``batch_size`` streams (see :meth:`SashimiBackbone.forward`)."""
         return self.backbone.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
 
     def forward(self, input_ids: torch.Tensor, state: SashimiState | None = None,
-                labels: torch.Tensor | None = None) -> CausalLMOutput:
+                labels: torch.Tensor | None = None, *, targets: torch.Tensor | None = None) -> CausalLMOutput:
         """input_ids (batch, L) int64 (the inputs: targets shifted right, start token 128 first). With a state
         the ids continue the state's sequence and the state advances in place. ``labels`` (batch, L) int64 are
-        the targets (counted as :mod:`mamba_bio_audio.targets` says); the loss is the mean cross entropy in nats (fp32)."""
+        shifted inside (position t is trained on ``labels[t + 1]``, as in transformers); ``targets`` (keyword
+        only) are already aligned. Targets count as :mod:`mamba_bio_audio.targets` says; the loss is the mean
+        cross entropy in nats (fp32)."""
+        targets = causal_targets(labels, targets)
         hidden, _ = self.backbone(self.embedding(input_ids), state)
         logits = self.lm_head(hidden)
-        loss = None if labels is None else causal_lm_loss(logits, labels)
+        loss = None if targets is None else token_loss(logits, targets)
         return CausalLMOutput(logits=logits, loss=loss)
 
     @torch.no_grad()

@@ -7,20 +7,15 @@ ValueError naming the field.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mamba_bio_audio.config import ConfigBase, MambaConfig
+from mamba_bio_audio.config import ConfigBase, check_ssm_cfg, is_int, is_number, require
 
 __all__ = ["SashimiConfig"]
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
 
 def _require(ok: bool, name: str, rule: str, value) -> None:
-    if not ok:
-        raise ValueError(f"SashimiConfig.{name} must be {rule}; got {value!r}")
+    require(ok, name, rule, value, "SashimiConfig")
 
 
 @dataclass
@@ -48,20 +43,17 @@ class SashimiConfig(ConfigBase):
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "expand", "vocab_size"):
             value = getattr(self, name)
-            _require(_is_int(value) and value > 0, name, "a positive integer", value)
+            _require(is_int(value) and value > 0, name, "a positive integer", value)
         _require(isinstance(self.pool, (list, tuple)) and len(self.pool) > 0
-                 and all(_is_int(p) and p > 0 for p in self.pool),
+                 and all(is_int(p) and p > 0 for p in self.pool),
                  "pool", "a non-empty list of positive integers (one factor per pooling stage)", self.pool)
         self.pool = list(self.pool)
         for name in ("norm_epsilon", "initializer_range"):
             value = getattr(self, name)
-            _require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                     and value > 0, name, "a number > 0", value)
-        _require(isinstance(self.ssm_cfg, Mapping), "ssm_cfg", "a mapping", self.ssm_cfg)
-        self.ssm_cfg = dict(self.ssm_cfg)
-        for width in self.widths:  # MambaConfig owns the rules for the mixer's keyword arguments
+            _require(is_number(value) and value > 0, name, "a number > 0", value)
+        for width in self.widths:  # one set of rules for the mixer's keyword arguments
             try:
-                MambaConfig(d_model=width, n_layer=1, vocab_size=self.vocab_size, ssm_cfg=self.ssm_cfg)
+                self.ssm_cfg = check_ssm_cfg(self.ssm_cfg, width, "SashimiConfig")
             except ValueError as err:
                 raise ValueError(f"SashimiConfig.ssm_cfg is invalid at stage width {width}: {err}") from err
 

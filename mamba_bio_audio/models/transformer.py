@@ -5,8 +5,9 @@ then a SwiGLU MLP, RMSNorm, no biases, tied embedding. The blocks are the Mamba 
 (Add → RMSNorm → attention → Add → RMSNorm → GatedMLP, residual in fp32), the attention is PyTorch's
 ``scaled_dot_product_attention`` (FlashAttention or memory-efficient kernels where available), and decoding
 keeps a key/value cache in ``inference_params``. :class:`TransformerLMHeadModel` and
-:class:`TransformerForSequenceClassification` are the Mamba LM and classifier with this backbone: same forward,
-``step``, ``generate``, losses, pooling and ``save_pretrained``; a Mamba experiment swaps the backbone by
+:class:`TransformerForSequenceClassification` are the generic causal-LM and classifier heads over this backbone:
+same forward, ``step``, ``generate``, losses, pooling and ``save_pretrained`` as the Mamba models (no chunked
+training: attention reads every earlier token); a Mamba experiment swaps the backbone by
 swapping the config (``mamba_bio_audio.models.factory.load_preset("transformer_dna_1.4m")``).
 """
 from __future__ import annotations
@@ -18,14 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from mamba_bio_audio.config import TransformerConfig
-from mamba_bio_audio.models.classification import MambaForSequenceClassification
-from mamba_bio_audio.models.lm import MambaLMHeadModel
-from mamba_bio_audio.models.mixer_model import _init_weights
-from mamba_bio_audio.modules.block import Block, GatedMLP, final_norm, run_block
+from mamba_bio_audio.models.classification import SequenceClassifier
+from mamba_bio_audio.models.lm import CausalLM
+from mamba_bio_audio.models.mixer_model import MixerModel
+from mamba_bio_audio.modules.block import Block, GatedMLP
 from mamba_bio_audio.modules.rms_norm import RMSNorm
 
 __all__ = ["CausalSelfAttention", "TransformerForSequenceClassification", "TransformerLMHeadModel",
-           "TransformerModel", "apply_rotary"]
+           "TransformerModel", "apply_rotary", "attention_block"]
 
 
 def apply_rotary(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
@@ -99,50 +100,37 @@ class CausalSelfAttention(nn.Module):
                 torch.zeros(shape, device=weight.device, dtype=dtype))
 
 
-class TransformerModel(nn.Module):
-    """input_ids (batch, L) int64 → hidden states (batch, L, d_model) normalised by ``norm_f``.
+def attention_block(config: TransformerConfig, layer_idx: int, device=None, dtype=None) -> Block:
+    """Block ``layer_idx`` of the Transformer++: RMSNorm → :class:`CausalSelfAttention` → RMSNorm → SwiGLU MLP of
+    ``config.d_intermediate`` hidden units, residual add fused into the norms."""
+    factory_kwargs = {"device": device, "dtype": dtype}
+    block = Block(config.d_model,
+                  partial(CausalSelfAttention, n_head=config.n_head, rope_theta=config.rope_theta,
+                          layer_idx=layer_idx, **factory_kwargs),
+                  partial(GatedMLP, hidden_features=config.d_intermediate, multiple_of=1, **factory_kwargs),
+                  norm_cls=partial(RMSNorm, eps=config.norm_epsilon, **factory_kwargs), fused_add_norm=True,
+                  residual_in_fp32=config.residual_in_fp32)
+    block.layer_idx = layer_idx
+    return block
+
+
+class TransformerModel(MixerModel):
+    """input_ids (batch, L) int64 → hidden states (batch, L, d_model) normalised by ``norm_f``: the
+    :class:`~mamba_bio_audio.models.mixer_model.MixerModel` with :func:`attention_block` blocks.
 
     Keys: ``embedding.weight``, ``layers.{i}.{norm, norm2}.weight``, ``layers.{i}.mixer.{in_proj, out_proj}.weight``,
     ``layers.{i}.mlp.{fc1, fc2}.weight``, ``norm_f.weight``. Initialised like the Mamba backbone (GPT-2 scaling of
     ``out_proj`` and ``fc2`` by 1/√(2·n_layer)).
     """
 
-    def __init__(self, config: TransformerConfig, initializer_cfg: dict | None = None, device=None, dtype=None):
-        super().__init__()
-        factory_kwargs = {"device": device, "dtype": dtype}
-        self.residual_in_fp32 = config.residual_in_fp32
-        self.checkpoint_blocks = config.checkpoint_blocks
-        self.embedding = nn.Embedding(config.padded_vocab_size, config.d_model, **factory_kwargs)
-        norm_cls = partial(RMSNorm, eps=config.norm_epsilon, **factory_kwargs)
-        mlp_cls = partial(GatedMLP, hidden_features=config.d_intermediate, multiple_of=1, **factory_kwargs)
-        self.layers = nn.ModuleList(
-            Block(config.d_model,
-                  partial(CausalSelfAttention, n_head=config.n_head, rope_theta=config.rope_theta, layer_idx=i,
-                          **factory_kwargs),
-                  mlp_cls, norm_cls=norm_cls, fused_add_norm=True, residual_in_fp32=config.residual_in_fp32)
-            for i in range(config.n_layer)
-        )
-        self.norm_f = norm_cls(config.d_model)
-        self.apply(partial(_init_weights, n_layer=config.n_layer, n_residuals_per_layer=2,
-                           **{"initializer_range": config.initializer_range, **(initializer_cfg or {})}))
-
     @classmethod
     def from_config(cls, config: TransformerConfig, initializer_cfg: dict | None = None, device=None, dtype=None):
-        return cls(config, initializer_cfg=initializer_cfg, device=device, dtype=dtype)
-
-    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype=None) -> dict:
-        """{layer_idx: (k_cache, v_cache)} zeroed, for ``InferenceParams.key_value_memory_dict``."""
-        return {i: layer.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
-                for i, layer in enumerate(self.layers)}
-
-    def forward(self, input_ids: torch.Tensor, inference_params=None) -> torch.Tensor:
-        hidden_states = self.embedding(input_ids)
-        residual = None
-        checkpointed = self.checkpoint_blocks and inference_params is None
-        for layer in self.layers:
-            hidden_states, residual = run_block(layer, hidden_states, residual, checkpointed=checkpointed,
-                                                inference_params=inference_params)
-        return final_norm(self.norm_f, hidden_states, residual, True, self.residual_in_fp32)
+        return cls(config.d_model, config.n_layer, config.d_intermediate, config.padded_vocab_size,
+                   norm_epsilon=config.norm_epsilon, rms_norm=True, fused_add_norm=True,
+                   initializer_cfg={**config.init_options(), **(initializer_cfg or {})},
+                   residual_in_fp32=config.residual_in_fp32, device=device, dtype=dtype,
+                   checkpoint_blocks=config.checkpoint_blocks,
+                   block_factory=partial(attention_block, config, device=device, dtype=dtype))
 
 
 # key suffix -> the config field behind each dimension, for checkpoint errors
@@ -157,21 +145,19 @@ _SHAPE_FIELDS = {
 }
 
 
-class TransformerLMHeadModel(MambaLMHeadModel):
-    """input_ids (batch, L) int64 → next-token logits (batch, L, padded_vocab): the causal LM of
-    :class:`~mamba_bio_audio.models.MambaLMHeadModel` on the Transformer++ backbone."""
+class TransformerLMHeadModel(CausalLM):
+    """input_ids (batch, L) int64 → next-token logits (batch, L, padded_vocab):
+    :class:`~mamba_bio_audio.models.lm.CausalLM` on the Transformer++ backbone."""
 
     backbone_cls = TransformerModel
     config_class = TransformerConfig
     _shape_fields = _SHAPE_FIELDS
-    _presence_fields = {}
 
 
-class TransformerForSequenceClassification(MambaForSequenceClassification):
-    """input_ids (batch, L) int64 → class logits (batch, num_labels): the pad-aware pooling classifier of
-    :class:`~mamba_bio_audio.models.MambaForSequenceClassification` on the Transformer++ backbone."""
+class TransformerForSequenceClassification(SequenceClassifier):
+    """input_ids (batch, L) int64 → class logits (batch, num_labels): the pad-aware pooling
+    :class:`~mamba_bio_audio.models.classification.SequenceClassifier` on the Transformer++ backbone."""
 
     backbone_cls = TransformerModel
     config_class = TransformerConfig
     _shape_fields = _SHAPE_FIELDS
-    _presence_fields = {}

@@ -77,7 +77,7 @@ class Mamba(nn.Module):
         inv_dt = dt + torch.log(-torch.expm1(-dt))
         with torch.no_grad():
             self.dt_proj.bias.copy_(inv_dt)
-        self.dt_proj.bias._no_reinit = True  # _init_weights must not zero it
+        self.dt_proj.bias._no_reinit = True  # init_weights must not zero it
 
         # S4D-Real: A_n = -(n + 1), stored as log for positivity; fp32 whatever the module dtype.
         A = repeat(torch.arange(1, d_state + 1, dtype=torch.float32, device=device), "n -> d n", d=self.d_inner)

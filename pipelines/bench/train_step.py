@@ -85,7 +85,7 @@ def _train_step(model, optimizer, ids, amp: bool) -> float:
     import torch
 
     with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=amp):
-        loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
+        loss = model(ids[:, :-1], targets=ids[:, 1:]).loss
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

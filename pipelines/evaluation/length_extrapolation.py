@@ -41,7 +41,7 @@ def loss_per_position(model, input_ids: torch.Tensor, chunk_size: int | None = N
     ``chunk_size`` a Mamba model
     runs in chunks with state passing (same values, memory of one chunk)."""
     inputs, labels = input_ids[:, :-1], counted_targets(input_ids[:, 1:], pad_token_id)
-    if chunk_size is not None and hasattr(model.backbone, "forward_with_state"):
+    if chunk_size is not None and getattr(model.backbone, "passes_state", False):
         pieces, _ = chunked.run_chunks(model, inputs, chunk_size, _token_losses, (labels,))
         losses = torch.cat(pieces, dim=1)
     else:

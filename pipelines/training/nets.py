@@ -4,7 +4,7 @@
 ``build_net(architecture, head_type, preset, config, pretrained)`` returns a model in training mode;
 Lightning checkpoints store :func:`net_spec` (``{"architecture", "head_type", "config"}``) beside the weights,
 so :func:`load_net` rebuilds a model from a ``.ckpt`` without the Hydra tree, and from an exported folder
-through its ``config.json``.
+through its ``config.json``; both read through :mod:`mamba_bio_audio.pretrained` (the one loader).
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from torch import nn
 
-from mamba_bio_audio.checkpoint import load_config, load_weights
 from mamba_bio_audio.models import factory
 from mamba_bio_audio.pipelines.training.plain_data import plain_data
+from mamba_bio_audio.pretrained import load_weights, read_config
 from mamba_bio_audio.torch_files import load_torch_file
 
 NET_PREFIX = "net."  # the LightningModule keeps the model as ``self.net``
@@ -49,7 +49,7 @@ def _from_folder(folder: Path, head_type: str, overrides: dict) -> nn.Module:
     ignored with a warning naming them."""
     architecture, saved_head = factory.folder_spec(folder)
     model_cls = factory.model_class(architecture, head_type)
-    saved, _ = load_config(folder, model_cls.config_class)
+    saved, _ = read_config(folder, model_cls)
     allowed = RUN_FIELDS + (HEAD_FIELDS if head_type != saved_head else ())
     applied = {k: v for k, v in overrides.items() if k in allowed}
     ignored = {k: v for k, v in overrides.items() if k not in allowed and getattr(saved, k, None) != v}

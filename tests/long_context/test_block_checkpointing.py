@@ -7,7 +7,7 @@ from mamba_bio_audio.models.transformer import TransformerLMHeadModel
 
 
 def _loss_and_grads(model, ids, grads_of):
-    loss = model(ids[:, :-1], labels=ids[:, 1:]).loss
+    loss = model(ids[:, :-1], targets=ids[:, 1:]).loss
     loss.backward()
     return loss.detach(), grads_of(model)
 
@@ -42,7 +42,7 @@ def test_checkpointing_keeps_fewer_tensors(make_mamba_config, make_dna):
         total = []
         with torch.autograd.graph.saved_tensors_hooks(lambda t: total.append(t.numel() * t.element_size()) or t,
                                                       lambda t: t):
-            model(ids[:, :-1], labels=ids[:, 1:])
+            model(ids[:, :-1], targets=ids[:, 1:])
         return sum(total)
 
     torch.manual_seed(0)

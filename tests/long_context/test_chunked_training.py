@@ -24,7 +24,7 @@ def whole_pass(sequence, make_mamba_config, grads_of):
     """(model, loss, gradients, final states) of the unchunked pass of a seeded tiny LM."""
     torch.manual_seed(0)
     model = MambaLMHeadModel(make_mamba_config())
-    loss = model(sequence[:, :-1], labels=sequence[:, 1:]).loss
+    loss = model(sequence[:, :-1], targets=sequence[:, 1:]).loss
     loss.backward()
     grads = grads_of(model)
     with torch.no_grad():
@@ -35,7 +35,7 @@ def whole_pass(sequence, make_mamba_config, grads_of):
 def test_four_chunks_through_the_config_equal_the_whole_pass(sequence, whole_pass, grads_of, close):
     model, loss, grads, _ = whole_pass
     model.config.chunk_size = 1024
-    out = model(sequence[:, :-1], labels=sequence[:, 1:])
+    out = model(sequence[:, :-1], targets=sequence[:, 1:])
     assert out.logits is None
     out.loss.backward()
     model.config.chunk_size = None

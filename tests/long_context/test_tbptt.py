@@ -19,7 +19,7 @@ def _lm(make_mamba_config, **overrides):
 
 def test_states_carry_across_batches(make_mamba_config, stream, close):
     model = _lm(make_mamba_config, chunk_size=128, tbptt=True).train()
-    first = model(stream[:, :512], labels=stream[:, 1:513]).loss
+    first = model(stream[:, :512], targets=stream[:, 1:513]).loss
     carried = model.stream_states
     assert carried is not None and len(carried) == 2
     assert all(not conv.requires_grad and not ssm.requires_grad for conv, ssm in carried)
@@ -42,7 +42,7 @@ def test_gradients_stop_at_chunk_boundaries(make_mamba_config, make_dna, grads_o
     """tbptt gradients = the sum of each chunk's gradient taken from detached incoming states."""
     ids = make_dna(2, 385, seed=7)
     model = _lm(make_mamba_config, chunk_size=128, tbptt=True).train()
-    model(ids[:, :-1], labels=ids[:, 1:]).loss.backward()
+    model(ids[:, :-1], targets=ids[:, 1:]).loss.backward()
     tbptt = grads_of(model)
 
     count = ids[:, 1:].numel()
@@ -57,7 +57,7 @@ def test_gradients_stop_at_chunk_boundaries(make_mamba_config, make_dna, grads_o
         close(tbptt[name], grad)
 
     exact = _lm(make_mamba_config, chunk_size=128).train()
-    exact(ids[:, :-1], labels=ids[:, 1:]).loss.backward()
+    exact(ids[:, :-1], targets=ids[:, 1:]).loss.backward()
     in_proj = "backbone.layers.0.mixer.in_proj.weight"
     assert not torch.allclose(grads_of(exact)[in_proj], tbptt[in_proj])  # truncation changed the gradient
 
@@ -68,7 +68,7 @@ def test_optimizer_steps_on_a_stream(make_mamba_config, make_dna):
     stream = make_dna(2, 4 * 128 + 1, seed=11)
     losses = []
     for start in range(0, 4 * 128, 128):
-        loss = model(stream[:, start:start + 128], labels=stream[:, start + 1:start + 129]).loss
+        loss = model(stream[:, start:start + 128], targets=stream[:, start + 1:start + 129]).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -80,14 +80,14 @@ def test_optimizer_steps_on_a_stream(make_mamba_config, make_dna):
 def test_eval_mode_does_not_carry(make_mamba_config, stream):
     model = _lm(make_mamba_config, chunk_size=128, tbptt=True).eval()
     with torch.no_grad():
-        model(stream[:, :512], labels=stream[:, 1:513])
+        model(stream[:, :512], targets=stream[:, 1:513])
     assert model.stream_states is None
 
 
 def test_batch_size_change_needs_a_reset(make_mamba_config, stream):
     model = _lm(make_mamba_config, chunk_size=128, tbptt=True).train()
-    model(stream[:, :128], labels=stream[:, 1:129])
+    model(stream[:, :128], targets=stream[:, 1:129])
     with pytest.raises(ValueError, match="reset_stream"):
-        model(stream[:1, 128:256], labels=stream[:1, 129:257])
+        model(stream[:1, 128:256], targets=stream[:1, 129:257])
     model.reset_stream()
-    assert model(stream[:1, 128:256], labels=stream[:1, 129:257]).loss.isfinite()
+    assert model(stream[:1, 128:256], targets=stream[:1, 129:257]).loss.isfinite()

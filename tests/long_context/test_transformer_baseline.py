@@ -91,7 +91,7 @@ def test_same_training_interface_as_mamba(make_transformer_config, make_dna):
     model = TransformerLMHeadModel(make_transformer_config()).train()
     ids = make_dna(2, 65)
     ids[0, -10:] = 4
-    out = model(ids[:, :-1], labels=ids[:, 1:])
+    out = model(ids[:, :-1], targets=ids[:, 1:])
     assert out.logits.shape == (2, 64, 16) and out.loss.ndim == 0
     out.loss.backward()
     assert all(p.grad is not None for p in model.parameters())

@@ -202,6 +202,22 @@ def test_round_trip_through_our_folder(tmp_path):
     assert rev.in_proj.weight is fwd.in_proj.weight
 
 
+def test_a_folder_saved_with_the_earlier_spelling_still_loads(tmp_path):
+    """Our Caduceus folders written before the one spelling carry ``tie_word_embeddings``: read as
+    ``tie_embeddings``."""
+    folder = write_folder(tmp_path / "hub", hf_config(False, True), upstream_state_dict(False, True), "safetensors")
+    ours = CaduceusForMaskedLM.from_pretrained(folder).save_pretrained(tmp_path / "ours")
+    config = json.loads((ours / "config.json").read_text())
+    assert config.pop("tie_embeddings") is True
+    (ours / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": True}))
+    model = load_pretrained(ours)
+    embedding = model.caduceus.backbone.embeddings.word_embeddings
+    assert model.config.tie_embeddings and model.lm_head.weight is embedding.weight
+    (ours / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": False, "tie_embeddings": True}))
+    with pytest.raises(ValueError, match="'tie_word_embeddings' .*earlier spelling of 'tie_embeddings'"):
+        load_pretrained(ours)
+
+
 def test_classifier_starts_from_a_published_lm(tmp_path):
     sd = upstream_state_dict(True, True)
     folder = write_folder(tmp_path / "hub", hf_config(True, True), sd, "bin")
@@ -265,7 +281,7 @@ def test_tied_copies_and_complement_buffers_must_agree(tmp_path):
         CaduceusForMaskedLM.from_pretrained(_folder_with(tmp_path / "a", sd))
     sd = upstream_state_dict(False, True)
     sd["lm_head.weight"] = torch.zeros(V, D)
-    with pytest.raises(ValueError, match=r"lm_head.weight.*tie_word_embeddings"):
+    with pytest.raises(ValueError, match=r"lm_head.weight.*tie_embeddings"):
         CaduceusForMaskedLM.from_pretrained(_folder_with(tmp_path / "b", sd))
     sd = upstream_state_dict(True, True)
     sd["lm_head.complement_map"] = torch.arange(V)

@@ -1,12 +1,15 @@
 """save_pretrained / from_pretrained: our layout, mamba_ssm's, transformers', sharded weights, and the errors."""
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from mamba_bio_audio import MambaForSequenceClassification, MambaLMHeadModel
-from mamba_bio_audio.checkpoint import from_pretrained, save_pretrained
+from mamba_bio_audio.models import load_pretrained
+from mamba_bio_audio.pretrained import save_pretrained
 
 
 def logits_of(model, ids):
@@ -30,7 +33,7 @@ def test_save_replaces_files_and_keeps_others(tmp_path, tiny_lm, make_config):
     save_pretrained(MambaLMHeadModel(make_config(d_model=8)), folder)
     save_pretrained(tiny_lm, folder)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
-    assert from_pretrained(folder).config.d_model == 16
+    assert load_pretrained(folder).config.d_model == 16
 
 
 def test_dtype_and_overrides(tmp_path, tiny_lm):
@@ -78,7 +81,7 @@ def transformers_state_dict(model):
 
 def test_mamba_ssm_layout(tmp_path, tiny_lm, dna_ids):
     write_mamba_ssm_folder(tiny_lm, tmp_path / "upstream")
-    loaded = from_pretrained(tmp_path / "upstream")
+    loaded = load_pretrained(tmp_path / "upstream")
     assert torch.equal(logits_of(loaded, dna_ids), logits_of(tiny_lm, dna_ids))
 
 
@@ -106,20 +109,20 @@ def test_sharded_safetensors(tmp_path, tiny_lm, dna_ids):
         save_file(shard, tmp_path / name)
         weight_map.update(dict.fromkeys(shard, name))
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-    assert torch.equal(logits_of(from_pretrained(tmp_path), dna_ids), logits_of(tiny_lm, dna_ids))
+    assert torch.equal(logits_of(load_pretrained(tmp_path), dna_ids), logits_of(tiny_lm, dna_ids))
     (tmp_path / "model-00002-of-00002.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="model-00002-of-00002.safetensors"):
-        from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
 
 
 def test_missing_files_are_named(tmp_path, tiny_lm):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        from_pretrained(tmp_path / "nowhere")
+        load_pretrained(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="config.json"):
-        from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
     tiny_lm.config.to_json_file(tmp_path / "config.json")
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
 
 
 def edit_config(folder, **changes):
@@ -146,7 +149,7 @@ def test_config_that_does_not_fit_the_weights(tmp_path, tiny_lm, changes, key, f
     tiny_lm.save_pretrained(tmp_path)
     edit_config(tmp_path, **changes)
     with pytest.raises(ValueError, match=rf"(?s){key}.*{field}"):
-        from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
 
 
 def test_missing_and_unexpected_keys_are_named(tmp_path, tiny_lm):
@@ -155,12 +158,12 @@ def test_missing_and_unexpected_keys_are_named(tmp_path, tiny_lm):
     write_mamba_ssm_folder(tiny_lm, tmp_path / "missing")
     torch.save(state_dict, tmp_path / "missing" / "pytorch_model.bin")
     with pytest.raises(ValueError, match="backbone.layers.1.mixer.D"):
-        from_pretrained(tmp_path / "missing")
+        load_pretrained(tmp_path / "missing")
     state_dict = {**tiny_lm.state_dict(), "backbone.layers.0.mixer.rogue": torch.zeros(1)}
     write_mamba_ssm_folder(tiny_lm, tmp_path / "extra")
     torch.save(state_dict, tmp_path / "extra" / "pytorch_model.bin")
     with pytest.raises(ValueError, match="backbone.layers.0.mixer.rogue"):
-        from_pretrained(tmp_path / "extra")
+        load_pretrained(tmp_path / "extra")
 
 
 def test_untied_weights_with_a_tied_config_are_refused(tmp_path, tiny_lm):
@@ -169,7 +172,7 @@ def test_untied_weights_with_a_tied_config_are_refused(tmp_path, tiny_lm):
     write_mamba_ssm_folder(tiny_lm, tmp_path / "m")
     torch.save(state_dict, tmp_path / "m" / "pytorch_model.bin")
     with pytest.raises(ValueError, match="tie_embeddings"):
-        from_pretrained(tmp_path / "m")
+        load_pretrained(tmp_path / "m")
 
 
 @pytest.mark.parametrize(
@@ -184,7 +187,7 @@ def test_bad_config_fields_are_named(tmp_path, tiny_lm, changes, field):
     tiny_lm.save_pretrained(tmp_path)
     edit_config(tmp_path, **changes)
     with pytest.raises(ValueError, match=field):
-        from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -196,7 +199,7 @@ def test_bad_transformers_fields_are_named(tmp_path, tiny_lm, changes, field):
     (tmp_path / "config.json").write_text(json.dumps({**transformers_config(tiny_lm), **changes}))
     save_file(transformers_state_dict(tiny_lm), tmp_path / "model.safetensors")
     with pytest.raises(ValueError, match=field):
-        from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
 
 
 def test_classifier_from_a_pretrained_lm(tmp_path, tiny_lm, dna_ids):
@@ -212,3 +215,11 @@ def test_classifier_from_a_pretrained_lm(tmp_path, tiny_lm, dna_ids):
         assert torch.equal(again(dna_ids).logits, classifier(dna_ids).logits)
     with pytest.raises(ValueError, match="num_labels"):
         MambaForSequenceClassification.from_pretrained(tmp_path / "clf", num_labels=2)
+
+
+def test_the_loader_imports_no_model():
+    """mamba_bio_audio.pretrained reads folders for any model class without importing one (no import cycle)."""
+    code = ("import sys, mamba_bio_audio.pretrained; "
+            "print(sorted(m for m in sys.modules if m.startswith('mamba_bio_audio.models')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -64,10 +64,11 @@ def test_streaming_matches_whole_sequence(make_config, dna_ids, pooling):
     model = MambaForSequenceClassification(make_config(num_labels=3, pooling=pooling)).eval()
     params = model.allocate_inference_cache(2, 12)
     with torch.no_grad():
-        model.step(dna_ids[:, :5], params)
+        model.prefill(dna_ids[:, :5], params)
         for t in range(5, 11):
-            model.step(dna_ids[:, t:t + 1], params)
-        last = model.step(dna_ids[:, 11:], params)
+            logits, state = model.step(dna_ids[:, t], params)  # the LMs' convention: (logits, state)
+            assert state is params and logits.shape == (2, 3)
+        last, _ = model.prefill(dna_ids[:, 11:], params)
         whole = model(dna_ids).logits
     torch.testing.assert_close(last, whole, rtol=1e-5, atol=1e-5)
 

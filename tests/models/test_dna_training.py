@@ -34,13 +34,13 @@ def test_loss_falls_on_mitochondrial_dna(make_config):
 
     def held_out_loss():
         with torch.no_grad():
-            return model(evaluation[:, :-1], labels=evaluation[:, 1:]).loss.item()
+            return model(evaluation[:, :-1], targets=evaluation[:, 1:]).loss.item()
 
     initial = held_out_loss()
     for _ in range(40):
         starts = torch.randint(0, len(train) - window, (batch,), generator=generator)
         windows = torch.stack([train[s:s + window] for s in starts.tolist()])
-        loss = model(windows[:, :-1], labels=windows[:, 1:]).loss
+        loss = model(windows[:, :-1], targets=windows[:, 1:]).loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

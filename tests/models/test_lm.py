@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from mamba_bio_audio import MambaLMHeadModel
 from mamba_bio_audio.generation import InferenceParams
-from mamba_bio_audio.models import causal_lm_loss
+from mamba_bio_audio.losses import token_loss
 
 
 def test_padded_vocab_and_tied_head(tiny_lm, make_config):
@@ -49,7 +49,7 @@ def test_num_last_tokens(tiny_lm, dna_ids):
 def test_loss_ignores_pad_and_matches_cross_entropy(tiny_lm, dna_ids):
     inputs, labels = dna_ids[:, :-1], dna_ids[:, 1:].clone()
     labels[0, -3:] = 4  # [PAD]
-    out = tiny_lm(inputs, labels=labels)
+    out = tiny_lm(inputs, targets=labels)
     keep = labels != 4
     expected = F.cross_entropy(out.logits[keep], labels[keep])
     torch.testing.assert_close(out.loss, expected)
@@ -68,7 +68,20 @@ def test_loss_helper_accepts_minus_100():
     logits = torch.randn(1, 3, 5)
     labels = torch.tensor([[1, -100, 2]])
     expected = F.cross_entropy(logits[0, [0, 2]], torch.tensor([1, 2]))
-    torch.testing.assert_close(causal_lm_loss(logits, labels), expected)
+    torch.testing.assert_close(token_loss(logits, labels), expected)
+
+
+def test_labels_are_shifted_inside_as_in_transformers(tiny_lm, dna_ids):
+    """model(ids, labels=ids): position t is trained on ids[t + 1], the last position on nothing, -100 skipped."""
+    labels = dna_ids.clone()
+    labels[1, 5] = -100
+    out = tiny_lm(dna_ids, labels=labels)
+    logits, shifted = out.logits[:, :-1], labels[:, 1:]
+    keep = shifted != -100
+    torch.testing.assert_close(out.loss, F.cross_entropy(logits[keep], shifted[keep]))
+    torch.testing.assert_close(tiny_lm(dna_ids[:, :-1], targets=labels[:, 1:]).loss, out.loss)
+    with pytest.raises(ValueError, match="labels .* or targets"):
+        tiny_lm(dna_ids, labels=labels, targets=labels)
 
 
 def test_position_ids_are_accepted(tiny_lm, dna_ids):

@@ -182,7 +182,7 @@ def test_autocast_bf16_keeps_fp32_parameters_and_residual(tiny_lm, dna_ids):
 
 def test_backward_reaches_every_parameter(tiny_lm, dna_ids):
     tiny_lm.train()
-    loss = tiny_lm(dna_ids[:, :-1], labels=dna_ids[:, 1:]).loss
+    loss = tiny_lm(dna_ids[:, :-1], targets=dna_ids[:, 1:]).loss
     loss.backward()
     missing = [name for name, p in tiny_lm.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert missing == []

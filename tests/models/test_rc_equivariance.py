@@ -78,7 +78,7 @@ def test_wrapper_makes_a_directional_module_equivariant():
 @pytest.mark.parametrize("rms_norm", [True, False])
 def test_rcps_masked_lm_is_equivariant(backend, ids, fused_add_norm, rms_norm):
     torch.manual_seed(0)
-    config = tiny(fused_add_norm=fused_add_norm, rms_norm=rms_norm, tie_word_embeddings=rms_norm)
+    config = tiny(fused_add_norm=fused_add_norm, rms_norm=rms_norm, tie_embeddings=rms_norm)
     model = CaduceusForMaskedLM(config).eval()
     with torch.no_grad():
         hidden, hidden_rc = model.caduceus(ids), model.caduceus(rc_ids(ids, COMPLEMENT))

@@ -18,7 +18,8 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from mamba_bio_audio.checkpoint import from_pretrained, save_pretrained
+from mamba_bio_audio.models import load_pretrained
+from mamba_bio_audio.pretrained import save_pretrained
 from mamba_bio_audio.config import MambaConfig
 from mamba_bio_audio.models import MambaLMHeadModel
 from mamba_bio_audio.models.caduceus import CaduceusForMaskedLM
@@ -112,7 +113,7 @@ def test_model_folders_refuse_a_pytorch_model_bin_that_runs_code(tmp_path):
     (caduceus / "config.json").write_text(json.dumps({"model_type": "caduceus", "d_model": 8, "n_layer": 1,
                                                       "vocab_size": 16}))
     torch.save({"lm_head.weight": TouchOnLoad(marker)}, caduceus / "pytorch_model.bin")
-    for load, folder in ((from_pretrained, mamba), (CaduceusForMaskedLM.from_pretrained, caduceus)):
+    for load, folder in ((load_pretrained, mamba), (CaduceusForMaskedLM.from_pretrained, caduceus)):
         with pytest.raises(UnsafeFileError) as caught:
             load(folder)
         assert_refused(str(caught.value), folder / "pytorch_model.bin")
@@ -194,7 +195,7 @@ def _write_index(folder: pathlib.Path, text: str) -> pathlib.Path:
 def test_a_valid_index_loads(tmp_path):
     folder = _sharded_folder(tmp_path)
     _write_index(folder, json.dumps({"weight_map": {"backbone.embedding.weight": "model-00001-of-00001.safetensors"}}))
-    model = from_pretrained(folder)
+    model = load_pretrained(folder)
     assert torch.equal(model.backbone.embedding.weight, _tiny_lm().backbone.embedding.weight)
 
 
@@ -208,7 +209,7 @@ def test_a_valid_index_loads(tmp_path):
 def test_malformed_indexes_are_named(tmp_path, weight_map, message):
     index = _write_index(_sharded_folder(tmp_path), weight_map)
     with pytest.raises(ValueError, match=message) as caught:
-        from_pretrained(index.parent)
+        load_pretrained(index.parent)
     assert str(index) in str(caught.value)
 
 
@@ -219,5 +220,5 @@ def test_a_shard_symlink_out_of_the_folder_is_refused(tmp_path):
     os.symlink(outside, folder / "link.safetensors")
     index = _write_index(folder, json.dumps({"weight_map": {"w": "link.safetensors"}}))
     with pytest.raises(ValueError, match="'link.safetensors' resolves to .*outside the model folder") as caught:
-        from_pretrained(folder)
+        load_pretrained(folder)
     assert str(index) in str(caught.value)

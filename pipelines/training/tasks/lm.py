@@ -36,7 +36,7 @@ class CausalLMTask(TrainingTask):
 
     def training_step(self, batch, batch_idx):
         inputs, targets = batch[0], batch[1]
-        loss = self.check_loss(self.net(inputs, labels=targets).loss)
+        loss = self.check_loss(self.net(inputs, targets=targets).loss)
         self.log_dict({"train/loss": loss, "train/ppl": torch.exp(loss.detach()), "train/bpt": loss.detach() / LN2},
                       on_step=True, on_epoch=False, batch_size=inputs.shape[0], sync_dist=True)
         self.log("loss", loss.detach(), prog_bar=True, logger=False, on_step=True, on_epoch=False)
@@ -44,7 +44,7 @@ class CausalLMTask(TrainingTask):
 
     def _eval_step(self, batch, stage: str) -> None:
         inputs, targets = batch[0], batch[1]
-        loss = self.net(inputs, labels=targets).loss
+        loss = self.net(inputs, targets=targets).loss
         self.eval_loss[stage].update(loss.detach(), weight=scored_tokens(targets, self.pad_token_id))
 
     def _eval_epoch_end(self, stage: str) -> torch.Tensor:
