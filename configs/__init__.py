@@ -1,1 +1,1 @@
-"""The Hydra tree and the model presets (`model/`, `sashimi/`), shipped as package data."""
+"""The Hydra tree and the model presets (`model/`), shipped as package data."""

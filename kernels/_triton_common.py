@@ -4,18 +4,31 @@ argument helpers. Every ``<op>/triton.py`` imports this module before it launche
 Interpreter fix. Triton's CPU interpreter (``TRITON_INTERPRET=1``) holds a scalar kernel argument as a
 one-element array and converts it to a Python int with ``int(array)`` when it is used as a loop bound
 (``for c in range(n_chunks)``). NumPy 2.4 made that conversion a TypeError, so every kernel with a runtime loop
-bound fails under the interpreter of triton <= 3.6 (triton-lang/triton#9171). :func:`patch_interpreter_index`
-applies the upstream fix (``.item()``) to the interpreter's patching of ``tl.tensor``; importing this module calls
-it when the interpreter is on, and it changes nothing where the conversion already works.
+bound fails under the interpreter of triton <= 3.6 (triton-lang/triton#9171; 3.9's interpreter has the fix).
+:func:`patch_interpreter_index` applies the upstream fix (``.item()``) to the interpreter's patching of
+``tl.tensor``, a private Triton internal; importing this module calls it only where all three hold: the interpreter
+is on (:data:`INTERPRET`), the installed triton is one without the fix (< 3.7), and NumPy refuses the conversion.
+
+:data:`INTERPRET` is Triton's own reading of ``TRITON_INTERPRET`` (``triton.knobs.runtime.interpret``), taken
+once, at this module's import: the kernel modules import it first, and Triton fixes at ``@triton.jit`` time
+whether a kernel is interpreted, so a later change of the variable could not reach them anyway.
+
+Launches. Every launcher starts its kernels through :func:`launch`. Inside :func:`recording_launches` it records
+them instead (kernel, grid, arguments, options) without running anything, so a report can compile for a GPU
+target exactly what the launchers would launch, on ``meta`` tensors, with no GPU (``launch_plan.py``).
 """
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["deterministic_default", "l_contiguous", "or_placeholder", "patch_interpreter_index"]
+__all__ = ["INTERPRET", "Launch", "deterministic_default", "l_contiguous", "launch", "multiprocessor_count",
+           "or_placeholder", "patch_interpreter_index", "recording_launches"]
 
 
 def _index_needs_fix() -> bool:
@@ -42,7 +55,24 @@ def patch_interpreter_index() -> None:
     interpreter._patch_lang_tensor = _patch_lang_tensor
 
 
-if os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes"):
+def _interpreter_on() -> bool:
+    try:
+        from triton import knobs
+    except ImportError:  # no triton: no interpreter
+        return False
+    return bool(knobs.runtime.interpret)
+
+
+def _triton_lacks_index_fix() -> bool:
+    import triton
+
+    major, minor = (int(part) for part in triton.__version__.split(".")[:2])
+    return (major, minor) < (3, 7)
+
+
+INTERPRET: bool = _interpreter_on()
+
+if INTERPRET and _triton_lacks_index_fix():
     patch_interpreter_index()
 
 
@@ -60,3 +90,53 @@ def l_contiguous(t: torch.Tensor | None) -> torch.Tensor | None:
 def or_placeholder(t: torch.Tensor | None, placeholder: torch.Tensor) -> torch.Tensor:
     """Kernels take a pointer for every optional tensor; an absent one (its HAS_* flag False) is never read."""
     return placeholder if t is None else t
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch as a launcher makes it: the ``@triton.jit`` kernel, its grid, its positional arguments
+    (tensors and ints, in the kernel's parameter order) and keyword arguments (constexprs and ``num_warps``)."""
+
+    kernel: object
+    grid: tuple[int, ...]
+    args: tuple
+    kwargs: dict
+
+
+@dataclass
+class _Recording:
+    sm_count: int
+    launches: list
+
+
+_recording: ContextVar[_Recording | None] = ContextVar("mba_triton_recording", default=None)
+
+
+def launch(kernel, grid, *args, **kwargs) -> None:
+    """``kernel[grid](*args, **kwargs)``, or, inside :func:`recording_launches`, its record."""
+    recording = _recording.get()
+    if recording is None:
+        kernel[grid](*args, **kwargs)
+    else:
+        recording.launches.append(Launch(kernel, tuple(grid), args, dict(kwargs)))
+
+
+@contextmanager
+def recording_launches(sm_count: int):
+    """Record the launches made inside the block (yields the list they are appended to) instead of running them,
+    as on a GPU with ``sm_count`` multiprocessors (:func:`multiprocessor_count`). Meant for ``meta`` tensors."""
+    token = _recording.set(_Recording(sm_count, []))
+    try:
+        yield _recording.get().launches
+    finally:
+        _recording.reset(token)
+
+
+def multiprocessor_count(device: torch.device) -> int:
+    """SMs of ``device`` (the recorded GPU's inside :func:`recording_launches`); 4 off a GPU (the interpreter)."""
+    recording = _recording.get()
+    if recording is not None:
+        return recording.sm_count
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4

@@ -19,14 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BackboneConfig", "CHUNK_MULTIPLE", "ConfigBase", "MambaConfig", "POOLINGS", "SSM_CFG_KEYS",
+from mamba_bio_audio.ops import SCAN_TILE_STEPS
+
+__all__ = ["BackboneConfig", "ConfigBase", "MambaConfig", "POOLINGS", "SSM_CFG_KEYS",
            "TransformerConfig", "check_ssm_cfg", "is_int", "is_number", "preset_names", "read_preset", "require"]
 
 POOLINGS = ("last", "mean", "first")
 
-# Chunked training splits sequences every chunk_size tokens: a multiple of the GPU scan's tile length (64 steps,
-# kernels/selective_scan/triton_kernels.py) keeps every tile of every chunk full. The last chunk of a sequence may be shorter.
-CHUNK_MULTIPLE = 64
 
 # Keyword arguments of modules.mamba.Mamba that may appear in ssm_cfg, plus upstream's layer selector.
 SSM_CFG_KEYS = (
@@ -156,13 +155,18 @@ class ConfigBase:
 
     @classmethod
     def available_presets(cls) -> list[str]:
-        """Names of the YAML files under ``mamba_bio_audio/configs/<preset_folder>/``."""
-        return preset_names(cls.preset_folder)
+        """Names of the presets of this architecture under ``mamba_bio_audio/configs/<preset_folder>/`` (a preset
+        names its ``architecture``; none means Mamba)."""
+        return [name for name in preset_names(cls.preset_folder)
+                if read_preset(cls.preset_folder, name).get("architecture", "mamba") == cls.architecture]
 
     @classmethod
     def from_preset(cls, name: str, **overrides):
         """Load ``mamba_bio_audio/configs/<preset_folder>/<name>.yaml`` with ``overrides`` replacing fields, e.g.
         ``MambaConfig.from_preset("dna_1.4m")``, ``SashimiConfig.from_preset("sc09_small", d_model=16)``."""
+        names = cls.available_presets()
+        if name not in names:
+            raise ValueError(f"unknown {cls.architecture} preset {name!r}; available: {', '.join(names)}")
         return cls.from_dict({**read_preset(cls.preset_folder, name), **overrides})
 
 
@@ -242,7 +246,8 @@ class MambaConfig(BackboneConfig):
     * ``chunk_size``: run sequences longer than this in chunks of ``chunk_size`` tokens, passing every layer's
       conv and SSM state from chunk to chunk and recomputing each chunk in backward, so activation memory
       follows the chunk, not the sequence; loss and gradients are those of the whole sequence. A positive
-      multiple of :data:`CHUNK_MULTIPLE`, or None (off). See :mod:`mamba_bio_audio.models.chunked`.
+      multiple of ``ops.SCAN_TILE_STEPS`` (64, the GPU scan's longest tile, so every tile of every chunk
+      is full), or None (off). See :mod:`mamba_bio_audio.models.chunked`.
     * ``tbptt``: truncated backpropagation through time: states are detached between chunks (gradients stay
       inside a chunk) and, in training, carried from batch to batch of a stream. Needs ``chunk_size``.
     * ``checkpoint_blocks``: recompute each block's activations in backward instead of keeping them.
@@ -274,13 +279,13 @@ class MambaConfig(BackboneConfig):
 
     def _check_chunking(self) -> None:
         size = self.chunk_size
-        if size is not None and not (is_int(size) and size > 0 and size % CHUNK_MULTIPLE == 0):
+        if size is not None and not (is_int(size) and size > 0 and size % SCAN_TILE_STEPS == 0):
             hint = ""
             if is_int(size) and size > 0:
-                below = size // CHUNK_MULTIPLE * CHUNK_MULTIPLE
-                hint = f" (nearest: {' or '.join(str(v) for v in (below, below + CHUNK_MULTIPLE) if v > 0)})"
+                below = size // SCAN_TILE_STEPS * SCAN_TILE_STEPS
+                hint = f" (nearest: {' or '.join(str(v) for v in (below, below + SCAN_TILE_STEPS) if v > 0)})"
             raise ValueError(f"MambaConfig.chunk_size must be None (no chunking) or a positive multiple of "
-                             f"{CHUNK_MULTIPLE}, the scan kernels' tile length (a sequence's last chunk may be "
+                             f"{SCAN_TILE_STEPS}, the scan kernels' tile length (a sequence's last chunk may be "
                              f"shorter); got {size!r}{hint}")
         if self.tbptt and size is None:
             raise ValueError("MambaConfig.tbptt needs MambaConfig.chunk_size, the number of tokens between two "

@@ -11,6 +11,11 @@ The decoding contract every generative model (Mamba and Transformer++ LMs, SaShi
 
 ``V`` may exceed ``config.vocab_size`` (padded embedding rows); decoding reads the first ``vocab_size`` logits.
 
+:func:`generate` takes the positional arguments of ``mamba_ssm``'s ``GenerationMixin.generate`` (after the model),
+by name, in order, with its defaults; the rest (``repetition_penalty``, ``eos_token_id``, ... as its ``decode``)
+are keyword-only. :func:`sample_sequences` takes the shared sampling knobs (``top_k``, ``top_p``, ``min_p``,
+``temperature``) in the same order with the same defaults; its own arguments are keyword-only.
+
 Sampling (:func:`sample`): ``top_k == 1`` is greedy (the default) and ignores every other knob. Otherwise the
 logits are divided by ``temperature``, restricted to the ``top_k`` best (``top_k == 0``: the whole vocabulary),
 then nucleus-filtered to the smallest set whose probability reaches ``top_p`` (``top_p == 0`` or ``1``:
@@ -216,13 +221,14 @@ def _as_prompt(prompt, vocab_size: int, name: str = "prompt") -> torch.Tensor:
 
 
 @torch.inference_mode()
-def sample_sequences(model, prompt, length: int, batch_size: int | None = None, temperature: float = 1.0,
-                     top_k: int = 0, top_p: float = 0.0, min_p: float = 0.0, allowed_tokens=None,
+def sample_sequences(model, prompt, length: int, top_k: int = 1, top_p: float = 0.0, min_p: float = 0.0,
+                     temperature: float = 1.0, *, batch_size: int | None = None, allowed_tokens=None,
                      seed: int = 0) -> Samples:
     """Continue every row of prompt (n, P) int64 by ``length`` tokens drawn from the model, ``batch_size`` rows
     at a time (default: all), seeded by ``seed`` (same seed, batch size and device: same samples).
 
-    The draws are filtered as :func:`sample` says (``top_k=1``: greedy); ``allowed_tokens`` (a sequence of ids)
+    The draws are filtered as :func:`sample` says, with :func:`generate`'s defaults (``top_k=1``: greedy;
+    ``top_k=0``: the whole vocabulary); ``allowed_tokens`` (a sequence of ids)
     restricts them to those tokens. ``log_probs`` are the model's own (temperature 1, no filter, no mask), so
     samples can be ranked by likelihood. The model runs in eval mode and is put back as it was.
     """
@@ -260,11 +266,11 @@ def sample_sequences(model, prompt, length: int, batch_size: int | None = None, 
 
 
 @torch.inference_mode()
-def generate(model, input_ids: torch.Tensor, max_length: int, temperature: float = 1.0, top_k: int = 1,
-             top_p: float = 0.0, min_p: float = 0.0, repetition_penalty: float = 1.0,
-             eos_token_id: int | None = None, teacher_outputs: torch.Tensor | None = None,
-             generator: torch.Generator | None = None, return_dict_in_generate: bool = False,
-             output_scores: bool = False):
+def generate(model, input_ids: torch.Tensor, max_length: int, top_k: int = 1, top_p: float = 0.0,
+             min_p: float = 0.0, temperature: float = 1.0, return_dict_in_generate: bool = False,
+             output_scores: bool = False, *,
+             repetition_penalty: float = 1.0, eos_token_id: int | None = None,
+             teacher_outputs: torch.Tensor | None = None, generator: torch.Generator | None = None):
     """Extend input_ids (batch, prompt_len) int64 to at most ``max_length`` tokens (prompt included).
 
     ``teacher_outputs`` (batch, T), whole sequences prompt included, forces token t to ``teacher_outputs[:, t]``

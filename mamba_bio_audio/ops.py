@@ -1,6 +1,10 @@
 """The public functional API: the only door to the kernels.
 
-Signatures follow ``mamba_ssm`` plus state passing. Every function validates its arguments (ValueError naming the
+Signatures are upstream's: each op takes the positional arguments of its ``mamba_ssm`` / ``causal_conv1d``
+namesake, by name and in order (``tests/kernels/test_backend_signatures.py`` holds the lists); the arguments we add
+(``initial_state``, ``backend``) are keyword-only, and upstream arguments we do not support (``seq_idx``,
+``cache_seqlens``, ``x1``, ...) are accepted by name and refused with a ValueError unless left at their default.
+Every function validates its arguments (ValueError naming the
 argument and the expected shape) and then dispatches through :data:`DISPATCH` to a backend:
 
 * ``triton``: fused GPU kernels (CUDA tensors; CPU tensors too under ``TRITON_INTERPRET=1``),
@@ -20,12 +24,15 @@ import os
 
 import torch
 
+from mamba_bio_audio.kernels.constants import SCAN_TILE_STEPS  # noqa: F401 (re-exported: the library's chunk rule)
+
 __all__ = [
     "BACKENDS",
     "DISPATCH",
     "resolve_backend",
     "kernel",
     "selective_scan_fn",
+    "selective_scan_tuned",
     "causal_conv1d_fn",
     "causal_conv1d_update",
     "rms_norm_fn",
@@ -33,6 +40,9 @@ __all__ = [
     "max_cpu_threads",
     "cpu_threads",
     "set_cpu_threads",
+    "triton_launches",
+    "triton_interpreter_on",
+    "probe",
 ]
 
 BACKENDS = ("triton", "cpu", "reference")
@@ -50,9 +60,27 @@ def resolve_backend(device: torch.device, backend: str | None = None) -> str:
         raise ValueError(f"{source} must be one of {', '.join(BACKENDS)}; got {choice!r}")
     if choice == "cpu" and device.type != "cpu":
         raise ValueError(f"backend 'cpu' needs CPU tensors; got tensors on {device}")
-    if choice == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+    if choice == "triton" and device.type != "cuda" and not triton_interpreter_on():
         raise ValueError(f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1); got tensors on {device}")
     return choice
+
+
+def triton_interpreter_on() -> bool:
+    """Whether Triton's CPU interpreter is on, as the Triton backends read it (``_triton_common.INTERPRET``:
+    Triton's own reading of ``TRITON_INTERPRET``, taken once); False when triton is not installed."""
+    try:
+        return importlib.import_module("mamba_bio_audio.kernels._triton_common").INTERPRET
+    except ImportError:
+        return False
+
+
+def _refuse_unsupported(op: str, **arguments) -> None:
+    """ValueError naming the first upstream argument of ``op`` given a value other than its default (each keyword
+    maps to (value, default))."""
+    for name, (value, default) in arguments.items():
+        if (value is not None) if default is None else (value != default):
+            raise ValueError(f"{op}: {name} is not supported by mamba_bio_audio (accepted for upstream's signature "
+                             f"only); leave it at {default!r}")
 
 
 def _announce(op: str, backend: str) -> None:
@@ -119,7 +147,7 @@ def _dispatch(op: str, device: torch.device, backend: str | None):
 
 
 def _cpu_scan():
-    # importing it picks numba's threading layer, which must come before numba starts its threads
+    # its num_threads / set_num_threads choose numba's threading layer before numba starts its threads
     return importlib.import_module("mamba_bio_audio.kernels.selective_scan.cpu")
 
 
@@ -141,6 +169,25 @@ def set_cpu_threads(threads: int) -> None:
         raise ValueError(f"threads must be between 1 and {scan.max_threads()}; got {threads}")
     torch.set_num_threads(threads)
     scan.set_num_threads(threads)
+
+
+def triton_launches(plan: str, sm_count: int, *sizes, **options) -> list:
+    """The Triton kernel launches (``kernels/_triton_common.Launch``: kernel, grid, arguments, constexprs and
+    num_warps) that ``kernels/launch_plan.py``'s ``plan`` (e.g. ``training_step``, ``decode_step``, ``scan``) makes
+    for ``sizes`` on a GPU with ``sm_count`` SMs, recorded on meta tensors, not run: what a compile-only report
+    compiles. Needs triton, no GPU; compiling the recorded kernels needs ``TRITON_INTERPRET`` unset at import."""
+    plans = importlib.import_module("mamba_bio_audio.kernels.launch_plan").PLANS
+    if plan not in plans:
+        raise ValueError(f"plan must be one of {', '.join(plans)}; got {plan!r}")
+    return plans[plan](sm_count, *sizes, **options)
+
+
+def probe(name: str):
+    """A measuring kernel of ``kernels/probes/`` by ``"<module>.<function>"``, e.g. ``exp2_rate.exp2_chain`` (the
+    exp2 rate behind the scan's exponential floor), imported on first use. Needs triton (CUDA, or
+    ``TRITON_INTERPRET=1`` set before the first import)."""
+    module, _, function = name.partition(".")
+    return getattr(importlib.import_module(f"mamba_bio_audio.kernels.probes.{module}"), function)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -209,12 +256,13 @@ def selective_scan_fn(
     z=None,
     delta_bias=None,
     delta_softplus=False,
-    initial_state=None,
     return_last_state=False,
     *,
+    initial_state=None,
     backend: str | None = None,
 ):
-    """Selective scan. u, delta, z (batch, d_inner, L); A (d_inner, N) fp32; B, C (batch, N, L) or
+    """Selective scan (``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``'s positional arguments, plus
+    keyword-only ``initial_state`` and ``backend``). u, delta, z (batch, d_inner, L); A (d_inner, N) fp32; B, C (batch, N, L) or
     (batch, groups, N, L); D, delta_bias (d_inner,) fp32; initial_state (batch, d_inner, N) fp32.
 
     Returns out (batch, d_inner, L) in u.dtype (already gated by SiLU(z)), and last_state (batch, d_inner, N)
@@ -223,7 +271,20 @@ def selective_scan_fn(
     _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
     return _dispatch("selective_scan_fn", u.device, backend)(
         u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
-        initial_state=initial_state, return_last_state=return_last_state)
+        return_last_state=return_last_state, initial_state=initial_state)
+
+
+def selective_scan_tuned(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                         return_last_state=False, *, initial_state=None, chunk_size: int | None = None,
+                         block_d: int | None = None):
+    """:func:`selective_scan_fn` on the triton backend with its launch configuration given, for tuning sweeps
+    (``benchmarks/scan_tune.py``): ``chunk_size`` (steps per chunk) and ``block_d`` (channels per program),
+    powers of two; None: the backend's own choice."""
+    _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    resolve_backend(u.device, "triton")  # CUDA tensors, or CPU tensors under TRITON_INTERPRET=1
+    tuned = importlib.import_module(kernel("selective_scan_fn", "triton").__module__).selective_scan_tuned
+    return tuned(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
+                 initial_state=initial_state, chunk_size=chunk_size, block_d=block_d)
 
 
 def _check_conv_args(x, weight, bias):
@@ -236,24 +297,32 @@ def _check_conv_args(x, weight, bias):
         _check_tensor("bias", bias, 1, (dim,), expected=f"(dim,) = ({dim},)")
 
 
-def causal_conv1d_fn(x, weight, bias=None, activation=None, initial_state=None, return_final_state=False,
-                     *, backend: str | None = None):
-    """Causal depthwise conv1d. x (batch, dim, L); weight (dim, W), W in 2..4; bias (dim,);
-    initial_state (batch, dim, W-1). Returns out (batch, dim, L) [, final_state (batch, dim, W-1)]."""
+def causal_conv1d_fn(x, weight, bias=None, seq_idx=None, initial_states=None, return_final_states=False,
+                     final_states_out=None, activation=None, *, backend: str | None = None):
+    """Causal depthwise conv1d (``causal_conv1d.causal_conv1d_interface.causal_conv1d_fn``'s signature).
+    x (batch, dim, L); weight (dim, W), W in 2..4; bias (dim,); initial_states (batch, dim, W-1).
+    Returns out (batch, dim, L) [, final_states (batch, dim, W-1), a new tensor, when ``return_final_states``].
+    ``seq_idx`` and ``final_states_out`` are refused unless None."""
+    _refuse_unsupported("causal_conv1d_fn", seq_idx=(seq_idx, None), final_states_out=(final_states_out, None))
+    initial_state = initial_states
     _check_conv_args(x, weight, bias)
     if activation not in (None, "silu", "swish"):
         raise ValueError(f"activation must be None, 'silu' or 'swish'; got {activation!r}")
     if initial_state is not None:
-        _check_tensor("initial_state", initial_state, 3, (x.shape[0], x.shape[1], weight.shape[1] - 1),
+        _check_tensor("initial_states", initial_state, 3, (x.shape[0], x.shape[1], weight.shape[1] - 1),
                       expected=f"(batch, dim, width-1) = {(x.shape[0], x.shape[1], weight.shape[1] - 1)}")
-    _check_device(x.device, weight=weight, bias=bias, initial_state=initial_state)
+    _check_device(x.device, weight=weight, bias=bias, initial_states=initial_state)
     return _dispatch("causal_conv1d_fn", x.device, backend)(
-        x, weight, bias, activation=activation, initial_state=initial_state, return_final_state=return_final_state)
+        x, weight, bias, initial_states=initial_state, return_final_states=return_final_states, activation=activation)
 
 
-def causal_conv1d_update(x, conv_state, weight, bias=None, activation=None, *, backend: str | None = None):
-    """Decode step of the causal conv. x (batch, dim) or (batch, dim, L_new); conv_state (batch, dim, S >= W-1),
-    updated in place. Returns out shaped like x."""
+def causal_conv1d_update(x, conv_state, weight, bias=None, activation=None, cache_seqlens=None,
+                         conv_state_indices=None, *, backend: str | None = None):
+    """Decode step of the causal conv (``causal_conv1d.causal_conv1d_interface.causal_conv1d_update``'s
+    signature). x (batch, dim) or (batch, dim, L_new); conv_state (batch, dim, S >= W-1), updated in place.
+    Returns out shaped like x. ``cache_seqlens`` and ``conv_state_indices`` are refused unless None."""
+    _refuse_unsupported("causal_conv1d_update", cache_seqlens=(cache_seqlens, None),
+                        conv_state_indices=(conv_state_indices, None))
     x3 = x.unsqueeze(-1) if isinstance(x, torch.Tensor) and x.dim() == 2 else x
     _check_conv_args(x3, weight, bias)
     _check_tensor("conv_state", conv_state, 3, (x3.shape[0], x3.shape[1], None),
@@ -264,25 +333,35 @@ def causal_conv1d_update(x, conv_state, weight, bias=None, activation=None, *, b
     return _dispatch("causal_conv1d_update", x.device, backend)(x, conv_state, weight, bias, activation=activation)
 
 
-def rms_norm_fn(x, weight, residual=None, eps=1e-5, prenorm=False, residual_in_fp32=False,
+def rms_norm_fn(x, weight, bias, residual=None, x1=None, weight1=None, bias1=None, eps=1e-6, dropout_p=0.0,
+                rowscale=None, prenorm=False, residual_in_fp32=False, return_dropout_mask=False,
                 *, backend: str | None = None):
-    """(Residual add +) RMSNorm over the last dim. x, residual (..., hidden); weight (hidden,).
-    Returns normed in x.dtype, or (normed, residual_out) when ``prenorm``."""
+    """(Residual add +) RMSNorm over the last dim (``mamba_ssm.ops.triton.layer_norm.rms_norm_fn``'s signature).
+    x, residual (..., hidden); weight, bias (hidden,) (bias may be None; the triton backend refuses one).
+    Returns normed in x.dtype, or (normed, residual_out) when ``prenorm``. ``x1``, ``weight1``, ``bias1``,
+    ``rowscale`` (None), ``dropout_p`` (0.0) and ``return_dropout_mask`` (False) are refused at other values."""
+    _refuse_unsupported("rms_norm_fn", x1=(x1, None), weight1=(weight1, None), bias1=(bias1, None),
+                        dropout_p=(dropout_p, 0.0), rowscale=(rowscale, None),
+                        return_dropout_mask=(return_dropout_mask, False))
     _check_tensor("x", x, tuple(range(1, 9)), expected="(..., hidden)")
     _check_tensor("weight", weight, 1, (x.shape[-1],), expected=f"(hidden,) = ({x.shape[-1]},)")
+    if bias is not None:
+        _check_tensor("bias", bias, 1, (x.shape[-1],), expected=f"(hidden,) = ({x.shape[-1]},)")
     if residual is not None and residual.shape != x.shape:
         raise ValueError(f"residual must have the shape of x {tuple(x.shape)}; got {tuple(residual.shape)}")
     if not eps > 0:
         raise ValueError(f"eps must be > 0; got {eps}")
-    _check_device(x.device, weight=weight, residual=residual)
+    _check_device(x.device, weight=weight, bias=bias, residual=residual)
     return _dispatch("rms_norm_fn", x.device, backend)(
-        x, weight, residual=residual, eps=eps, prenorm=prenorm, residual_in_fp32=residual_in_fp32)
+        x, weight, bias, residual, eps=eps, prenorm=prenorm, residual_in_fp32=residual_in_fp32)
 
 
 def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False,
-                           *, backend: str | None = None):
-    """One decode step, in place on ``state`` (batch, dim, N) fp32. x, dt, z (batch, dim); A (dim, N);
-    B, C (batch, N) or (batch, groups, N); D, dt_bias (dim,). Returns out (batch, dim) in x.dtype."""
+                           state_batch_indices=None, *, backend: str | None = None):
+    """One decode step, in place on ``state`` (batch, dim, N) fp32 (``mamba_ssm.ops.triton.selective_state_update``'s
+    signature). x, dt, z (batch, dim); A (dim, N); B, C (batch, N) or (batch, groups, N); D, dt_bias (dim,).
+    Returns out (batch, dim) in x.dtype. ``state_batch_indices`` is refused unless None."""
+    _refuse_unsupported("selective_state_update", state_batch_indices=(state_batch_indices, None))
     _check_tensor("x", x, 2, expected="(batch, dim)")
     batch, dim = x.shape
     _check_tensor("A", A, 2, (dim, None), expected=f"(dim, N) with dim={dim}")

@@ -18,26 +18,24 @@ COMMANDS = {
     "prepare-species": ("commands.prepare_species", "per-species FASTAs or a MAF alignment to a species-classification dataset"),
     "prepare-audio": ("commands.prepare_audio", "audio files to an 8-bit mu-law dataset (long recordings or labelled clips)"),
     "examples": ("commands.examples", "fetch and prepare the example data (dna: human genome parts and apes; audio: piano, digits)"),
-    "pretrain": ("commands.pretrain", "causal LM pretraining (DNA or audio) from the Hydra configs: pretrain experiment=dna/hg_small_cpu ..."),
-    "finetune": ("commands.finetune", "species classification from a pretrained LM: finetune experiment=species/apes4_cpu net.pretrained=..."),
+    "pretrain": ("commands.pretrain", "LM pretraining, causal (DNA or audio) or masked (Caduceus), from the Hydra configs: pretrain experiment=dna/hg_small_cpu ..."),
+    "finetune": ("commands.finetune", "species classification from a pretrained LM: finetune experiment=species/species5_cpu net.pretrained=..."),
     "evaluate": ("commands.evaluate", "test metrics of a trained model: evaluate experiment=... ckpt_path=... (or net.pretrained=...)"),
     "sample": ("commands.sample", "audio clips (WAV + PNG) or DNA sequences (FASTA) from a trained LM, with their log-likelihoods"),
+    "compare": ("commands.compare", "train several models and compare them: compare experiment=compare/species_lengths "
+                "(accuracy vs window length) or compare/dna_models (Mamba vs BiMamba vs RCPS); JSON + PNG"),
     "evaluate-audio": ("commands.evaluate_audio", "SC09 metrics (FID, IS, mIS, AM) of generated and real test clips with a digit classifier (trained with --train-classifier)"),
-    "quickstart": ("commands.quickstart", "fetch the example data, pretrain DNA and audio LMs, fine-tune the apes classifier, sample audio, "
+    "quickstart": ("commands.quickstart", "fetch the example data, pretrain DNA and audio LMs, fine-tune the species5 classifier, sample audio, "
                    "write quickstart/report.md (about 15 minutes on 2 CPU cores)"),
 }
 BENCHMARKS = {
     "data-dna": ("bench.data_dna", "prepare-dna MB/s on plain, gzip and BGZF FASTA, and window-reader tokens/s at 1M-token windows"),
     "data-audio": ("bench.data_audio", "prepare-audio real-time factor for 16 kHz mu-law output from WAV and FLAC input"),
-    "species": ("bench.species", "species5 classification accuracy vs window length (1k, 8k, 32k): Mamba classifier vs k-mer baseline"),
     "scan": ("bench.scan", "selective scan forward / forward+backward time of every backend vs the reference"),
     "memory": ("bench.memory", "peak training memory and tokens/s vs sequence length: Mamba chunked/unchunked vs Transformer++"),
-    "train": ("bench.train", "training memory and tokens/s vs batch at L 2048 (paper Table 15): Mamba vs Transformer++"),
+    "train": ("bench.batch_sweep", "training memory and tokens/s vs batch at L 2048 (paper Table 15): Mamba vs Transformer++"),
     "generate": ("bench.generate", "SaShiMi audio sampling speed, samples/s per stream and in total, batch 1 ... 256"),
-    "dna-models": ("bench.dna_models", "causal Mamba vs BiMamba vs RCPS on the bundled DNA: masked-LM / LM loss, species "
-                   "accuracy with and without RC augmentation, training tokens/s"),
-    "scan-tune": ("bench.scan_tune", "Triton scan launch sweep (CHUNK x BLOCK_D), forward and backward separately, best vs default"),
-    "gpu": ("bench.gpu_check", "the GPU run in one command (<= 8 min): kernel tests, every bench, summary beside the targets"),
+    "kernels": ("bench.kernels", "static report, no GPU needed: every Triton kernel compiled for sm_80/sm_90, registers, spills, occupancy, SASS mix, modelled bound vs floor"),
 }
 
 
@@ -85,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"mamba-bio-audio {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError) as err:  # a full disk, a memory limit, a pool that stopped: what the machine refused
+        if args.verbose:
+            raise
+        print(f"mamba-bio-audio {args.command}: error: {err or type(err).__name__} (run with -v for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

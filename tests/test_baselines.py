@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mamba_bio_audio.pipelines.evaluation.baselines import KmerSpeciesBaseline, MarkovBaseline, best_markov
+from mamba_bio_audio.tokenizers import BASE_IDS
 
 
 def test_order0_matches_hand_computed_smoothed_frequencies():
@@ -17,7 +18,7 @@ def test_order0_matches_hand_computed_smoothed_frequencies():
 
 
 def test_order1_learns_a_deterministic_cycle():
-    cycle = np.tile([7, 8, 9, 10], 500)
+    cycle = np.tile(BASE_IDS, 500)
     model = MarkovBaseline(order=1, alpha=1e-6).fit(cycle)
     assert model.bits_per_base(cycle[:100]) < 1e-3
     assert MarkovBaseline(order=0).fit(cycle).bits_per_base(cycle[:100]) == pytest.approx(2.0, abs=0.01)
@@ -28,7 +29,7 @@ def test_rejects_tokens_outside_alphabet():
         MarkovBaseline(order=1).fit(np.array([7, 4, 8]))
 
 
-def _naive_kmer_frequencies(window, k, bases=(7, 8, 9, 10)):
+def _naive_kmer_frequencies(window, k, bases=BASE_IDS):
     letters = {b: "ACGT"[i] for i, b in enumerate(bases)}
     text = "".join(letters.get(int(t), "N") for t in window)
     kmers = [text[i:i + k] for i in range(len(text) - k + 1) if "N" not in text[i:i + k]]
@@ -53,7 +54,7 @@ def _species_windows(gc_by_class, n_per_class, length, seed):
     windows, labels = [], []
     for label, gc in enumerate(gc_by_class):
         p = [(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]
-        windows.append(rng.choice([7, 8, 9, 10], size=(n_per_class, length), p=p))
+        windows.append(rng.choice(BASE_IDS, size=(n_per_class, length), p=p))
         labels += [label] * n_per_class
     return np.concatenate(windows), np.array(labels)
 
@@ -78,11 +79,11 @@ def test_kmer_baseline_rejects_bad_arguments():
 
 def test_high_order_markov_is_sparse_and_finds_the_right_order():
     rng = np.random.default_rng(0)
-    motif = rng.choice([7, 8, 9, 10], size=12)
+    motif = rng.choice(BASE_IDS, size=12)
     train = np.tile(motif, 3000)  # period 12: order 1 cannot predict it, order >= 11 can (almost) exactly
     noisy = train.copy()
     flips = rng.random(noisy.size) < 0.01
-    noisy[flips] = rng.choice([7, 8, 9, 10], size=int(flips.sum()))
+    noisy[flips] = rng.choice(BASE_IDS, size=int(flips.sum()))
     model = MarkovBaseline(order=10, alpha=0.1).fit(noisy)  # dense counts would need 5^11 floats
     assert model.bits_per_base(train[:2000]) < 0.3
     best, choice = best_markov(noisy[:30000], noisy[30000:], orders=range(0, 11))

@@ -1,6 +1,6 @@
 """Streaming FASTA tokenisation: plain, gzip or BGZF input, bounded memory, errors with file, line and column.
 
-The file is read in chunks of ``CHUNK`` bytes, decompressed in a background thread (zlib and ISA-L release the
+The file is read in chunks of ``READ_SIZE`` bytes, decompressed in a background thread (zlib and ISA-L release the
 GIL); one ``bytes.translate`` per chunk drops whitespace (line breaks, ``\\r`` of CRLF files, blanks) and maps
 bytes to ids with the :class:`~mamba_bio_audio.tokenizers.NucleotideTokenizer`'s table and policies. No Python
 code runs per character.
@@ -26,7 +26,7 @@ except ImportError:
     from gzip import GzipFile
     _DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
 
-CHUNK = 1 << 23
+READ_SIZE = 1 << 23  # bytes per read of the file (uncompressed bytes for gzip)
 WHITESPACE = b" \t\r\n\v\f"
 _GZIP_MAGIC = b"\x1f\x8b"
 _WHITESPACE_CODES = np.frombuffer(WHITESPACE, np.uint8)
@@ -78,7 +78,7 @@ def _open(path: Path) -> tuple[BinaryIO, BinaryIO]:
     return GzipFile(fileobj=raw, mode="rb"), raw
 
 
-def iter_chunks(path: Path, start: int = 0, end: int | None = None, chunk_size: int = CHUNK,
+def iter_chunks(path: Path, start: int = 0, end: int | None = None, read_size: int = READ_SIZE,
                 on_raw_bytes: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """Uncompressed bytes ``[start, end)`` of ``path`` in chunks, read ahead by a background thread.
 
@@ -99,7 +99,7 @@ def iter_chunks(path: Path, start: int = 0, end: int | None = None, chunk_size: 
         nonlocal remaining
         try:
             while not stop.is_set():
-                size = chunk_size if remaining is None else min(chunk_size, remaining)
+                size = read_size if remaining is None else min(read_size, remaining)
                 data = fh.read(size) if size else b""
                 if remaining is not None:
                     remaining -= len(data)
@@ -270,7 +270,7 @@ def first_rejected(table: bytes, data: bytes) -> int:
 
 
 def tokenize_fasta(path: Path, tokenizer: NucleotideTokenizer, sink: TokenSink, start: int = 0,
-                   end: int | None = None, chunk_size: int = CHUNK,
+                   end: int | None = None, read_size: int = READ_SIZE,
                    on_raw_bytes: Callable[[int], None] | None = None) -> Iterator[None]:
     """Tokenise the FASTA records in bytes ``[start, end)`` of ``path`` (``start`` at a header, or 0) into ``sink``.
 
@@ -278,7 +278,7 @@ def tokenize_fasta(path: Path, tokenizer: NucleotideTokenizer, sink: TokenSink, 
     on; exhaust it to parse everything. An input without records (empty, or no header) raises ValueError.
     """
     parser = FastaTokenizer(tokenizer, path, sink, base_offset=start)
-    for chunk in iter_chunks(path, start, end, chunk_size, on_raw_bytes):
+    for chunk in iter_chunks(path, start, end, read_size, on_raw_bytes):
         parser.feed(chunk)
         yield
     parser.close()

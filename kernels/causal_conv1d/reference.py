@@ -3,14 +3,27 @@
 :func:`causal_conv1d_update_ref`.
 
 x (batch, dim, L) (or (batch, dim) for a single decode step), any float dtype; weight (dim, W), W in 2..4;
-bias (dim,); initial_state (batch, dim, W-1); conv_state (batch, dim, S >= W-1). Sums in fp32, outputs in x.dtype.
+bias (dim,); initial_states (batch, dim, W-1); conv_state (batch, dim, S >= W-1). Sums in fp32, outputs in x.dtype.
+
+The signatures are upstream causal-conv1d's ``causal_conv1d_ref`` and ``causal_conv1d_update_ref``
+(``causal_conv1d/causal_conv1d_interface.py``), in its order, less what we do not support: ``final_states_out`` is
+accepted by name and refused when given (:func:`refuse_final_states_out`), ``cache_seqlens`` is not taken (the
+public ``ops.causal_conv1d_update`` refuses it).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["causal_conv1d_ref", "causal_conv1d_update_ref", "apply_activation", "decode_step"]
+__all__ = ["causal_conv1d_ref", "causal_conv1d_update_ref", "apply_activation", "decode_step",
+           "refuse_final_states_out"]
+
+
+def refuse_final_states_out(final_states_out) -> None:
+    """ValueError unless ``final_states_out`` is None: the final states come back as a new tensor instead."""
+    if final_states_out is not None:
+        raise ValueError("final_states_out is not supported: pass return_final_states=True and use the returned "
+                         "final states (a new tensor)")
 
 
 def apply_activation(x, activation):
@@ -27,13 +40,16 @@ def _depthwise(window, weight, bias):
     return F.conv1d(window, weight.float().unsqueeze(1), None if bias is None else bias.float(), groups=window.shape[1])
 
 
-def causal_conv1d_ref(x, weight, bias=None, activation=None, initial_state=None, return_final_state=False):
+def causal_conv1d_ref(x, weight, bias=None, initial_states=None, return_final_states=False, final_states_out=None,
+                      activation=None):
     """Causal depthwise conv: out[b, d, t] = act(bias[d] + Σ_k w[d, k] x[b, d, t - (W-1) + k]).
 
-    x (batch, dim, L); weight (dim, W); bias (dim,); initial_state (batch, dim, W-1) are the inputs before t=0
-    (zeros when None). Returns out (batch, dim, L) in x.dtype, and the final state (batch, dim, W-1) (the last
-    W-1 inputs) when ``return_final_state``.
+    x (batch, dim, L); weight (dim, W); bias (dim,); initial_states (batch, dim, W-1) are the inputs before t=0
+    (zeros when None). Returns out (batch, dim, L) in x.dtype, and the final states (batch, dim, W-1) (the last
+    W-1 inputs) when ``return_final_states``. ``final_states_out`` must be None.
     """
+    refuse_final_states_out(final_states_out)
+    initial_state = initial_states
     dtype = x.dtype
     width = weight.shape[-1]
     xf = x.float()
@@ -42,7 +58,7 @@ def causal_conv1d_ref(x, weight, bias=None, activation=None, initial_state=None,
     else:
         x_cat = torch.cat([initial_state.float(), xf], dim=-1)
     out = apply_activation(_depthwise(x_cat, weight, bias), activation).to(dtype)
-    if return_final_state:
+    if return_final_states:
         # a copy, not a view: a view would keep the whole padded input alive across chunks
         return out, x_cat[..., x_cat.shape[-1] - (width - 1):].to(dtype, copy=True)
     return out

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from mamba_bio_audio.kernels import _triton_common  # noqa: F401  (the interpreter fix, before any launch)
 from mamba_bio_audio.kernels.causal_conv1d import triton_kernels as _kernels
+from mamba_bio_audio.kernels.causal_conv1d.reference import refuse_final_states_out
 
 __all__ = ["causal_conv1d_triton", "causal_conv1d_update_triton", "causal_conv1d_fwd", "causal_conv1d_bwd",
            "causal_conv1d_update_op"]
@@ -74,12 +75,15 @@ def _(x, conv_state, weight, bias, silu):
     return x.new_empty(x.shape)
 
 
-def causal_conv1d_triton(x, weight, bias=None, activation=None, initial_state=None, return_final_state=False):
+def causal_conv1d_triton(x, weight, bias=None, initial_states=None, return_final_states=False, final_states_out=None,
+                         activation=None):
     """Causal depthwise conv1d. x (batch, dim, L) any strides; weight (dim, W), W in 2..4; bias (dim,);
-    initial_state (batch, dim, W-1). Returns out (batch, dim, L) in x.dtype [, final_state (batch, dim, W-1), a new
-    tensor, differentiable]."""
+    initial_states (batch, dim, W-1). Returns out (batch, dim, L) in x.dtype [, final_states (batch, dim, W-1), a
+    new tensor, differentiable]. ``final_states_out`` must be None."""
+    refuse_final_states_out(final_states_out)
+    initial_state = initial_states
     out = causal_conv1d_fwd(x, weight, bias, initial_state, activation in ("silu", "swish"))
-    if not return_final_state:
+    if not return_final_states:
         return out
     keep = weight.shape[1] - 1
     length = x.shape[-1]

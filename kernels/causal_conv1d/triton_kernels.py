@@ -14,6 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
+from mamba_bio_audio.kernels._triton_common import launch
 from mamba_bio_audio.kernels._triton_common import or_placeholder as _or
 
 
@@ -180,9 +181,15 @@ def _conv_update_kernel(
              mask=mask_d[:, None] & (j < S)[None, :])
 
 
-def _blocks(dim: int, length: int) -> tuple[int, int]:
+FWD_TILE, BWD_TILE = 2048, 1024  # elements of a (BLOCK_D, BLOCK_L) tile
+
+
+def _blocks(dim: int, length: int, tile: int = FWD_TILE) -> tuple[int, int]:
+    """(BLOCK_D, BLOCK_L): BLOCK_L = next_pow2(L) clamped to 16..256, BLOCK_D = tile / BLOCK_L (at most next_pow2(dim)).
+    The backward takes half the forward's tile: it recomputes W pre-activations per input, and at 2048 it needs 186
+    registers on sm_80 (triton 3.9) and spills with triton 3.6's ptxas (``bench kernels``)."""
     block_l = min(256, max(16, triton.next_power_of_2(length)))
-    block_d = min(max(1, 2048 // block_l), triton.next_power_of_2(dim))
+    block_d = min(max(1, tile // block_l), triton.next_power_of_2(dim))
     return block_d, block_l
 
 
@@ -200,8 +207,8 @@ def conv_forward(x, weight, bias, initial_state, silu: bool):
         return out
     block_d, block_l = _blocks(dim, length)
     grid = (triton.cdiv(length, block_l), triton.cdiv(dim, block_d), batch)
-    _conv_fwd_kernel[grid](
-        x, weight, _or(bias, weight), _or(initial_state, x), out, dim, length,
+    launch(
+        _conv_fwd_kernel, grid, x, weight, _or(bias, weight), _or(initial_state, x), out, dim, length,
         *x.stride(), *weight.stride(), *_init_strides(initial_state),
         W=width, BLOCK_D=block_d, BLOCK_L=block_l,
         HAS_BIAS=bias is not None, HAS_INIT=initial_state is not None, SILU=silu,
@@ -216,7 +223,7 @@ def conv_backward(x, weight, bias, initial_state, dout, silu: bool):
     batch, dim, length = x.shape
     width = weight.shape[1]
     dout = dout.contiguous()
-    block_d, block_l = _blocks(dim, length)
+    block_d, block_l = _blocks(dim, length, BWD_TILE)
     n_lblocks = triton.cdiv(length, block_l)
     dx = torch.empty((batch, dim, length), dtype=x.dtype, device=x.device)
     dw = torch.zeros((batch * n_lblocks, dim, width), dtype=torch.float32, device=x.device)
@@ -225,7 +232,8 @@ def conv_backward(x, weight, bias, initial_state, dout, silu: bool):
              if initial_state is not None else x.new_empty(0))
     if dx.numel():
         grid = (n_lblocks, triton.cdiv(dim, block_d), batch)
-        _conv_bwd_kernel[grid](
+        launch(
+            _conv_bwd_kernel, grid,
             x, weight, _or(bias, weight), _or(initial_state, x), dout, dx, dw, dbias, dinit, dim, length, n_lblocks,
             *x.stride(), *weight.stride(), *_init_strides(initial_state),
             W=width, BLOCK_D=block_d, BLOCK_L=block_l, BLOCK_W=triton.next_power_of_2(width - 1),
@@ -246,8 +254,8 @@ def conv_update(x, conv_state, weight, bias, silu: bool):
         return out
     block_d = min(64, triton.next_power_of_2(dim))
     grid = (triton.cdiv(dim, block_d), batch)
-    _conv_update_kernel[grid](
-        x, conv_state, weight, _or(bias, weight), out, dim, steps, state_len,
+    launch(
+        _conv_update_kernel, grid, x, conv_state, weight, _or(bias, weight), out, dim, steps, state_len,
         *x.stride(), *conv_state.stride(), *weight.stride(), *out.stride(),
         W=width, BLOCK_D=block_d, BLOCK_T=triton.next_power_of_2(steps),
         BLOCK_S=triton.next_power_of_2(state_len), HAS_BIAS=bias is not None, SILU=silu,

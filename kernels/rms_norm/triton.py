@@ -21,9 +21,9 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from mamba_bio_audio.kernels._triton_common import l_contiguous
+from mamba_bio_audio.kernels._triton_common import l_contiguous, launch, multiprocessor_count
 
-__all__ = ["rms_norm_triton", "rms_norm_fwd", "rms_norm_bwd", "MAX_ROW_BYTES"]
+__all__ = ["rms_norm_triton", "rms_norm_fwd", "rms_norm_bwd", "MAX_ROW_BYTES", "forward_op_args", "residual_out_dtype"]
 
 MAX_ROW_BYTES = 65536
 _F32 = torch.float32
@@ -97,8 +97,8 @@ def rms_forward(x, weight, residual, eps: float, residual_dtype: torch.dtype | N
     res_out = (torch.empty((rows, hidden), dtype=residual_dtype, device=x.device) if store
                else x.new_empty(0))
     if rows:
-        _rms_fwd_kernel[(rows,)](
-            x, x if residual is None else residual, weight, out, res_out, rstd,
+        launch(
+            _rms_fwd_kernel, (rows,), x, x if residual is None else residual, weight, out, res_out, rstd,
             hidden, eps, x.stride(0), residual.stride(0) if residual is not None else 0, out.stride(0),
             res_out.stride(0) if store else 0,
             BLOCK_H=block, HAS_RES=residual is not None, STORE_RES=store,
@@ -108,9 +108,7 @@ def rms_forward(x, weight, residual, eps: float, residual_dtype: torch.dtype | N
 
 
 def _n_programs(rows: int, device: torch.device) -> int:
-    if device.type == "cuda":
-        return min(rows, torch.cuda.get_device_properties(device).multi_processor_count)
-    return min(rows, 4)
+    return min(rows, multiprocessor_count(device))
 
 
 def rms_backward(s, weight, rstd, dy, dres_out, has_residual: bool, x_dtype: torch.dtype,
@@ -128,8 +126,8 @@ def rms_backward(s, weight, rstd, dy, dres_out, has_residual: bool, x_dtype: tor
             else s.new_empty(0))
     dw = torch.zeros((n_prog, hidden), dtype=torch.float32, device=s.device)
     if rows:
-        _rms_bwd_kernel[(n_prog,)](
-            s, weight, rstd, dy, dy if dres_out is None else dres_out, dx, dres, dw,
+        launch(
+            _rms_bwd_kernel, (n_prog,), s, weight, rstd, dy, dy if dres_out is None else dres_out, dx, dres, dw,
             rows, hidden, s.stride(0), dy.stride(0), dres_out.stride(0) if dres_out is not None else 0,
             BLOCK_H=block, HAS_DRES_OUT=dres_out is not None, HAS_RES=has_residual,
             num_warps=min(max(block // 256, 1), 16),
@@ -140,8 +138,7 @@ def rms_backward(s, weight, rstd, dy, dres_out, has_residual: bool, x_dtype: tor
 @torch.library.custom_op("mamba_bio_audio::rms_norm_fwd", mutates_args=())
 def rms_norm_fwd(x: Tensor, weight: Tensor, residual: Optional[Tensor], eps: float, store_residual: bool,
                  residual_in_fp32: bool) -> tuple[Tensor, Tensor, Tensor]:
-    residual_dtype = (_F32 if residual_in_fp32 else x.dtype) if store_residual else None
-    return rms_forward(x, weight, residual, eps, residual_dtype)
+    return rms_forward(x, weight, residual, eps, residual_out_dtype(x.dtype, store_residual, residual_in_fp32))
 
 
 @rms_norm_fwd.register_fake
@@ -187,16 +184,31 @@ def _backward(ctx, dy, dres_out, _drstd):
 rms_norm_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
-def rms_norm_triton(x, weight, residual=None, eps=1e-5, prenorm=False, residual_in_fp32=False):
+def rms_norm_triton(x, weight, bias, residual=None, *, eps=1e-6, prenorm=False, residual_in_fp32=False):
     """(Residual add +) RMSNorm over the last dim. Returns normed in x.dtype, or (normed, residual_out) when
-    ``prenorm`` (residual_out fp32 with ``residual_in_fp32``, else x.dtype)."""
+    ``prenorm`` (residual_out fp32 with ``residual_in_fp32``, else x.dtype). ``bias`` must be None (the kernel
+    has no bias term; the reference backend has)."""
+    if bias is not None:
+        raise ValueError("bias is not supported by the triton rms_norm kernel; pass None (or backend='reference')")
     shape = x.shape
-    x2 = l_contiguous(x.reshape(-1, shape[-1]))
-    r2 = None if residual is None else l_contiguous(residual.reshape(-1, shape[-1]))
-    store_residual = residual is not None or (residual_in_fp32 and x.dtype != torch.float32)
-    out, residual_out, _ = rms_norm_fwd(x2, weight.contiguous(), r2, float(eps), store_residual,
-                                        bool(residual_in_fp32))
+    args = forward_op_args(x, weight, residual, eps, residual_in_fp32)
+    store_residual = args[4]
+    out, residual_out, _ = rms_norm_fwd(*args)
     out = out.view(shape)
     if not prenorm:
         return out
     return out, residual_out.view(shape) if store_residual else x
+
+
+def forward_op_args(x, weight, residual, eps, residual_in_fp32) -> tuple:
+    """The arguments :func:`rms_norm_triton` gives the ``rms_norm_fwd`` op: (x2d, weight, residual2d, eps,
+    store_residual, residual_in_fp32). ``launch_plan.py`` calls it too."""
+    x2 = l_contiguous(x.reshape(-1, x.shape[-1]))
+    r2 = None if residual is None else l_contiguous(residual.reshape(-1, x.shape[-1]))
+    store_residual = residual is not None or (residual_in_fp32 and x.dtype != torch.float32)
+    return x2, weight.contiguous(), r2, float(eps), store_residual, bool(residual_in_fp32)
+
+
+def residual_out_dtype(x_dtype: torch.dtype, store_residual: bool, residual_in_fp32: bool) -> torch.dtype | None:
+    """The dtype of the op's residual output (None: not stored, x is the residual)."""
+    return (_F32 if residual_in_fp32 else x_dtype) if store_residual else None

@@ -7,12 +7,22 @@
 fp32; the backward recomputes the states inside each chunk from them. Every gradient comes out of the kernels,
 bitwise reproducible whatever the thread count (:func:`set_num_threads`).
 
+Threading. numba picks its threading layer when it first starts its threads, for the whole process. Importing
+this module changes nothing; the first launch, :func:`num_threads` or :func:`set_num_threads` (hence
+``ops.set_cpu_threads``) calls :func:`choose_threading_layer` first, which asks for numba's own pthread pool
+(``workqueue``) unless the user chose a layer (``NUMBA_THREADING_LAYER`` or ``numba.config.THREADING_LAYER``) or
+numba already runs one: torch's and numba's OpenMP runtimes each keep spinning worker threads, and on few cores they
+starve each other (erratic milliseconds per call); the pthread pool does not spin. ``workqueue`` cannot run two
+parallel regions at once (numba aborts the process), so launches are serialised, under that layer only. Public numba
+API throughout (``numba.threading_layer``, ``numba.config``), stable over the supported numba (>= 0.59).
+
 The ops ``mamba_bio_audio::selective_scan_cpu_fwd`` / ``_bwd`` have fake implementations, so ``torch.compile``
 traces a call as one opaque node instead of breaking the graph; ``common.register_scan_autograd`` wires the
 backward, whose gradients come in the forward's input order.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from typing import Optional
@@ -25,8 +35,8 @@ from mamba_bio_audio.kernels.selective_scan import cpu_numba as nb
 from mamba_bio_audio.kernels.selective_scan.common import (as_gradients, fake_forward, fake_gradients,
                                                            register_scan_autograd)
 
-__all__ = ["selective_scan_cpu", "selective_scan_tuned", "DEFAULT_CHUNK_SIZE", "max_threads", "num_threads",
-           "set_num_threads"]
+__all__ = ["selective_scan_cpu", "selective_scan_tuned", "DEFAULT_CHUNK_SIZE", "choose_threading_layer",
+           "max_threads", "num_threads", "set_num_threads"]
 
 # single-thread fwd+bwd kernel time at (1, 512, 16, 16384): 330 ms with chunk 64, 302 with 128, 295 with 256, 280
 # with 512; the backward's scratch grows as 2 * chunk_size * N * 16 floats per work queue (1 MB each at 512)
@@ -34,7 +44,30 @@ DEFAULT_CHUNK_SIZE = 256
 SLOTS_PER_THREAD = 4  # work-item queues per numba thread: load balance against scratch memory
 
 _F32 = torch.float32
-_LAUNCH = threading.Lock()  # one kernel at a time: numba's workqueue threading layer is not reentrant
+_LAUNCH = threading.Lock()  # one kernel at a time under the workqueue layer (see the module docstring)
+PREFERRED_LAYER = "workqueue"
+
+
+def choose_threading_layer() -> None:
+    """Ask numba for :data:`PREFERRED_LAYER` unless a layer was chosen already or numba's threads run."""
+    try:
+        numba.threading_layer()  # ValueError until numba has started its threads
+        return  # started (by this backend earlier, or by other numba code): its layer stays
+    except ValueError:
+        pass
+    if numba.config.THREADING_LAYER == "default":  # neither NUMBA_THREADING_LAYER nor code chose one
+        numba.config.THREADING_LAYER = PREFERRED_LAYER
+
+
+def _launching():
+    """The context a kernel launch runs in: the threading layer chosen, and the launch lock held when the layer is
+    (or, not yet started, may become) ``workqueue``."""
+    choose_threading_layer()
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # this launch starts the threads
+        layer = None
+    return _LAUNCH if layer in (None, "workqueue") else contextlib.nullcontext()
 
 
 def _f32(t: Tensor) -> Tensor:
@@ -82,7 +115,7 @@ def selective_scan_cpu_fwd(
     out = _empty(batch, d_inner, length)
     ckpt = _empty(batch, d_inner, math.ceil(length / chunk_size), n_state)
     last = _empty(batch, d_inner, n_state)
-    with _LAUNCH:
+    with _launching():
         nb.scan_fwd(
             *_kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus),
             _f32_or_zeros(initial_state, batch, d_inner, n_state).numpy(), chunk_size, _max_slots(),
@@ -115,7 +148,7 @@ def selective_scan_cpu_bwd(
     dB = _empty(batch, n_groups, n_state, length)
     dC = _empty(batch, n_groups, n_state, length)
     dh0 = _empty(batch, d_inner, n_state)
-    with _LAUNCH:
+    with _launching():
         nb.scan_bwd(
             *_kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus), ckpt.numpy(), _f32(dout).numpy(),
             _f32_or_zeros(dlast, batch, d_inner, n_state).numpy(), chunk_size, _max_slots(),
@@ -134,18 +167,18 @@ register_scan_autograd(selective_scan_cpu_fwd, selective_scan_cpu_bwd)
 
 
 def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                       initial_state=None, return_last_state=False):
+                       return_last_state=False, *, initial_state=None):
     """Selective scan on CPU tensors (numba), differentiable in every tensor input and through last_state.
 
     Returns out (batch, d_inner, L) in u.dtype, and last_state (batch, d_inner, N) fp32 when asked. All
     arithmetic is fp32; gradients come back in each input's dtype. :data:`DEFAULT_CHUNK_SIZE` steps per chunk.
     """
-    return selective_scan_tuned(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
-                                return_last_state)
+    return selective_scan_tuned(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
+                                initial_state=initial_state)
 
 
 def selective_scan_tuned(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                         initial_state=None, return_last_state=False, *, chunk_size=None):
+                         return_last_state=False, *, initial_state=None, chunk_size=None):
     """:func:`selective_scan_cpu` with ``chunk_size``, the backward's checkpoint interval in steps (>= 1; None:
     :data:`DEFAULT_CHUNK_SIZE`)."""
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
@@ -162,10 +195,13 @@ def max_threads() -> int:
 
 
 def num_threads() -> int:
-    """Threads the kernels run on."""
+    """Threads the kernels run on (starts numba's threads, in the layer :func:`choose_threading_layer` asks for)."""
+    choose_threading_layer()
     return numba.get_num_threads()
 
 
 def set_num_threads(threads: int) -> None:
-    """Run the kernels on ``threads`` threads, 1 to :func:`max_threads`; results do not depend on it."""
+    """Run the kernels on ``threads`` threads, 1 to :func:`max_threads`; results do not depend on it. Starts
+    numba's threads, in the layer :func:`choose_threading_layer` asks for."""
+    choose_threading_layer()
     numba.set_num_threads(threads)

@@ -15,24 +15,18 @@ assume do not alias (buffers allocated inside the body would need runtime alias 
 vectoriser). For the same reason the bodies never take array views: numba's alias analysis would then drop
 the no-alias guarantee for all arguments.
 
+The kernels choose no threading layer: ``cpu.py`` does, when the backend is first used.
+
 All arrays are C-contiguous float32; optional inputs arrive as zeros (``D``, ``delta_bias``, initial state,
 ``dlast``) or as an empty array plus a flag (``z``), so each kernel compiles for exactly one signature.
 """
 from __future__ import annotations
-
-import os
 
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
-
-# torch's and numba's OpenMP runtimes each keep spinning worker threads; on few cores they starve each other
-# (erratic milliseconds per call). numba's own pthread pool does not spin. Not safe for concurrent launches from
-# several threads: ``cpu.py`` serialises its calls.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
 
 LANES = 16  # channels per work item: two AVX2 vectors (32 measured slower)
 

@@ -9,6 +9,9 @@ Shapes follow ``mamba_ssm`` (channel-major, L last):
 * ``D, delta_bias``: (d_inner,) fp32.
 * ``initial_state`` / ``last_state``: (batch, d_inner, N) fp32.
 
+The positional arguments are ``mamba_ssm.ops.selective_scan_interface.selective_scan_ref``'s, in its order;
+``initial_state`` (ours) is keyword-only.
+
 All arithmetic runs in fp32; outputs are cast back to ``u.dtype``. Gradients flow to every tensor input,
 ``initial_state`` included, and through ``last_state``.
 """
@@ -74,8 +77,9 @@ def selective_scan_ref(
     z=None,
     delta_bias=None,
     delta_softplus=False,
-    initial_state=None,
     return_last_state=False,
+    *,
+    initial_state=None,
 ):
     """Selective scan, one pass over L (materialises (batch, d_inner, L, N) fp32).
 
@@ -98,8 +102,9 @@ def selective_scan_chunked_ref(
     z=None,
     delta_bias=None,
     delta_softplus=False,
-    initial_state=None,
     return_last_state=False,
+    *,
+    initial_state=None,
     chunk_size=2048,
 ):
     """Same maths as :func:`selective_scan_ref`, walking L in chunks of ``chunk_size`` with the state carried.

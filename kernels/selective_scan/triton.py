@@ -33,7 +33,7 @@ from mamba_bio_audio.kernels.selective_scan.common import (as_gradients, fake_fo
 from mamba_bio_audio.kernels.selective_scan.triton_kernels import scan_config
 
 __all__ = ["selective_scan_triton", "selective_scan_tuned", "selective_scan_fwd", "selective_scan_bwd",
-           "deterministic_default", "scan_config"]
+           "deterministic_default", "forward_op_args", "scan_config"]
 
 
 @torch.library.custom_op("mamba_bio_audio::selective_scan_fwd", mutates_args=())
@@ -77,30 +77,38 @@ register_scan_autograd(selective_scan_fwd, selective_scan_bwd, _bwd_config)
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                          initial_state=None, return_last_state=False):
+                          return_last_state=False, *, initial_state=None):
     """Fused selective scan. Returns out (batch, d_inner, L) in u.dtype [, last_state (batch, d_inner, N) fp32];
     differentiable in every tensor, through last_state too. Launch configuration from ``scan_config``."""
-    return selective_scan_tuned(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
-                                return_last_state)
+    return selective_scan_tuned(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
+                                initial_state=initial_state)
 
 
 def selective_scan_tuned(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                         initial_state=None, return_last_state=False, *, chunk_size=None, block_d=None,
+                         return_last_state=False, *, initial_state=None, chunk_size=None, block_d=None,
                          deterministic=None):
     """:func:`selective_scan_triton` with its knobs: ``chunk_size`` (power of two) and ``block_d`` override the
     launch configuration (``scan_config``); ``deterministic`` overrides :func:`deterministic_default` for the
     backward."""
+    inputs = (u, delta, A, B, C, D, z, delta_bias, initial_state)
+    save_states = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+    out, last_state, _ = selective_scan_fwd(*forward_op_args(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, chunk_size=chunk_size, block_d=block_d,
+        save_states=save_states, deterministic=deterministic))
+    return (out, last_state) if return_last_state else out
+
+
+def forward_op_args(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, *, chunk_size, block_d,
+                    save_states, deterministic) -> tuple:
+    """The arguments :func:`selective_scan_tuned` gives the ``selective_scan_fwd`` op: B, C made 4-D, strides made
+    kernel-ready, the launch configuration from ``scan_config``, the deterministic default resolved.
+    ``launch_plan.py`` calls it too, so a compile-only report launches what a run would."""
     B4 = B.unsqueeze(1) if B.dim() == 3 else B
     C4 = C.unsqueeze(1) if C.dim() == 3 else C
     d_inner, n_state = A.shape
     block_d, chunk = scan_config(d_inner, B4.shape[1], n_state, u.shape[-1], chunk_size, block_d)
-    inputs = (u, delta, A, B4, C4, D, z, delta_bias, initial_state)
-    save_states = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
-    out, last_state, _ = selective_scan_fwd(
-        l_contiguous(u), l_contiguous(delta), A.contiguous(), l_contiguous(B4), l_contiguous(C4),
-        None if D is None else D.contiguous(), l_contiguous(z),
-        None if delta_bias is None else delta_bias.contiguous(), initial_state,
-        bool(delta_softplus), chunk, block_d, save_states,
-        deterministic_default() if deterministic is None else bool(deterministic),
-    )
-    return (out, last_state) if return_last_state else out
+    return (l_contiguous(u), l_contiguous(delta), A.contiguous(), l_contiguous(B4), l_contiguous(C4),
+            None if D is None else D.contiguous(), l_contiguous(z),
+            None if delta_bias is None else delta_bias.contiguous(), initial_state,
+            bool(delta_softplus), chunk, block_d, bool(save_states),
+            deterministic_default() if deterministic is None else bool(deterministic))

@@ -9,8 +9,10 @@ Layout (channel-major, L last, as ``mamba_ssm``):
 * ``initial_state``, ``last_state``: (batch, d_inner, N) fp32.
 
 Both kernels run one program per (channel block, batch) with the (BLOCK_D, N) state of ``BLOCK_D`` channels on chip
-in fp32, and walk L in chunks of ``CHUNK`` steps. Inside a chunk the recurrence h_t = a_t h_{t-1} + b_t is one
-``tl.associative_scan`` over the chunk axis of (BLOCK_D, N, CHUNK) tiles; the state is carried from chunk to chunk.
+in fp32, and walk L in chunks of ``CHUNK`` steps. Inside a chunk the recurrence h_t = a_t h_{t-1} + b_t is a
+``tl.associative_scan`` over the step axis; the state is carried from chunk to chunk. The forward's tiles are
+(SUB, BLOCK_D, BLOCK_N), the step axis first, over CHUNK // SUB sub-chunks (``forward_layout``): the scan then runs
+inside each thread. The backward's are (BLOCK_D, N, CHUNK).
 B and C tiles are loaded once per channel block (all BLOCK_D channels share a group). ``a_t = exp2(Δ_t · A log2 e)``:
 one exponential per (batch, channel, step, state) forward and one again in backward.
 
@@ -28,6 +30,7 @@ import torch
 import triton
 import triton.language as tl
 
+from mamba_bio_audio.kernels._triton_common import launch
 from mamba_bio_audio.kernels._triton_common import or_placeholder as _or
 
 
@@ -62,15 +65,18 @@ def _scan_fwd_kernel(
     s_u_b, s_u_d, s_dt_b, s_dt_d, s_z_b, s_z_d,
     s_B_b, s_B_g, s_B_n, s_C_b, s_C_g, s_C_n,
     s_h0_b, s_h0_d, s_h0_n,
-    N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr,
+    N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr, SUB: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_H0: tl.constexpr,
     SOFTPLUS: tl.constexpr, STORE_STATES: tl.constexpr,
 ):
+    # Tiles are (SUB, BLOCK_D, BLOCK_N), the scan axis first: Triton's default layout puts lanes on the last axes
+    # (N, then channels), so each thread holds its SUB steps and the scan over them runs in registers; only the
+    # sum over N crosses lanes. A chunk (the granularity of the saved states) is CHUNK // SUB such sub-chunks.
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
-    offs_c = tl.arange(0, CHUNK)
+    offs_s = tl.arange(0, SUB)
     mask_d = offs_d < d_inner
     mask_n = offs_n < N
     mask_dn = mask_d[:, None] & mask_n[None, :]
@@ -88,45 +94,47 @@ def _scan_fwd_kernel(
     else:
         h = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
 
-    u_row = u_ptr + pid_b * s_u_b + offs_d[:, None] * s_u_d
-    dt_row = delta_ptr + pid_b * s_dt_b + offs_d[:, None] * s_dt_d
-    z_row = z_ptr + pid_b * s_z_b + offs_d[:, None] * s_z_d
-    out_row = out_ptr + (pid_b * d_inner + offs_d[:, None]) * L
-    B_row = B_ptr + pid_b * s_B_b + group * s_B_g + offs_n[:, None] * s_B_n
-    C_row = C_ptr + pid_b * s_C_b + group * s_C_g + offs_n[:, None] * s_C_n
+    u_row = u_ptr + pid_b * s_u_b + offs_d[None, :] * s_u_d
+    dt_row = delta_ptr + pid_b * s_dt_b + offs_d[None, :] * s_dt_d
+    z_row = z_ptr + pid_b * s_z_b + offs_d[None, :] * s_z_d
+    out_row = out_ptr + (pid_b * d_inner + offs_d[None, :]) * L
+    B_row = B_ptr + pid_b * s_B_b + group * s_B_g + offs_n[None, :] * s_B_n
+    C_row = C_ptr + pid_b * s_C_b + group * s_C_g + offs_n[None, :] * s_C_n
     state_row = states_ptr + ((pid_b * d_inner + offs_d[:, None]) * n_chunks) * N + offs_n[None, :]
-    is_last = (offs_c == CHUNK - 1)[None, None, :]
+    is_last = (offs_s == SUB - 1)[:, None, None]
 
-    for c in range(n_chunks):
+    subs = CHUNK // SUB  # sub-chunks per chunk
+    for k in range(n_chunks * subs):  # one loop over sub-chunks: the states are saved at chunk starts
         if STORE_STATES:
-            tl.store(state_row + c * N, h, mask=mask_dn)
-        t = c * CHUNK + offs_c
+            if k % subs == 0:
+                tl.store(state_row + (k // subs) * N, h, mask=mask_dn)
+        t = k * SUB + offs_s
         mask_t = t < L
-        mask_dt = mask_d[:, None] & mask_t[None, :]
-        mask_nt = mask_n[:, None] & mask_t[None, :]
-        u = tl.load(u_row + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
-        dt = tl.load(dt_row + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
+        mask_td = mask_t[:, None] & mask_d[None, :]
+        mask_tn = mask_t[:, None] & mask_n[None, :]
+        u = tl.load(u_row + t[:, None], mask=mask_td, other=0.0).to(tl.float32)
+        dt = tl.load(dt_row + t[:, None], mask=mask_td, other=0.0).to(tl.float32)
         if HAS_BIAS:
-            dt += bias[:, None]
+            dt += bias[None, :]
         if SOFTPLUS:
             dt = _softplus(dt)
-        dt = tl.where(mask_dt, dt, 0.0)  # padded steps: a = 1, b = 0, the state passes unchanged
-        Bt = tl.load(B_row + t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
-        Ct = tl.load(C_row + t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
+        dt = tl.where(mask_td, dt, 0.0)  # padded steps: a = 1, b = 0, the state passes unchanged
+        Bt = tl.load(B_row + t[:, None], mask=mask_tn, other=0.0).to(tl.float32)
+        Ct = tl.load(C_row + t[:, None], mask=mask_tn, other=0.0).to(tl.float32)
 
-        a = tl.exp2(dt[:, None, :] * A2[:, :, None])
-        b = (dt * u)[:, None, :] * Bt[None, :, :]
-        a_cum, b_cum = tl.associative_scan((a, b), 2, _affine_combine)
-        hs = a_cum * h[:, :, None] + b_cum
-        y = tl.sum(hs * Ct[None, :, :], axis=1)
-        h = tl.sum(tl.where(is_last, hs, 0.0), axis=2)
+        a = tl.exp2(dt[:, :, None] * A2[None, :, :])
+        b = (dt * u)[:, :, None] * Bt[:, None, :]
+        a_cum, b_cum = tl.associative_scan((a, b), 0, _affine_combine)
+        hs = a_cum * h[None, :, :] + b_cum
+        y = tl.sum(hs * Ct[:, None, :], axis=2)
+        h = tl.sum(tl.where(is_last, hs, 0.0), axis=0)
 
         if HAS_D:
-            y += Dv[:, None] * u
+            y += Dv[None, :] * u
         if HAS_Z:
-            zt = tl.load(z_row + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
+            zt = tl.load(z_row + t[:, None], mask=mask_td, other=0.0).to(tl.float32)
             y *= zt * tl.sigmoid(zt)
-        tl.store(out_row + t[None, :], y, mask=mask_dt)
+        tl.store(out_row + t[:, None], y, mask=mask_td)
 
     tl.store(last_ptr + (pid_b * d_inner + offs_d[:, None]) * N + offs_n[None, :], h, mask=mask_dn)
 
@@ -254,19 +262,23 @@ def _scan_bwd_kernel(
     tl.store(dbias_ptr + bd_off, dbias_acc, mask=mask_d)
 
 
+TILE = 4096  # fp32 elements of one (BLOCK_D, BLOCK_N, CHUNK) tile at the default configuration
+
+
 def scan_config(d_inner: int, groups: int, n_state: int, length: int,
                 chunk_size: int | None = None, block_d: int | None = None) -> tuple[int, int]:
-    """(block_d, chunk) for a launch: tiles of about 4096 fp32 elements per (BLOCK_D, N, CHUNK).
+    """(block_d, chunk) for a launch: tiles of about :data:`TILE` fp32 elements per (BLOCK_D, N, CHUNK).
 
-    ``block_d`` is a power of two and, with groups, divides d_inner // groups so that one program reads one group's
-    B and C. Both are starting points for GPU tuning, not measured optima (see docs/triton_kernels.md).
+    CHUNK = next_pow2(L) clamped to 16..64, and at most TILE / BLOCK_N (N 128: 32, N 256: 16) so that one channel's
+    tile stays within TILE. ``block_d`` is a power of two and, with groups, divides d_inner // groups so that one
+    program reads one group's B and C. Chosen from the static report (``bench kernels``), not measured on a GPU.
     """
     block_n = triton.next_power_of_2(n_state)
-    chunk = chunk_size or min(64, max(16, triton.next_power_of_2(max(length, 1))))
+    chunk = chunk_size or min(64, max(16, triton.next_power_of_2(max(length, 1))), max(16, TILE // block_n))
     if chunk & (chunk - 1):
         raise ValueError(f"chunk_size must be a power of two; got {chunk}")
     if block_d is None:
-        block_d = max(1, 4096 // (block_n * chunk))
+        block_d = max(1, TILE // (block_n * chunk))
         block_d = min(block_d, triton.next_power_of_2(d_inner))
         if groups > 1:
             per_group = d_inner // groups
@@ -274,6 +286,23 @@ def scan_config(d_inner: int, groups: int, n_state: int, length: int,
     elif block_d & (block_d - 1) or (groups > 1 and (d_inner // groups) % block_d):
         raise ValueError(f"block_d must be a power of two dividing d_inner // groups; got {block_d}")
     return block_d, chunk
+
+
+def forward_layout(block_d: int, n_state: int, chunk: int) -> tuple[int, int]:
+    """(SUB, num_warps) of the forward. Lanes go to the state axis first (min(32, BLOCK_N) of them), then to
+    channels; warps cover the rest of the BLOCK_D channels (1 to 8), so no warp splits the scan axis; SUB steps per
+    sub-chunk keep about 16 elements per thread per tile (N 16: BLOCK_D 4, 2 warps, SUB 16). Chosen from the
+    static report (``bench kernels``): 24 instead of 65 thread-instructions per (channel, step, state)."""
+    block_n = triton.next_power_of_2(n_state)
+    lanes_d = 32 // min(32, block_n)
+    num_warps = max(1, min(8, block_d // lanes_d))
+    return max(1, min(chunk, 16 * 32 * num_warps // (block_d * block_n))), num_warps  # powers of two
+
+
+def backward_num_warps(block_d: int, n_state: int, chunk: int) -> int:
+    """Warps of a backward program: 8 for a full :data:`TILE` (its ~250 registers then fit without spilling; at 4
+    warps it spilled 592 B on sm_90 and 972 B on sm_80), 4 below it."""
+    return 8 if block_d * triton.next_power_of_2(n_state) * chunk >= TILE else 4
 
 
 def _launch_strides(u, delta, z, B, C):
@@ -301,16 +330,17 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softp
     if batch == 0 or d_inner == 0:
         return out, last, states
     h0 = initial_state
-    _scan_fwd_kernel[grid](
-        u, delta, A, B, C, _or(D, A), _or(z, u), _or(delta_bias, A), _or(h0, last),
+    sub, num_warps = forward_layout(block_d, n_state, chunk)
+    launch(
+        _scan_fwd_kernel, grid, u, delta, A, B, C, _or(D, A), _or(z, u), _or(delta_bias, A), _or(h0, last),
         out, last, states,
         d_inner, length, n_chunks, d_inner // groups,
         *_launch_strides(u, delta, z, B, C),
         *((h0.stride(0), h0.stride(1), h0.stride(2)) if h0 is not None else (0, 0, 0)),
-        N=n_state, BLOCK_N=triton.next_power_of_2(n_state), BLOCK_D=block_d, CHUNK=chunk,
+        N=n_state, BLOCK_N=triton.next_power_of_2(n_state), BLOCK_D=block_d, CHUNK=chunk, SUB=sub,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, HAS_H0=h0 is not None,
         SOFTPLUS=delta_softplus, STORE_STATES=save_states,
-        num_warps=4,
+        num_warps=num_warps,
     )
     return out, last, states
 
@@ -347,7 +377,8 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delt
     dB = alloc((batch, n_slots, n_state, length), dtype=torch.float32, device=dev)
     dC = alloc((batch, n_slots, n_state, length), dtype=torch.float32, device=dev)
     if batch and d_inner:
-        _scan_bwd_kernel[(n_blocks, batch)](
+        launch(
+            _scan_bwd_kernel, (n_blocks, batch),
             u, delta, A, B, C, _or(D, A), _or(z, u), _or(delta_bias, A), states, dout, _or(dlast, dh0),
             du, ddelta, dz, dA, dD, dbias, dB, dC, dh0,
             d_inner, length, n_chunks, d_inner // groups, n_slots, blocks_per_group if atomic else 1,
@@ -355,7 +386,7 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delt
             N=n_state, BLOCK_N=triton.next_power_of_2(n_state), BLOCK_D=block_d, CHUNK=chunk,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, HAS_DLAST=dlast is not None,
             SOFTPLUS=delta_softplus, ATOMIC_BC=atomic,
-            num_warps=4,
+            num_warps=backward_num_warps(block_d, n_state, chunk),
         )
     if n_slots != groups:  # deterministic partials: fixed-order sum over the channel blocks of each group
         dB = dB.view(batch, groups, blocks_per_group, n_state, length).sum(2)

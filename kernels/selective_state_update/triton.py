@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from mamba_bio_audio.kernels._triton_common import launch
 from mamba_bio_audio.kernels._triton_common import or_placeholder as _or
 
 __all__ = ["selective_state_update_triton", "selective_state_update_op"]
@@ -89,8 +90,8 @@ def state_update(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus: bool):
         return out
     block_m, num_warps = _block_config(n_state)
     z_strides = z.stride() if z is not None else (0, 0)
-    _state_update_kernel[(triton.cdiv(dim, block_m), batch)](
-        state, x, dt, A, B, C, _or(D, x), _or(z, x), _or(dt_bias, x), out,
+    launch(
+        _state_update_kernel, (triton.cdiv(dim, block_m), batch), state, x, dt, A, B, C, _or(D, x), _or(z, x), _or(dt_bias, x), out,
         dim, dim // B.shape[1],
         *state.stride(), *x.stride(), *dt.stride(), *A.stride(),
         *B.stride(), *C.stride(), *z_strides, *out.stride(),

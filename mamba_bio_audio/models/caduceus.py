@@ -36,12 +36,10 @@ from mamba_bio_audio.modules.rcps import (RCPSEmbedding, RCPSLMHead, RCPSWrapper
                                           rc_logits, rcps_add_norm, rcps_norm)
 from mamba_bio_audio.modules.rms_norm import RMSNorm
 from mamba_bio_audio.targets import IGNORE_INDEX, counted_mask
-from mamba_bio_audio.tokenizers import DNA_VOCAB, NucleotideTokenizer
+from mamba_bio_audio.tokenizers import BASE_IDS, NucleotideTokenizer
 
-__all__ = ["BASE_IDS", "Caduceus", "CaduceusForMaskedLM", "CaduceusForSequenceClassification", "MaskedLMOutput",
+__all__ = ["Caduceus", "CaduceusForMaskedLM", "CaduceusForSequenceClassification", "MaskedLMOutput",
            "caduceus_block", "mlm_mask"]
-
-BASE_IDS = tuple(DNA_VOCAB[base] for base in "ACGT")
 
 
 class MaskedLMOutput(NamedTuple):
@@ -131,7 +129,7 @@ def caduceus_block(config: CaduceusConfig, layer_idx: int, device=None, dtype=No
     mixer_cls = partial(BiMamba, bidirectional=config.bidirectional,
                         bidirectional_strategy=config.bidirectional_strategy,
                         bidirectional_weight_tie=config.bidirectional_weight_tie,
-                        chunk_size=config.chunk_size, layer_idx=layer_idx, **ssm_cfg, **factory)
+                        piece_length=config.piece_length, layer_idx=layer_idx, **ssm_cfg, **factory)
     if config.rcps:
         block = RCPSBlock(config.d_model, mixer_cls, norm_cls, config.fused_add_norm, config.residual_in_fp32)
     else:

@@ -3,7 +3,7 @@
 Field names follow ``CaduceusConfig`` of Schiff et al. (2024) (HF ``model_type: "caduceus"``), so the
 published ``config.json`` files load (:mod:`mamba_bio_audio.models.caduceus_checkpoint` reads them), plus the
 fields of our heads and loss (``num_labels``, ``pooling``, ``pad_token_id``), post-hoc RC conjoining
-(``conjoin_train``, ``conjoin_eval``) and the memory switches (``chunk_size``, ``checkpoint_blocks``).
+(``conjoin_train``, ``conjoin_eval``) and the memory switches (``piece_length``, ``checkpoint_blocks``).
 
 * ``bidirectional``: every mixer is a :class:`~mamba_bio_audio.modules.bimamba.BiMamba`: a forward Mamba plus
   one over the reversed sequence, combined by ``bidirectional_strategy`` ("add" or "ew_multiply"), with the
@@ -44,10 +44,15 @@ def dna_complement_map() -> dict[int, int]:
 class CaduceusConfig(BackboneConfig):
     """Hyper-parameters of the Caduceus backbone and its masked-LM and classification heads (defaults are
     upstream's, except ``vocab_size``: the DNA vocabulary of 12 ids, padded to 16). Upstream's
-    ``tie_word_embeddings`` is read as ``tie_embeddings``, the one spelling of the backbone configs."""
+    ``tie_word_embeddings`` is read as ``tie_embeddings``, the one spelling of the backbone configs.
+
+    ``piece_length``: every mixer runs each direction over the sequence in pieces of that many tokens with its
+    state passed on (:class:`~mamba_bio_audio.modules.bimamba.BiMamba`), any positive integer, or None (one
+    pass). Not ``MambaConfig.chunk_size``: nothing is recomputed in backward. Earlier files' ``chunk_size`` is
+    read as ``piece_length``."""
 
     architecture = "caduceus"
-    _old_names = {"tie_word_embeddings": "tie_embeddings"}
+    _old_names = {"tie_word_embeddings": "tie_embeddings", "chunk_size": "piece_length"}
 
     d_model: int = 2560
     n_layer: int = 64
@@ -65,7 +70,7 @@ class CaduceusConfig(BackboneConfig):
     complement_map: dict | str | None = None
     conjoin_train: bool = False
     conjoin_eval: bool = False
-    chunk_size: int | None = None
+    piece_length: int | None = None
 
     def _check(self) -> None:
         for name in ("rms_norm", "fused_add_norm", "bidirectional", "bidirectional_weight_tie", "rcps",
@@ -73,8 +78,8 @@ class CaduceusConfig(BackboneConfig):
             self._require(isinstance(getattr(self, name), bool), name, "true or false", getattr(self, name))
         self._require(self.bidirectional_strategy in BIDIRECTIONAL_STRATEGIES, "bidirectional_strategy",
                       f"one of {', '.join(BIDIRECTIONAL_STRATEGIES)}", self.bidirectional_strategy)
-        self._require(self.chunk_size is None or (is_int(self.chunk_size) and self.chunk_size > 0), "chunk_size",
-                      "None (one pass) or a positive integer", self.chunk_size)
+        self._require(self.piece_length is None or (is_int(self.piece_length) and self.piece_length > 0),
+                      "piece_length", "None (one pass) or a positive integer", self.piece_length)
         self._check_initializer_cfg()
         self.ssm_cfg = check_ssm_cfg({} if self.ssm_cfg is None else self.ssm_cfg, self.d_model, _OWNER)
         self._require(self.ssm_cfg.get("layer", "Mamba1") == "Mamba1", "ssm_cfg['layer']",

@@ -121,9 +121,13 @@ class CausalLM(PreTrainedModel):
         state.seqlen_offset += 1
         return logits, state
 
-    def generate(self, input_ids: torch.Tensor, max_length: int, **kwargs):
-        """See :func:`mamba_bio_audio.generation.generate` (same keyword arguments)."""
-        return generation.generate(self, input_ids, max_length, **kwargs)
+    def generate(self, input_ids: torch.Tensor, max_length: int, top_k: int = 1, top_p: float = 0.0,
+                 min_p: float = 0.0, temperature: float = 1.0, return_dict_in_generate: bool = False,
+                 output_scores: bool = False, **kwargs):
+        """``mamba_ssm``'s ``GenerationMixin.generate``: :func:`mamba_bio_audio.generation.generate` on this model
+        (its keyword-only arguments through ``kwargs``)."""
+        return generation.generate(self, input_ids, max_length, top_k, top_p, min_p, temperature,
+                                   return_dict_in_generate, output_scores, **kwargs)
 
 
 class MambaLMHeadModel(MambaFolders, CausalLM):

@@ -1,6 +1,6 @@
 """``SashimiConfig``: the hyper-parameters of the SaShiMi U-Net with Mamba blocks, serialised to ``config.json``.
 
-Presets live in ``mamba_bio_audio/configs/sashimi/<name>.yaml`` (``youtubemix``, ``sc09_small``,
+Presets live in ``mamba_bio_audio/configs/model/<name>.yaml`` (``youtubemix``, ``sc09_small``,
 ``sc09_large``: the paper's audio models). Every value is checked in ``__post_init__``; a bad one raises a
 ValueError naming the field.
 """
@@ -29,7 +29,6 @@ class SashimiConfig(ConfigBase):
     """
 
     architecture = "sashimi"
-    preset_folder = "sashimi"
 
     d_model: int = 64
     n_layers: int = 8

@@ -147,7 +147,7 @@ class Mamba(nn.Module):
 
         x, z = self._in_proj(hidden_states)
         x_conv = ops.causal_conv1d_fn(x, self._conv_weight(), self.conv1d.bias, activation=self.activation,
-                                      initial_state=conv_state[..., 1:].to(x.dtype) if resume else None)
+                                      initial_states=conv_state[..., 1:].to(x.dtype) if resume else None)
         if conv_state is None:
             return self._scan_out(x_conv, z, None, return_last_state=False)
         history = conv_state.to(x.dtype) if resume else x.new_zeros(conv_state.shape)
@@ -170,7 +170,7 @@ class Mamba(nn.Module):
         conv_init, ssm_init = (None, None) if state is None else state
         x, z = self._in_proj(hidden_states)
         x, conv_state = ops.causal_conv1d_fn(x, self._conv_weight(), self.conv1d.bias, activation=self.activation,
-                                             initial_state=conv_init, return_final_state=True)
+                                             initial_states=conv_init, return_final_states=True)
         out, ssm_state = self._scan_out(x, z, ssm_init, return_last_state=True)
         # A copy: the op may return a view of its padded input, which would keep the whole chunk alive.
         return out, (conv_state.clone(), ssm_state)

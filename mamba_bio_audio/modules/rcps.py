@@ -103,7 +103,7 @@ class RCPSWrapper(nn.Module):
 def _mirrored_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """rc(norm(rc(x))) for a per-position norm: the norm with its weight (and bias) flipped along the channels."""
     if isinstance(norm, RMSNorm):
-        return ops.rms_norm_fn(x, norm.weight.flip(0), eps=norm.eps)
+        return ops.rms_norm_fn(x, norm.weight.flip(0), None, eps=norm.eps)
     if isinstance(norm, nn.LayerNorm):
         bias = None if norm.bias is None else norm.bias.flip(0)
         return F.layer_norm(x, norm.normalized_shape, norm.weight.flip(0), bias, norm.eps)

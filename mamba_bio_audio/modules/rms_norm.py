@@ -24,7 +24,7 @@ class RMSNorm(nn.Module):
     def forward(self, x, residual=None, prenorm: bool = False, residual_in_fp32: bool = False):
         """x, residual (..., hidden_size). Returns normed(x + residual) in x.dtype, and with ``prenorm`` also
         the sum (the next residual; fp32 when ``residual_in_fp32``)."""
-        return ops.rms_norm_fn(x, self.weight, residual=residual, eps=self.eps, prenorm=prenorm,
+        return ops.rms_norm_fn(x, self.weight, self.bias, residual=residual, eps=self.eps, prenorm=prenorm,
                                residual_in_fp32=residual_in_fp32)
 
     def extra_repr(self) -> str:

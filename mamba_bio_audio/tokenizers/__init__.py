@@ -51,6 +51,7 @@ from mamba_bio_audio.tokenizers.mu_law import (
 
 # DNA_CHARACTERS and IUPAC_AMBIGUITY are not in __all__ but stay importable from here, as before the split
 from mamba_bio_audio.tokenizers.nucleotide import (  # noqa: F401
+    BASE_IDS,
     DNA_CHARACTERS,
     DNA_SPECIAL_TOKENS,
     DNA_VOCAB,
@@ -67,6 +68,7 @@ __all__ = [
     "linear_encode",
     "linear_decode",
     "MU_LAW_START_TOKEN",
+    "BASE_IDS",
     "DNA_SPECIAL_TOKENS",
     "DNA_VOCAB",
     "tokenizer_from_config",

@@ -12,6 +12,7 @@ from mamba_bio_audio.tokenizers._batch import ArrayLike, _as_int_array, _BatchMi
 DNA_SPECIAL_TOKENS: Tuple[str, ...] = ("[CLS]", "[SEP]", "[BOS]", "[MASK]", "[PAD]", "[RESERVED]", "[UNK]")
 DNA_CHARACTERS: Tuple[str, ...] = ("A", "C", "G", "T", "N")
 DNA_VOCAB: Dict[str, int] = {tok: i for i, tok in enumerate(DNA_SPECIAL_TOKENS + DNA_CHARACTERS)}
+BASE_IDS: Tuple[int, ...] = tuple(DNA_VOCAB[base] for base in "ACGT")  # the ids of A, C, G, T (7, 8, 9, 10)
 IUPAC_AMBIGUITY = "RYSWKMBDHV"
 # complement of upper- and lowercase IUPAC DNA (and U -> A); anything else unchanged
 _DNA_COMPLEMENT_PAIRS = {"A": "T", "T": "A", "C": "G", "G": "C", "N": "N", "U": "A",
@@ -52,7 +53,7 @@ class NucleotideTokenizer(_BatchMixin):
     eos_token = sep_token
     cls_token_id, sep_token_id, bos_token_id, mask_token_id, pad_token_id, reserved_token_id, unk_token_id = range(7)
     eos_token_id = sep_token_id
-    a_token_id, c_token_id, g_token_id, t_token_id, n_token_id = 7, 8, 9, 10, 11
+    a_token_id, c_token_id, g_token_id, t_token_id, n_token_id = (DNA_VOCAB[c] for c in DNA_CHARACTERS)
     vocab_size = 12
     special_token_ids: Tuple[int, ...] = tuple(range(7))
     rejected_byte_id = _BAD  #: :meth:`byte_lookup` entry of a byte that :meth:`encode` rejects (not a token id)

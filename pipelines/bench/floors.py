@@ -15,8 +15,6 @@ A time's multiple of the floor is time / max(bandwidth floor, exponential floor)
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
 from mamba_bio_audio import ops
@@ -36,7 +34,7 @@ def copy_bandwidth(device: torch.device, repeats: int = 5) -> dict:
 
 
 def _triton_runs(device: torch.device) -> bool:
-    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+    if device.type != "cuda" and not ops.triton_interpreter_on():
         return False
     try:
         import triton  # noqa: F401

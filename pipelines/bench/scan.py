@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import time
 from datetime import datetime, timezone
@@ -210,7 +209,7 @@ def available_backends(requested: str | None, interpret: bool = False) -> list[s
     if "triton" in names and not cuda:
         if not interpret:
             raise ValueError("--backends names triton but torch sees no CUDA device")
-        if os.environ.get("TRITON_INTERPRET") != "1":
+        if not ops.triton_interpreter_on():
             raise ValueError("--interpret needs TRITON_INTERPRET=1 in the environment before the start")
     return names
 

@@ -95,11 +95,14 @@ def _train_step(model, optimizer, ids, amp: bool) -> float:
 def _child(spec: dict) -> dict:
     import torch
 
+    from mamba_bio_audio.tokenizers import BASE_IDS
+
     device = torch.device(spec["device"])
     cuda = device.type == "cuda"
     model, optimizer = _build(spec, device)
     generator = torch.Generator().manual_seed(spec["seed"])
-    ids = torch.randint(7, 11, (spec["batch"], spec["seq_len"] + 1), generator=generator).to(device)
+    draws = torch.randint(len(BASE_IDS), (spec["batch"], spec["seq_len"] + 1), generator=generator)
+    ids = torch.tensor(BASE_IDS)[draws].to(device)  # random bases
     amp = bool(spec.get("amp")) and cuda
     _train_step(model, optimizer, ids[:, :129], amp)  # priming: kernels loaded / compiled, optimizer state made
     if cuda:

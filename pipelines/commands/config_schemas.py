@@ -1,13 +1,20 @@
-"""Structured configs (dataclass schemas in Hydra's ConfigStore) that type the run keys of ``train.yaml``,
-``paths``, ``trainer`` and ``task.scheduler``: ``train_schema``, ``schema/trainer``, ``schema/scheduler``, named
-in those configs' defaults lists."""
+"""Structured configs (dataclass schemas in Hydra's ConfigStore) for every group of the training tree, so that
+Hydra itself rejects an override of the wrong type or an unknown key, at the one compose.
+
+Each config names its schema first in its defaults list (``- /schema/data/dna@_here_``): the top levels
+(``train_schema``, ``sample_schema``), ``paths``, ``data`` (one schema per DataModule), ``net``, ``task`` (one
+per task, with the optimizer and scheduler), ``trainer``, and each entry of ``callbacks`` and ``logger``
+(``callbacks`` and ``logger`` themselves stay open: ``+callbacks.name={_target_: ...}`` adds a Lightning
+callback). ``debug`` and ``experiment`` are ``_global_`` packages: what they set lands in the groups above and
+is typed there. ``net.config`` holds the model config's fields, typed when the model config is built
+(``mamba_bio_audio.config``). The schemas' fields are the constructors' arguments
+(``tests/pipelines/test_configs.py`` checks them against the signatures)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from omegaconf import MISSING
-
 
 @dataclass
 class PathsSchema:
@@ -21,7 +28,7 @@ class PathsSchema:
 
 @dataclass
 class TrainSchema:
-    """Top level of ``train.yaml``: run keys, then the groups (typed by their own schemas, if any)."""
+    """Top level of ``train.yaml``: run keys, then the groups (typed by their own schemas)."""
 
     task_name: str = MISSING
     seed: int = MISSING
@@ -36,6 +43,131 @@ class TrainSchema:
     logger: Any = None
     trainer: Any = None
     paths: PathsSchema = field(default_factory=PathsSchema)
+    compare: Any = None  # the settings of a `mamba-bio-audio compare` experiment (configs/experiment/compare/)
+
+
+# --- data: the DataModules of pipelines/training/datamodules.py
+
+
+@dataclass
+class DataSchema:
+    """``PreparedDataModule``'s arguments."""
+
+    _target_: str = MISSING
+    path: str = MISSING
+    prepare_hint: str = MISSING
+    seq_len: int = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: Optional[int] = None
+    eval_items: Optional[int] = None
+    num_workers: int = 0
+    seed: int = 0
+
+
+@dataclass
+class DnaDataSchema(DataSchema):
+    """``DnaDataModule``: windows of a prepared DNA dataset for language modelling."""
+
+    scheme: str = "mamba"
+    train_windows: Optional[int] = None
+    rc_prob: float = 0.0
+    max_n_fraction: float = 1.0
+    ignore_n_targets: bool = False
+
+
+@dataclass
+class SpeciesDataSchema(DataSchema):
+    """``SpeciesDataModule``: labelled windows of a species dataset."""
+
+    num_classes: int = MISSING
+    train_items: int = 1024
+    rc_prob: float = 0.0
+    max_n_fraction: float = 1.0
+
+
+@dataclass
+class AudioDataSchema(DataSchema):
+    """``AudioDataModule``: mu-law windows (``mode: long``) or clips (``mode: clips``)."""
+
+    mode: str = "long"
+    scheme: str = "uniform"
+    train_windows: Optional[int] = None
+    sample_rate: int = 16000
+
+
+# --- net: pipelines/training/nets.py build_net
+
+
+@dataclass
+class NetSchema:
+    """``build_net``'s arguments: ``architecture`` and ``head_type`` (the registry's names; the head type says
+    what the experiment trains, and so which command runs it: ``pretrain`` ``causal_lm`` or ``masked_lm``,
+    ``finetune`` ``classification``), a ``preset`` of
+    ``configs/model``, ``config`` fields replacing the preset's, ``pretrained``
+    (an export folder or a ``.ckpt``)."""
+
+    _target_: str = MISSING
+    architecture: str = MISSING
+    head_type: str = MISSING
+    preset: Optional[str] = None
+    config: Dict[str, Any] = field(default_factory=dict)
+    pretrained: Optional[str] = None
+
+
+# --- task: pipelines/training/tasks
+
+
+@dataclass
+class OptimizerSchema:
+    """``task.optimizer``: an optimizer class with its settings bound (``_partial_``); the task calls it with
+    its parameter groups and passes ``weight_decay`` to the weight matrices only."""
+
+    _target_: str = MISSING
+    _partial_: bool = True
+    lr: float = MISSING
+    betas: List[float] = MISSING
+    weight_decay: float = 0.0
+    eps: float = MISSING
+
+
+@dataclass
+class SchedulerSchema:
+    """``task.scheduler``: warmup (``warmup_steps`` when set, else ``warmup_fraction`` of the steps), floor."""
+
+    warmup_fraction: float = MISSING
+    warmup_steps: Optional[int] = MISSING
+    min_lr: float = MISSING
+
+
+@dataclass
+class TaskSchema:
+    """A LightningModule of ``pipelines/training/tasks`` (``CausalLMTask``)."""
+
+    _target_: str = MISSING
+    optimizer: OptimizerSchema = field(default_factory=OptimizerSchema)
+    scheduler: SchedulerSchema = field(default_factory=SchedulerSchema)
+
+
+@dataclass
+class MaskedLMTaskSchema(TaskSchema):
+    """``MaskedLMTask``: BERT masking of the bases."""
+
+    mask_probability: float = 0.15
+    mask_fraction: float = 0.8
+    random_fraction: float = 0.1
+    random_ids: Optional[List[int]] = None
+    maskable_ids: Optional[List[int]] = None
+    seed: int = 0
+
+
+@dataclass
+class ClassificationTaskSchema(TaskSchema):
+    """``SequenceClassificationTask``."""
+
+    num_classes: int = MISSING
+
+
+# --- trainer
 
 
 @dataclass
@@ -70,13 +202,129 @@ class TrainerSchema:
     use_distributed_sampler: bool = MISSING
 
 
-@dataclass
-class SchedulerSchema:
-    """``task.scheduler``: warmup (``warmup_steps`` when set, else ``warmup_fraction`` of the steps), floor."""
+# --- callbacks and loggers: one schema per entry of configs/callbacks and configs/logger
 
-    warmup_fraction: float = MISSING
-    warmup_steps: Optional[int] = MISSING
-    min_lr: float = MISSING
+
+@dataclass
+class TargetSchema:
+    """An entry built from ``_target_`` alone."""
+
+    _target_: str = MISSING
+
+
+@dataclass
+class ModelCheckpointSchema(TargetSchema):
+    """``callbacks.model_checkpoint``: Lightning's ``ModelCheckpoint`` arguments the configs set."""
+
+    dirpath: str = MISSING
+    filename: str = MISSING
+    monitor: Optional[str] = MISSING
+    mode: str = MISSING
+    save_top_k: int = MISSING
+    save_last: Optional[bool] = MISSING
+    auto_insert_metric_name: bool = MISSING
+    every_n_train_steps: Optional[int] = MISSING
+
+
+@dataclass
+class InterruptCheckpointSchema(TargetSchema):
+    dirpath: str = MISSING
+    filename: str = "last"
+
+
+@dataclass
+class LearningRateMonitorSchema(TargetSchema):
+    logging_interval: Optional[str] = MISSING
+
+
+@dataclass
+class ProgressBarSchema(TargetSchema):
+    terminal_only: bool = True
+
+
+@dataclass
+class ProgressLinesSchema(TargetSchema):
+    every_s: float = 30.0
+    when: str = "no_tty"
+
+
+@dataclass
+class AudioSamplesSchema(TargetSchema):
+    every_n_validations: int = 1
+    n: int = 1
+    seconds: float = 1.0
+    sample_rate: int = 16000
+    seed: int = 0
+
+
+@dataclass
+class WarmupStageSchema:
+    seq_len: int = MISSING
+    epochs: int = MISSING
+
+
+@dataclass
+class SeqLenWarmupSchema(TargetSchema):
+    """``callbacks.seqlen_warmup`` (the context-series experiments): training length per stage of epochs."""
+
+    stages: List[WarmupStageSchema] = MISSING
+    tokens_per_batch: Optional[int] = None
+
+
+@dataclass
+class CSVLoggerSchema(TargetSchema):
+    save_dir: str = MISSING
+    name: str = MISSING
+    version: str = MISSING
+
+
+@dataclass
+class TensorBoardLoggerSchema(CSVLoggerSchema):
+    default_hp_metric: bool = MISSING
+
+
+@dataclass
+class SampleSchema:
+    """``sample.yaml``: what ``mamba-bio-audio sample`` draws (see that file for the meaning of each key)."""
+
+    checkpoint: str = MISSING
+    out: str = MISSING
+    n: int = MISSING
+    seconds: float = MISSING
+    sample_rate: int = MISSING
+    length: int = MISSING
+    prefix: Optional[str] = MISSING
+    prefix_seconds: float = MISSING
+    temperature: float = MISSING
+    top_k: int = MISSING
+    top_p: float = MISSING
+    batch_size: Optional[int] = MISSING
+    seed: int = MISSING
+
+
+SCHEMAS = {  # (ConfigStore group, name) -> schema
+    (None, "train_schema"): TrainSchema,
+    (None, "sample_schema"): SampleSchema,
+    ("schema", "paths"): PathsSchema,
+    ("schema", "trainer"): TrainerSchema,
+    ("schema", "net"): NetSchema,
+    ("schema/data", "dna"): DnaDataSchema,
+    ("schema/data", "species"): SpeciesDataSchema,
+    ("schema/data", "audio"): AudioDataSchema,
+    ("schema/task", "causal_lm"): TaskSchema,
+    ("schema/task", "masked_lm"): MaskedLMTaskSchema,
+    ("schema/task", "classification"): ClassificationTaskSchema,
+    ("schema/callback", "target"): TargetSchema,
+    ("schema/callback", "model_checkpoint"): ModelCheckpointSchema,
+    ("schema/callback", "interrupt_checkpoint"): InterruptCheckpointSchema,
+    ("schema/callback", "lr_monitor"): LearningRateMonitorSchema,
+    ("schema/callback", "progress_bar"): ProgressBarSchema,
+    ("schema/callback", "progress_lines"): ProgressLinesSchema,
+    ("schema/callback", "audio_samples"): AudioSamplesSchema,
+    ("schema/callback", "seqlen_warmup"): SeqLenWarmupSchema,
+    ("schema/logger", "csv"): CSVLoggerSchema,
+    ("schema/logger", "tensorboard"): TensorBoardLoggerSchema,
+}
 
 
 def check_values(cfg) -> None:
@@ -100,6 +348,5 @@ def register_schemas() -> None:
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    store.store(name="train_schema", node=TrainSchema)
-    store.store(group="schema", name="trainer", node=TrainerSchema)
-    store.store(group="schema", name="scheduler", node=SchedulerSchema)
+    for (group, name), node in SCHEMAS.items():
+        store.store(group=group, name=name, node=node)

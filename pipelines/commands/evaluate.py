@@ -13,4 +13,4 @@ def run(args) -> int:
     given = {o.split("=", 1)[0] for o in args.overrides}
     if not (args.cfg or args.list) and not given & {"ckpt_path", "net.pretrained"}:
         raise ValueError("evaluate needs ckpt_path=<Lightning .ckpt> or net.pretrained=<exported model folder>")
-    return train_command(args, ["train=false", "test=true", "export=false", "task_name=evaluate"], None, "evaluate")
+    return train_command(args, ["train=false", "test=true", "export=false", "task_name=evaluate"], "evaluate")

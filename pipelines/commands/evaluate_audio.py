@@ -1,7 +1,7 @@
 """``mamba-bio-audio evaluate-audio --real DATASET [--train-classifier] [--samples DIR | --checkpoint MODEL]``:
 SC09 metrics (FID, IS, mIS, AM; :mod:`~mamba_bio_audio.pipelines.evaluation.audio_metrics`) of generated clips
-and of the real test clips, with the digit classifier of
-:mod:`~mamba_bio_audio.pipelines.evaluation.digit_classifier`.
+and of the real test clips, with the digit classifier of :mod:`~mamba_bio_audio.models.digit_classifier`
+(trained by :mod:`~mamba_bio_audio.pipelines.training.digit_classifier`).
 
 As in SaShiMi, the reference set is the dataset's ``train`` split: its features are the FID reference and its
 mean prediction the AM score's ``p_train(y)``. The ``real_test`` row scores the dataset's ``test`` split (clips
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mamba_bio_audio.pipelines.evaluation import digit_classifier as dc
+from mamba_bio_audio.models import digit_classifier as classifier
+from mamba_bio_audio.pipelines.training import digit_classifier as classifier_training
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="classifier folder (default: REAL/classifier)")
     parser.add_argument("--train-classifier", action="store_true",
                         help="train the classifier on REAL first (replacing the folder's classifier)")
-    parser.add_argument("--epochs", type=int, default=dc.TrainConfig.epochs,
+    parser.add_argument("--epochs", type=int, default=classifier_training.TrainConfig.epochs,
                         help="classifier training epochs (default: %(default)s)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop classifier training after the epoch that passes this wall time")
-    parser.add_argument("--test-voices", default=",".join(dc.DEFAULT_TEST_VOICES),
+    parser.add_argument("--test-voices", default=",".join(classifier_training.DEFAULT_TEST_VOICES),
                         help="comma-separated fnmatch patterns of the voices held out for the classifier's test "
                              "(default: %(default)s)")
     source = parser.add_mutually_exclusive_group()
@@ -141,7 +142,8 @@ def check_output_folders(args) -> None:
             raise ValueError("--save-samples writes the clips drawn with --checkpoint; give --checkpoint")
         check_folder(args.save_samples, DRAWN_CLIPS_FOLDER, inputs)
     if args.train_classifier:
-        check_folder(args.classifier or args.real / dc.DEFAULT_FOLDER, dc.CLASSIFIER_FOLDER, inputs)
+        check_folder(args.classifier or args.real / classifier_training.DEFAULT_FOLDER, classifier.CLASSIFIER_FOLDER,
+                     inputs)
 
 
 def run(args) -> int:
@@ -155,17 +157,17 @@ def run(args) -> int:
         raise ValueError(f"--n must be at least 2 (FID fits a covariance); got {args.n}")
     check_output_folders(args)
     started, load_before = time.perf_counter(), load_average()
-    ds, labels, clip_samples, rate = dc.dataset_info(args.real)
-    folder = args.classifier or ds.path / dc.DEFAULT_FOLDER
+    ds, labels, clip_samples, rate = classifier_training.dataset_info(args.real)
+    folder = args.classifier or ds.path / classifier_training.DEFAULT_FOLDER
     if args.train_classifier:
         patterns = tuple(p.strip() for p in args.test_voices.split(",") if p.strip())
         if not patterns:
             raise ValueError("--test-voices names no voice pattern")
-        train = dc.TrainConfig(epochs=args.epochs, test_voices=patterns, max_minutes=args.max_minutes)
-        report = dc.train_classifier(ds.path, folder, train)
+        train = classifier_training.TrainConfig(epochs=args.epochs, test_voices=patterns, max_minutes=args.max_minutes)
+        report = classifier_training.train_classifier(ds.path, folder, train)
         print(f"classifier: {report['test_accuracy']:.4f} test accuracy on {report['clips']['test']} clips of "
               f"{report['voices']['test']} held-out voices ({report['minutes']:.1f} min); saved to {folder}")
-    model, report = dc.load_classifier(folder)
+    model, report = classifier.load_classifier(folder)
     if (model.config.labels, model.config.sample_rate, model.config.clip_samples) != (labels, rate, clip_samples):
         raise ValueError(f"{folder}: the classifier's labels, rate or clip length differ from {ds.path}'s")
     out = args.out or result_path(Path("benchmarks/results"), "audio_metrics")
@@ -178,13 +180,13 @@ def run(args) -> int:
                                       batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p,
                                       seed=args.seed)
         names = [clip_name(i) for i in range(args.n)]
-    reference = dc.load_clips(ds.path, ("train",))
-    ref_lp, ref_feats = dc.classify(model, reference.waves())
-    test = dc.load_clips(ds.path, ("test",))
-    test_lp, test_feats = dc.classify(model, test.waves())
+    reference = classifier_training.load_clips(ds.path, ("train",))
+    ref_lp, ref_feats = classifier.classify(model, reference.waves())
+    test = classifier_training.load_clips(ds.path, ("test",))
+    test_lp, test_feats = classifier.classify(model, test.waves())
     rows = {"real_test": set_metrics(ref_lp, ref_feats, test_lp, test_feats)}
     if generated is not None:
-        gen_lp, gen_feats = dc.classify(model, waves)
+        gen_lp, gen_feats = classifier.classify(model, waves)
         rows["generated"] = set_metrics(ref_lp, ref_feats, gen_lp, gen_feats)
         generated["per_clip"] = [{"clip": name, "predicted": labels[int(row.argmax())],
                                   "probability": float(np.exp(row.max()))}
@@ -192,7 +194,7 @@ def run(args) -> int:
     result = {
         "metrics": "SaShiMi's SC09 set (FID, IS, mIS, AM); reference: the real train split",
         "real": str(ds.path), "reference_clips": len(reference), "rows": rows, "generated": generated,
-        "classifier": _classifier_summary(folder, report, dc.accuracy(test_lp, test.labels),
+        "classifier": _classifier_summary(folder, report, classifier.accuracy(test_lp, test.labels),
                                           file_sha256(ds.path / MANIFEST)),
         "wall_s": time.perf_counter() - started, "threads": torch.get_num_threads(),
         "host": host_info(), "load_average_before": load_before, "load_average_after": load_average(),

@@ -15,7 +15,7 @@ from mamba_bio_audio.atomic import folder_lock
 from mamba_bio_audio.data_prep.datasets.prepared import check_dataset_folder
 from mamba_bio_audio.data_prep.examples.audio import AUDIO_EXAMPLES, make_examples
 from mamba_bio_audio.data_prep.examples.dna import FILES, NAMES, PREPARE, debian_locator
-from mamba_bio_audio.pipelines.commands.progress import byte_progress, file_progress, phase_callback
+from mamba_bio_audio.pipelines.commands.data_progress import byte_progress, file_progress, phase_callback
 from mamba_bio_audio.pipelines.commands.shared import add_progress_argument, audio_summary, clean_os_errors, dna_summary
 
 

@@ -1,12 +1,13 @@
-"""``mamba-bio-audio finetune [KEY=VALUE ...]``: sequence classification from a pretrained LM (Great Apes)."""
+"""``mamba-bio-audio finetune [KEY=VALUE ...]``: sequence classification from a pretrained LM (an experiment
+whose net's ``head_type`` is ``classification``; default ``species/species5_cpu``)."""
 from __future__ import annotations
 
-from mamba_bio_audio.pipelines.commands.training_command import CLASSIFICATION_TASK, add_overrides, train_command
+from mamba_bio_audio.pipelines.commands.training_command import add_overrides, train_command
 
 
 def add_arguments(parser) -> None:
-    add_overrides(parser, "experiment=species/apes4_cpu net.pretrained=logs/hg_small_cpu/runs/<run>/export")
+    add_overrides(parser, "experiment=species/species5_cpu net.pretrained=logs/hg_small_cpu/runs/<run>/export")
 
 
 def run(args) -> int:
-    return train_command(args, ["experiment=species/apes4_cpu"], CLASSIFICATION_TASK, "finetune")
+    return train_command(args, ["experiment=species/species5_cpu"], "finetune")

@@ -1,31 +1,29 @@
 """Compose the Hydra tree under ``mamba_bio_audio.configs`` from command-line overrides, with one-line errors.
 
 Used by the training subcommands instead of ``@hydra.main`` so that mistakes read as one line: an unknown
-``experiment=`` lists the available ones, an override of the wrong type names the expected type, and a
-run folder is fixed once per run (DDP worker processes inherit it through ``RUN_DIR_ENV``); a run folder named
-by the clock is created by the run that claims it, under a free name.
-
-The run keys of ``train.yaml``, ``paths``, ``trainer`` and ``task.scheduler`` are typed by the structured
-configs of :mod:`.config_schemas`, so Hydra rejects an override of the wrong type there. Keys no schema declares
-(``data``, ``net``, ``task.optimizer``, ``callbacks``, ...) keep the type of the value they replace.
+``experiment=`` lists the available ones, an override of the wrong type or an unknown key names the key and the
+expected type (every group is typed by the structured configs of :mod:`.config_schemas`, so Hydra checks them
+in its one compose), and a run folder named by the clock is fixed once and created by the run that claims
+it, under a free name. DDP worker processes get their parent's folder on their command line
+(:func:`mamba_bio_audio.pipelines.training.train.run`).
 """
 from __future__ import annotations
 
 import copy
 import os
 import typing
-from dataclasses import is_dataclass
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass
 from datetime import datetime
 from importlib.resources import files
 from typing import Union
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ValidationError
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from mamba_bio_audio.pipelines.commands.config_schemas import register_schemas
 
 CONFIG_MODULE = "mamba_bio_audio.configs"
-RUN_DIR_ENV = "MAMBA_BIO_AUDIO_RUN_DIR"
 
 
 def _root():
@@ -45,10 +43,6 @@ def available(group: str) -> list[str]:
 
     walk(_root().joinpath(group), "")
     return sorted(names)
-
-
-def _is_group(key: str) -> bool:
-    return _root().joinpath(key).is_dir()
 
 
 def _parse(overrides: list[str]):
@@ -75,6 +69,9 @@ def _compose(config_name: str, overrides: list[str]) -> DictConfig:
         message = str(err)
         if isinstance(err.__cause__, ValidationError) and message.startswith(_MERGING):
             raise ValueError(_schema_type_error(message[len(_MERGING):], err.__cause__)) from None
+        cause = err.__cause__
+        if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and is_dataclass(cause.object_type):
+            raise ValueError(_unknown_key_error(cause)) from None
         for group in ("experiment", "data", "net", "task", "trainer", "callbacks", "logger", "debug", "paths"):
             if f"'{group}/" in message and ("Could not find" in message or "Could not load" in message):
                 wanted = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").startswith(f"{group}=")), "?")
@@ -85,7 +82,7 @@ def _compose(config_name: str, overrides: list[str]) -> DictConfig:
 
 
 _MERGING = "Error merging override "
-_TYPES = ((bool, "true or false"), (int, "an integer"), (float, "a number"), (str, "a string"))  # bool before int
+_TYPES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def _describe(hint) -> str:
@@ -97,7 +94,7 @@ def _describe(hint) -> str:
         return " or ".join(names + (["null"] if len(kinds) < len(args) else []))
     if typing.get_origin(hint) in (list, tuple):
         return "a list"
-    return dict(_TYPES).get(hint, getattr(hint, "__name__", str(hint)))
+    return _TYPES.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _schema_type_error(override: str, err: ValidationError) -> str:
@@ -112,32 +109,12 @@ def _schema_type_error(override: str, err: ValidationError) -> str:
     return f"override {override}: {err.full_key} takes {expected}{shown}; got {err.value!r}"
 
 
-def _declared(cfg: DictConfig, key: str) -> bool:
-    """Whether a schema declares ``key`` (its parent node is a structured config)."""
-    parent = key.rpartition(".")[0]
-    node = OmegaConf.select(cfg, parent, throw_on_missing=False) if parent else cfg
-    return isinstance(node, DictConfig) and is_dataclass(OmegaConf.get_type(node))
-
-
-def _check_types(defaults: DictConfig, overrides) -> None:
-    """Each ``key=value`` override (of a key, not a group) keeps the type of the value it replaces in
-    ``defaults`` (int accepted for float, anything scalar for str)."""
-    for override in overrides:
-        old = OmegaConf.select(defaults, override.key_or_group, default=None, throw_on_missing=False)
-        new = override.value()
-        if old is None or new is None or isinstance(old, (DictConfig, list)) or OmegaConf.is_list(old):
-            continue
-        for kind, name in _TYPES:
-            if isinstance(old, kind):
-                ok = isinstance(new, kind) and not (kind is int and isinstance(new, bool))
-                if kind is float:
-                    ok = isinstance(new, (int, float)) and not isinstance(new, bool)
-                if kind is str:
-                    ok = isinstance(new, (str, int, float))
-                if not ok:
-                    raise ValueError(f"override {override.input_line}: {override.key_or_group} takes {name} "
-                                     f"(default {old!r}); got {new!r}")
-                break
+def _unknown_key_error(err: ConfigAttributeError | ConfigKeyError) -> str:
+    """One line for an override of a key no schema declares, with the keys there are."""
+    parent = err.full_key.rpartition(".")[0]
+    keys = ", ".join(f.name for f in fields(err.object_type) if not f.name.startswith("_"))
+    where = f"{parent} ({err.object_type.__name__})" if parent else err.object_type.__name__
+    return f"{err.full_key}: no such key; {where} has {keys}"
 
 
 _CLAIM_TRIES = 1000
@@ -158,41 +135,21 @@ def _claim_free(path: str) -> str:
                      "set paths.output_dir=...")
 
 
-def _fix_run_dir(cfg: DictConfig) -> bool:
-    """Fix ``paths.output_dir`` to one name (a DDP worker takes its parent's); True when the name comes from
-    the clock (an interpolation of ``${now:...}``, the default) rather than from the user."""
+def _name_run_dir(cfg: DictConfig) -> bool:
+    """Fix ``paths.output_dir`` to one name (the clock is read once); True when the name comes from the clock
+    (an interpolation of ``${now:...}``, the default) rather than from the user."""
     if "paths" not in cfg or "output_dir" not in cfg.paths:
-        return False
-    if RUN_DIR_ENV in os.environ and os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP worker: the parent's folder
-        cfg.paths.output_dir = os.environ[RUN_DIR_ENV]
         return False
     if not OmegaConf.has_resolver("now"):
         OmegaConf.register_new_resolver("now", lambda pattern: datetime.now().strftime(pattern), use_cache=True)
     from_clock = "${now:" in str(OmegaConf.to_container(cfg.paths, resolve=False)["output_dir"])
-    os.environ[RUN_DIR_ENV] = cfg.paths.output_dir = str(cfg.paths.output_dir)
+    cfg.paths.output_dir = str(cfg.paths.output_dir)
     return from_clock
 
 
-def compose(config_name: str, overrides: list[str], *, claim_run_dir: bool = False) -> DictConfig:
-    """The composed, resolved config ``configs/<config_name>.yaml`` with ``overrides`` applied.
-
-    With ``claim_run_dir`` (when the config is about to run), a ``paths.output_dir`` named by the clock (the
-    default, ``.../runs/<date>_<time>``) is created here with an exclusive mkdir, taking ``<name>-1``,
-    ``<name>-2``, ... when another run holds the name, so two runs never share a folder by accident. A folder
-    named by the user is left to :func:`~.output_folders.check_run_folder` (a resume continues in it). Without
-    it (``--cfg``) nothing is created.
-
-    Raises ValueError with a one-line message for an unknown option, a malformed override, a value of the
-    wrong type or a missing mandatory value."""
-    parsed = _parse(list(overrides))
-    cfg = _compose(config_name, list(overrides))
-    untyped = [o for o in parsed if not o.is_add() and not o.is_delete() and not _is_group(o.key_or_group)
-               and not _declared(cfg, o.key_or_group)]
-    if untyped:
-        groups_only = [o.input_line for o in parsed if _is_group(o.key_or_group)]
-        _check_types(_compose(config_name, groups_only), untyped)
-    from_clock = _fix_run_dir(cfg)
-    unresolved = copy.deepcopy(cfg)
+def _resolved(cfg: DictConfig) -> DictConfig:
+    """A resolved copy of ``cfg``; ValueError for an interpolation that fails or a value still missing."""
+    cfg = copy.deepcopy(cfg)
     try:
         OmegaConf.resolve(cfg)
     except Exception as err:  # omegaconf's interpolation and missing-value errors
@@ -200,10 +157,32 @@ def compose(config_name: str, overrides: list[str], *, claim_run_dir: bool = Fal
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ValueError(f"missing value for {', '.join(missing)}: set it on the command line ({missing[0]}=...)")
-    if claim_run_dir and from_clock:  # last, so that a config error leaves no folder behind
-        claimed = _claim_free(cfg.paths.output_dir)
-        if claimed != cfg.paths.output_dir:  # every path under it follows
-            os.environ[RUN_DIR_ENV] = unresolved.paths.output_dir = claimed
-            OmegaConf.resolve(unresolved)
-            cfg = unresolved
     return cfg
+
+
+def compose(config_name: str, overrides: list[str], *, claim_run_dir: bool = False,
+            check: Callable[[DictConfig], None] | None = None) -> DictConfig:
+    """The composed, resolved config ``configs/<config_name>.yaml`` with ``overrides`` applied: one Hydra
+    compose, whose structured configs (:mod:`.config_schemas`) type every override.
+
+    ``check`` (given the resolved config) runs before anything is created and may raise ValueError. Then, with
+    ``claim_run_dir`` (when the config is about to run), a ``paths.output_dir`` named by the clock (the default,
+    ``.../runs/<date>_<time>``) is created with an exclusive mkdir, taking ``<name>-1``, ``<name>-2``, ... when
+    another run holds the name, so two runs never share a folder by accident; every path under it follows. A
+    folder named by the user is left to :func:`~.output_folders.check_run_folder` (a resume continues in it).
+    Without it (``--cfg``) nothing is created.
+
+    Raises ValueError with a one-line message for an unknown option or key, a malformed override, a value of
+    the wrong type or a missing mandatory value."""
+    _parse(list(overrides))
+    cfg = _compose(config_name, list(overrides))
+    from_clock = _name_run_dir(cfg)
+    resolved = _resolved(cfg)
+    if check is not None:
+        check(resolved)
+    if claim_run_dir and from_clock:  # last, so that a config error leaves no folder behind
+        claimed = _claim_free(resolved.paths.output_dir)
+        if claimed != resolved.paths.output_dir:
+            cfg.paths.output_dir = claimed
+            resolved = _resolved(cfg)
+    return resolved

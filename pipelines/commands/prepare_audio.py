@@ -7,7 +7,7 @@ from pathlib import Path
 from mamba_bio_audio.atomic import folder_lock
 from mamba_bio_audio.data_prep.formats.audio_encode import NORMALIZE, QUANTIZATION
 from mamba_bio_audio.data_prep.datasets.prepare_audio import MODES, prepare_audio
-from mamba_bio_audio.pipelines.commands.progress import file_progress, phase_callback
+from mamba_bio_audio.pipelines.commands.data_progress import file_progress, phase_callback
 from mamba_bio_audio.pipelines.commands.shared import add_progress_argument, audio_summary
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mamba_bio_audio.atomic import folder_lock
 from mamba_bio_audio.data_prep.datasets.prepare_dna import ACCESS, prepare_dna
-from mamba_bio_audio.pipelines.commands.progress import byte_progress
+from mamba_bio_audio.pipelines.commands.data_progress import byte_progress
 from mamba_bio_audio.pipelines.commands.shared import add_policy_arguments, clean_os_errors, cli_spellings, dna_summary
 
 

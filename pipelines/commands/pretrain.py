@@ -1,7 +1,8 @@
-"""``mamba-bio-audio pretrain [KEY=VALUE ...]``: causal LM pretraining (DNA or audio)."""
+"""``mamba-bio-audio pretrain [KEY=VALUE ...]``: language-model pretraining, causal (DNA or audio) or masked
+(Caduceus): any experiment whose net's ``head_type`` is ``causal_lm`` or ``masked_lm``."""
 from __future__ import annotations
 
-from mamba_bio_audio.pipelines.commands.training_command import LM_TASK, add_overrides, train_command
+from mamba_bio_audio.pipelines.commands.training_command import add_overrides, train_command
 
 
 def add_arguments(parser) -> None:
@@ -9,4 +10,4 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    return train_command(args, [], LM_TASK, "pretrain")
+    return train_command(args, [], "pretrain")

@@ -94,7 +94,7 @@ def prepare_data(data: Path, cache: Path | None, piano_hours: float, seed: int, 
     from mamba_bio_audio.data_prep.examples.dna import PREPARE, debian_locator
     from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
     from mamba_bio_audio.pipelines.commands.examples import skipped_note
-    from mamba_bio_audio.pipelines.commands.progress import byte_progress, file_progress, phase_callback
+    from mamba_bio_audio.pipelines.commands.data_progress import byte_progress, file_progress, phase_callback
 
     locate = debian_locator(cache)
     for name in ("hg_small", SPECIES_DATA):

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-LM_TASK = "mamba_bio_audio.pipelines.training.tasks.lm.CausalLMTask"
-MASKED_LM_TASK = "mamba_bio_audio.pipelines.training.tasks.masked_lm.MaskedLMTask"  # pretrains too (Caduceus)
-CLASSIFICATION_TASK = "mamba_bio_audio.pipelines.training.tasks.classification.SequenceClassificationTask"
+# net.head_type values each training command runs: what an experiment trains is the head of its net
+# (configs/net/*.yaml, set by the experiment)
+COMMAND_HEADS = {"pretrain": ("causal_lm", "masked_lm"), "finetune": ("classification",)}
 
 
 def add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
@@ -18,10 +19,28 @@ def add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
 
 
-def compose_checked(args, defaults: list[str], task_target: str | None, command: str):
-    """The composed config, after ``defaults`` (applied first, so the user's overrides win), its run folder
-    claimed when the clock names it (see ``hydra_compose.compose``); None when ``--cfg`` or ``--list`` printed
-    something instead (nothing is created then)."""
+def head_check(heads: tuple[str, ...] | None, command: str) -> Callable[[DictConfig], None] | None:
+    """A check that the composed config's ``net.head_type`` is one of ``heads``; None (anything runs) when
+    ``heads`` is None."""
+    if heads is None:
+        return None
+
+    def check(cfg: DictConfig) -> None:
+        head = OmegaConf.select(cfg, "net.head_type", default=None)
+        if head not in heads:
+            others = [name for name, wanted in COMMAND_HEADS.items() if head in wanted]
+            hint = f": run it with `mamba-bio-audio {others[0]}`" if others else ""
+            raise ValueError(f"{command} trains a net whose head_type is {' or '.join(heads)}; this config's "
+                             f"net.head_type is {head}{hint}")
+
+    return check
+
+
+def compose_checked(args, defaults: list[str], heads: tuple[str, ...] | None, command: str):
+    """The composed config, after ``defaults`` (applied first, so the user's overrides win), its
+    ``net.head_type`` one of ``heads`` (any when None), its run folder claimed when the clock names it (see
+    ``hydra_compose.compose``); None when ``--cfg`` or ``--list`` printed something instead (nothing is
+    created then)."""
     from mamba_bio_audio.pipelines.commands.hydra_compose import available, compose
 
     if args.list:
@@ -29,17 +48,11 @@ def compose_checked(args, defaults: list[str], task_target: str | None, command:
         return None
     user_keys = {o.split("=", 1)[0].lstrip("+~") for o in args.overrides}
     overrides = [d for d in defaults if d.split("=", 1)[0] not in user_keys] + list(args.overrides)
-    cfg = compose("train", overrides)
-    allowed = {LM_TASK, MASKED_LM_TASK} if task_target == LM_TASK else {task_target}
-    if task_target is not None and cfg.task._target_ not in allowed:
-        kind = "a causal LM" if task_target == LM_TASK else "a sequence classifier"
-        raise ValueError(f"{command} trains {kind}; this config's task is {cfg.task._target_.rsplit('.', 1)[-1]} "
-                         f"(pick an experiment under {'dna/ or audio/' if task_target == LM_TASK else 'species/'})")
+    cfg = compose("train", overrides, claim_run_dir=not args.cfg, check=head_check(heads, command))
     if args.cfg:
         print(OmegaConf.to_yaml(cfg))
         return None
-    # composed again to run: a run folder named by the clock is created now, under a name no other run holds
-    return compose("train", overrides, claim_run_dir=True)
+    return cfg
 
 
 def report(result) -> None:
@@ -51,12 +64,14 @@ def report(result) -> None:
             print(f"{label}: {path}")
 
 
-def train_command(args, defaults: list[str], task_target: str | None, command: str) -> int:
+def train_command(args, defaults: list[str], command: str) -> int:
+    """Compose, check and run ``command`` (``pretrain``, ``finetune``: the head types of :data:`COMMAND_HEADS`;
+    ``evaluate``: any); the exit status."""
     from mamba_bio_audio.pipelines.commands.output_folders import check_run_folder
     from mamba_bio_audio.pipelines.training.callbacks.interrupt import Preempted
     from mamba_bio_audio.pipelines.training.train import TrainingStopped, run
 
-    cfg = compose_checked(args, defaults, task_target, command)
+    cfg = compose_checked(args, defaults, COMMAND_HEADS.get(command), command)
     if cfg is None:
         return 0
     check_run_folder(cfg)  # paths.output_dir: new, empty or a run folder, else refused before anything starts

@@ -5,6 +5,10 @@ import math
 
 import numpy as np
 
+from mamba_bio_audio.tokenizers import BASE_IDS, DNA_VOCAB
+
+DNA_ALPHABET = (*BASE_IDS, DNA_VOCAB["N"])  # the ids of A, C, G, T, N
+
 
 class MarkovBaseline:
     """Order-k Markov chain over token ids with add-``alpha`` smoothing.
@@ -14,7 +18,7 @@ class MarkovBaseline:
     contexts seen), so orders up to 10 and more fit in the memory of their data.
     """
 
-    def __init__(self, order: int, alpha: float = 1.0, alphabet=(7, 8, 9, 10, 11)):
+    def __init__(self, order: int, alpha: float = 1.0, alphabet=DNA_ALPHABET):
         if order < 0:
             raise ValueError(f"order must be >= 0; got {order}")
         if not alpha > 0:
@@ -69,7 +73,7 @@ class MarkovBaseline:
 
 
 def best_markov(fit: np.ndarray, select: np.ndarray, orders=range(0, 11), alphas=(1.0, 0.1),
-                alphabet=(7, 8, 9, 10, 11)) -> tuple[MarkovBaseline, dict]:
+                alphabet=DNA_ALPHABET) -> tuple[MarkovBaseline, dict]:
     """The order-k Markov chain (k in ``orders``, add-``alpha`` for ``alpha`` in ``alphas``) fitted on ``fit``
     with the fewest bits per base on ``select`` (another stretch of the training data, so the choice does not
     look at the evaluation windows). Returns the model and ``{"order", "alpha", "select_bits": {"k/alpha": bits}}``."""
@@ -97,7 +101,7 @@ class KmerSpeciesBaseline:
     ``l2`` times the squared weights.
     """
 
-    def __init__(self, k_max: int = 4, l2: float = 1e-3, max_iter: int = 200, bases=(7, 8, 9, 10)):
+    def __init__(self, k_max: int = 4, l2: float = 1e-3, max_iter: int = 200, bases=BASE_IDS):
         if not 1 <= k_max <= 8:
             raise ValueError(f"k_max must be in 1..8; got {k_max}")
         if not l2 >= 0:

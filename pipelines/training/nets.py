@@ -19,7 +19,8 @@ from mamba_bio_audio.pretrained import load_weights, read_config
 from mamba_bio_audio.torch_files import load_torch_file
 
 NET_PREFIX = "net."  # the LightningModule keeps the model as ``self.net``
-RUN_FIELDS = ("chunk_size", "tbptt", "checkpoint_blocks")  # training-memory switches: no effect on the weights
+# memory switches (Mamba: chunk_size, tbptt; Caduceus: piece_length; both: checkpoint_blocks): no effect on the weights
+RUN_FIELDS = ("chunk_size", "tbptt", "piece_length", "checkpoint_blocks")
 HEAD_FIELDS = ("num_labels", "pooling")
 _log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ _log = logging.getLogger(__name__)
 def build_net(architecture: str = "mamba", head_type: str = "causal_lm", preset: str | None = None,
               config: dict | None = None, pretrained: str | None = None) -> nn.Module:
     """A model of ``architecture`` with ``head_type`` from a preset (``configs/model/<preset>.yaml``; SaShiMi:
-    ``configs/sashimi/<preset>.yaml``) with ``config`` fields replaced. ``pretrained``: an exported folder (whose
+    ``configs/model/<preset>.yaml`` too) with ``config`` fields replaced. ``pretrained``: an exported folder (whose
     ``config.json`` decides the architecture, see :func:`_from_folder`) or a Lightning ``.ckpt`` whose weights
     start the model (a classifier keeps a pretrained LM's backbone and gets a fresh head)."""
     overrides = dict(config or {})

@@ -2,8 +2,11 @@
 export the best model. Shared by ``pretrain``, ``finetune``, ``evaluate`` and ``quickstart``."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +50,35 @@ IGNORED_WARNINGS = (
 )
 
 
+@contextlib.contextmanager
+def run_settings(output_dir: str):
+    """What a run changes in the process, for its duration only, restored after: Lightning's logger stops
+    propagating (it has its own handler: no doubled lines), :data:`IGNORED_WARNINGS` are ignored, and the
+    command line ``sys.argv`` ends with ``paths.output_dir=<output_dir>``: DDP worker processes, which Lightning
+    starts by running this process's command line again (as it does for ``@hydra.main`` scripts, with
+    ``hydra.run.dir``), compose the same config in the same run folder."""
+    lightning_logger = logging.getLogger("lightning.pytorch")
+    propagate, argv = lightning_logger.propagate, list(sys.argv)
+    with warnings.catch_warnings():
+        for message in IGNORED_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        lightning_logger.propagate = False
+        sys.argv.append(run_dir_override(output_dir))
+        try:
+            yield
+        finally:
+            lightning_logger.propagate = propagate
+            sys.argv[:] = argv
+
+
+def run_dir_override(output_dir: str) -> str:
+    """The Hydra override ``paths.output_dir='<output_dir>'``, quoted so that any path reads back as itself
+    (Hydra's rule: escape a quote, and the backslashes before a quote or at the end)."""
+    quoted = re.sub(r"(\\*)'", lambda m: m[1] * 2 + "\\'", str(output_dir))
+    quoted = re.sub(r"(\\+)$", lambda m: m[1] * 2, quoted)
+    return f"paths.output_dir='{quoted}'"
+
+
 def _instantiate_all(section: DictConfig | None) -> list:
     from hydra.utils import instantiate
 
@@ -64,9 +96,6 @@ def build(cfg: DictConfig):
     from mamba_bio_audio.pipelines.training.checkpoint_io import SafeCheckpointIO
 
     check_values(cfg)  # values no run can use, named before anything is built or read
-    logging.getLogger("lightning.pytorch").propagate = False  # it has its own handler: no doubled lines
-    for message in IGNORED_WARNINGS:
-        warnings.filterwarnings("ignore", message=message)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     try:
         datamodule = instantiate(cfg.data, _convert_="all")
@@ -102,6 +131,11 @@ def run(cfg: DictConfig) -> RunResult:
     """Fit (``cfg.train``, resuming from ``cfg.ckpt_path``), test (``cfg.test``, on the best checkpoint when
     there is one) and export (``cfg.export``). Raises FileNotFoundError for a missing dataset (naming the
     command that makes it) and TrainingStopped on a non-finite loss."""
+    with run_settings(cfg.paths.output_dir):
+        return _run(cfg)
+
+
+def _run(cfg: DictConfig) -> RunResult:
     from mamba_bio_audio.pipelines.training.tasks.base import NonFiniteLossError
 
     datamodule, task, trainer = build(cfg)

@@ -1,5 +1,6 @@
-"""The digit classifier (pipelines/evaluation/digit_classifier.py) on a tiny tone dataset: features, the voice
-split, training on some voices and recognising a held-out one, saving and loading."""
+"""The digit classifier (mamba_bio_audio/models/digit_classifier.py, trained by
+pipelines/training/digit_classifier.py) on a tiny tone dataset: features, the voice split, training on some voices
+and recognising a held-out one, saving and loading."""
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ import soundfile as sf
 import torch
 
 from mamba_bio_audio.data_prep.datasets.prepare_audio import prepare_audio
-from mamba_bio_audio.pipelines.evaluation import digit_classifier as dc
+from mamba_bio_audio.models import digit_classifier as dc
 from mamba_bio_audio.pipelines.evaluation.audio_metrics import inception_score, modified_inception_score
+from mamba_bio_audio.pipelines.training import digit_classifier as dc_training
 
 RATE, CLIP = 16000, 800  # 50 ms clips
 LABELS = ["zero", "one", "two"]
@@ -62,7 +64,7 @@ def tones(tmp_path_factory):
 def trained(tones):
     """(folder, training report) of a tiny classifier trained on voices a, c and d of the tones."""
     config = dc.ClassifierConfig(labels=LABELS, clip_samples=CLIP, **TINY)
-    report = dc.train_classifier(tones, tones / "classifier", dc.TrainConfig(**TINY_TRAIN), config, log=lambda _: None)
+    report = dc_training.train_classifier(tones, tones / "classifier", dc_training.TrainConfig(**TINY_TRAIN), config, log=lambda _: None)
     return tones / "classifier", report
 
 
@@ -88,61 +90,61 @@ def test_log_mel_shapes_and_a_tone_lands_in_its_band():
 
 
 def test_voice_is_read_from_the_file_name():
-    assert dc.voice_of("eight/00008_espeak-ng_en-us-nyc-m7.wav") == "espeak-ng_en-us-nyc-m7"
-    assert dc.voice_of("zero/00003_festival_kal_diphone.wav") == "festival_kal_diphone"
+    assert dc_training.voice_of("eight/00008_espeak-ng_en-us-nyc-m7.wav") == "espeak-ng_en-us-nyc-m7"
+    assert dc_training.voice_of("zero/00003_festival_kal_diphone.wav") == "festival_kal_diphone"
     with pytest.raises(ValueError, match="speaker1.wav: cannot tell the voice"):
-        dc.voice_of("zero/speaker1.wav")
-    assert dc.is_test_voice("espeak-ng_en-029-f2", dc.DEFAULT_TEST_VOICES)
-    assert not dc.is_test_voice("espeak-ng_en-029-f3", dc.DEFAULT_TEST_VOICES)
+        dc_training.voice_of("zero/speaker1.wav")
+    assert dc_training.is_test_voice("espeak-ng_en-029-f2", dc_training.DEFAULT_TEST_VOICES)
+    assert not dc_training.is_test_voice("espeak-ng_en-029-f3", dc_training.DEFAULT_TEST_VOICES)
 
 
 def test_voice_split_holds_out_voices_from_every_dataset_split(tones):
-    clips = dc.load_clips(tones)
+    clips = dc_training.load_clips(tones)
     assert clips.tokens.shape == (96, CLIP) and clips.tokens.dtype == np.uint8
-    parts = dc.voice_split(clips, ("tone_d",))
-    assert {dc.voice_of(k) for k in parts["test"].keys} == {"tone_d"} and len(parts["test"]) == 24
+    parts = dc_training.voice_split(clips, ("tone_d",))
+    assert {dc_training.voice_of(k) for k in parts["test"].keys} == {"tone_d"} and len(parts["test"]) == 24
     assert set(parts["test"].splits) == {"train", "valid", "test"}
-    assert set(parts["train"].splits) == {"train"} and "tone_d" not in {dc.voice_of(k) for k in parts["train"].keys}
+    assert set(parts["train"].splits) == {"train"} and "tone_d" not in {dc_training.voice_of(k) for k in parts["train"].keys}
     assert sum(len(p) for p in parts.values()) == 96
     with pytest.raises(ValueError, match="leaves no train clips"):
-        dc.voice_split(clips, ("tone_*",))
+        dc_training.voice_split(clips, ("tone_*",))
 
 
 def test_augment_is_seeded_and_shifts_with_zero_fill():
-    train = dc.TrainConfig(speed=(1.0, 1.0), max_shift_s=0.01, gain_db=(0.0, 0.0), noise_max=0.0)
+    train = dc_training.TrainConfig(speed=(1.0, 1.0), max_shift_s=0.01, gain_db=(0.0, 0.0), noise_max=0.0)
     waves = torch.ones(5, 1000)
-    a = dc.augment(waves, train, RATE, torch.Generator().manual_seed(1))
-    b = dc.augment(waves, train, RATE, torch.Generator().manual_seed(1))
+    a = dc_training.augment(waves, train, RATE, torch.Generator().manual_seed(1))
+    b = dc_training.augment(waves, train, RATE, torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and a.shape == waves.shape
     zeros = (a == 0).sum(dim=1)
     assert (zeros <= 160).all() and zeros.sum() > 0 and set(a.unique().tolist()) <= {0.0, 1.0}
-    noisy = dc.augment(waves, dc.TrainConfig(), RATE, torch.Generator().manual_seed(2))
+    noisy = dc_training.augment(waves, dc_training.TrainConfig(), RATE, torch.Generator().manual_seed(2))
     assert noisy.abs().max() <= 1.0
 
 
 def test_augment_speed_resamples_about_the_centre():
     ramp = torch.arange(11.0)[None, :] / 20
     fixed = dict(max_shift_s=0.0, gain_db=(0.0, 0.0), noise_max=0.0)
-    same = dc.augment(ramp, dc.TrainConfig(speed=(1.0, 1.0), **fixed), RATE, torch.Generator())
+    same = dc_training.augment(ramp, dc_training.TrainConfig(speed=(1.0, 1.0), **fixed), RATE, torch.Generator())
     torch.testing.assert_close(same, ramp)
-    fast = dc.augment(ramp, dc.TrainConfig(speed=(2.0, 2.0), **fixed), RATE, torch.Generator()) * 20
+    fast = dc_training.augment(ramp, dc_training.TrainConfig(speed=(2.0, 2.0), **fixed), RATE, torch.Generator()) * 20
     torch.testing.assert_close(fast, torch.tensor([[0.0, 0, 0, 1, 3, 5, 7, 9, 0, 0, 0]]))
-    slow = dc.augment(ramp, dc.TrainConfig(speed=(0.5, 0.5), **fixed), RATE, torch.Generator()) * 20
+    slow = dc_training.augment(ramp, dc_training.TrainConfig(speed=(0.5, 0.5), **fixed), RATE, torch.Generator()) * 20
     torch.testing.assert_close(slow, 2.5 + 0.5 * torch.arange(11.0)[None, :])
 
 
 def test_spec_masks_cover_bands_and_spans_with_the_clip_mean():
     mel = torch.randn(4, 16, 30)
-    train = dc.TrainConfig(freq_mask=3, time_masks=2, time_mask=5)
-    out = dc.mask_log_mel(mel, train, torch.Generator().manual_seed(0))
+    train = dc_training.TrainConfig(freq_mask=3, time_masks=2, time_mask=5)
+    out = dc_training.mask_log_mel(mel, train, torch.Generator().manual_seed(0))
     changed = out != mel
     assert changed.any() and out.shape == mel.shape
     for i in range(4):
         assert torch.allclose(out[i][changed[i]], mel[i].mean().expand(int(changed[i].sum())))
         rows, cols = changed[i].all(dim=1).sum(), changed[i].all(dim=0).sum()
         assert rows <= 3 and cols <= 10
-    none = dc.TrainConfig(freq_mask=0, time_masks=0)
-    assert torch.equal(dc.mask_log_mel(mel, none, torch.Generator()), mel)
+    none = dc_training.TrainConfig(freq_mask=0, time_masks=0)
+    assert torch.equal(dc_training.mask_log_mel(mel, none, torch.Generator()), mel)
 
 
 def test_trained_classifier_recognises_a_held_out_voice(trained):
@@ -157,7 +159,7 @@ def test_trained_classifier_recognises_a_held_out_voice(trained):
 def test_saved_classifier_reloads_to_the_same_outputs(trained, tones):
     folder, _ = trained
     model, report = dc.load_classifier(folder)
-    waves = dc.load_clips(tones, ("test",)).waves()
+    waves = dc_training.load_clips(tones, ("test",)).waves()
     lp1, f1 = dc.classify(model, waves, batch_size=5)
     lp2, f2 = dc.classify(dc.load_classifier(folder)[0], waves)
     assert lp1.shape == (len(waves), 3) and f1.shape == (len(waves), TINY["channels"])
@@ -171,7 +173,7 @@ def test_a_classifier_that_outputs_the_uniform_distribution_gives_is_one(trained
     with torch.no_grad():
         model.head.weight.zero_()
         model.head.bias.zero_()
-    log_probs, _ = dc.classify(model, dc.load_clips(tones, ("train",)).waves())
+    log_probs, _ = dc.classify(model, dc_training.load_clips(tones, ("train",)).waves())
     assert inception_score(log_probs) == pytest.approx(1.0, abs=1e-9)
     assert modified_inception_score(log_probs) == pytest.approx(1.0, abs=1e-9)
 
@@ -202,14 +204,14 @@ def write_clips(folder, waves, rate=RATE, subtype="FLOAT"):
 
 
 def test_real_test_clips_given_as_samples_score_like_the_real_row(trained, tones, tmp_path):
-    samples = write_clips(tmp_path / "samples", dc.load_clips(tones, ("test",)).waves())
+    samples = write_clips(tmp_path / "samples", dc_training.load_clips(tones, ("test",)).waves())
     out = tmp_path / "metrics.json"
     assert run_cli("--real", tones, "--classifier", trained[0], "--samples", samples, "--out", out) == 0
     result = json.loads(out.read_text())
     real, generated = result["rows"]["real_test"], result["rows"]["generated"]
     for name in ("fid", "is", "mis", "am", "confidence"):
         assert generated[name] == pytest.approx(real[name], rel=1e-9, abs=1e-9), name
-    assert result["reference_clips"] == len(dc.load_clips(tones, ("train",)))
+    assert result["reference_clips"] == len(dc_training.load_clips(tones, ("train",)))
     classifier = result["classifier"]
     assert classifier["test_accuracy_held_out_voices"] == trained[1]["test_accuracy"]
     assert classifier["trained_on_this_dataset"] and 0 <= classifier["accuracy_on_real_test_split"] <= 1

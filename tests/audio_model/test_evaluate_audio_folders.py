@@ -16,10 +16,10 @@ import soundfile as sf
 import torch
 
 from mamba_bio_audio.folder_kinds import FolderRefused
+from mamba_bio_audio.models import digit_classifier as dc
 from mamba_bio_audio.models.sashimi import SashimiLM
 from mamba_bio_audio.models.sashimi_config import SashimiConfig
 from mamba_bio_audio.pipelines.commands.evaluate_audio import draw_clips
-from mamba_bio_audio.pipelines.evaluation import digit_classifier as dc
 
 RATE, CLIP = 16000, 64
 

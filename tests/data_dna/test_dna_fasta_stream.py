@@ -30,9 +30,9 @@ class Collect:
         self.records[self._name] = np.concatenate(self._pieces) if self._pieces else np.zeros(0, np.uint8)
 
 
-def stream(path, tok, chunk_size=1 << 23):
+def stream(path, tok, read_size=1 << 23):
     sink = Collect()
-    for _ in tokenize_fasta(path, tok, sink, chunk_size=chunk_size):
+    for _ in tokenize_fasta(path, tok, sink, read_size=read_size):
         pass
     return sink.records
 
@@ -60,20 +60,20 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("chunk_size", [7, 1 << 23])
-def test_matches_biopython(tmp_path, rng, tok, dna, case, chunk_size):
+@pytest.mark.parametrize("read_size", [7, 1 << 23])
+def test_matches_biopython(tmp_path, rng, tok, dna, case, read_size):
     records = [(f"seq{i} some description", dna.random_dna(rng, n, n_runs=2, lowercase=True))
                for i, n in enumerate([3000, 1, 61, 999])]
     records.append(("iupac", "ACGTRYSWKMBDHVNacgtrykmbdhvn" * 5))
     records.append(("empty", ""))
     path = dna.write_fasta(tmp_path / "x.fa", records, **CASES[case])
-    assert_same(stream(path, tok, chunk_size), biopython(path, tok))
+    assert_same(stream(path, tok, read_size), biopython(path, tok))
 
 
 def test_blank_lines_and_spaces(tmp_path, tok):
     path = tmp_path / "x.fa"
     path.write_bytes(b">a\n\nAC GT\n\n\nNN\t\n>b x\nacgt\n\n")
-    assert_same(stream(path, tok, chunk_size=3), biopython(path, tok))
+    assert_same(stream(path, tok, read_size=3), biopython(path, tok))
 
 
 @pytest.mark.parametrize("name", ["MT-human.fa.gz", "MT-orang.fa.gz"])
@@ -121,4 +121,4 @@ def test_stdlib_gzip_fallback(tmp_path, rng, tok, dna, monkeypatch):
     records = [("a", dna.random_dna(rng, 5000, n_runs=1, lowercase=True)), ("b", "ACGT")]
     for kind in ("gzip", "bgzf"):
         path = dna.write_fasta(tmp_path / f"{kind}.fa.gz", records, compress=kind)
-        assert_same(stream(path, tok, chunk_size=1000), biopython(path, tok))
+        assert_same(stream(path, tok, read_size=1000), biopython(path, tok))

@@ -34,10 +34,11 @@ def _make_scan_inputs(batch=2, d_inner=20, n_state=4, length=45, groups=None, z=
 
 
 def _run_scan(fn, inputs, delta_softplus=True, return_last_state=True, **kwargs):
-    """fn(u, delta, A, B, C, D=..., z=..., ...) with the optional inputs of ``inputs``."""
-    return fn(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], D=inputs["D"], z=inputs["z"],
-              delta_bias=inputs["delta_bias"], delta_softplus=delta_softplus, initial_state=inputs["initial_state"],
-              return_last_state=return_last_state, **kwargs)
+    """``fn`` called as mamba_ssm's tests call ``selective_scan_fn`` (u, delta, A, B, C, D positional, the rest by
+    name), with the optional inputs of ``inputs``; ``initial_state`` and ``kwargs`` (e.g. ``backend``) by name."""
+    return fn(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], inputs["D"], z=inputs["z"],
+              delta_bias=inputs["delta_bias"], delta_softplus=delta_softplus, return_last_state=return_last_state,
+              initial_state=inputs["initial_state"], **kwargs)
 
 
 def _scan_gradients(fn, inputs, delta_softplus=True, return_last_state=True, seed=1, **kwargs):
@@ -55,16 +56,17 @@ def _scan_gradients(fn, inputs, delta_softplus=True, return_last_state=True, see
 
 def _in_pieces(scan, bounds):
     """A function with ``scan``'s signature that scans L as the consecutive pieces [bounds[i], bounds[i+1]), each
-    piece's last_state the next one's initial_state; returns (out, last_state)."""
+    piece's last_state the next one's initial_state (other keywords, e.g. ``backend``, passed on to every piece);
+    returns (out, last_state)."""
 
-    def run(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, initial_state=None,
-            return_last_state=True):
+    def run(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=True, *,
+            initial_state=None, **kwargs):
         state, outs = initial_state, []
         for start, stop in zip(bounds[:-1], bounds[1:]):
             piece = slice(start, stop)
-            out, state = scan(u[..., piece], delta[..., piece], A, B[..., piece], C[..., piece], D=D,
+            out, state = scan(u[..., piece], delta[..., piece], A, B[..., piece], C[..., piece], D,
                               z=None if z is None else z[..., piece], delta_bias=delta_bias,
-                              delta_softplus=delta_softplus, initial_state=state, return_last_state=True)
+                              delta_softplus=delta_softplus, return_last_state=True, initial_state=state, **kwargs)
             outs.append(out)
         return torch.cat(outs, dim=-1), state
 

@@ -40,7 +40,7 @@ def test_steps_equal_the_full_conv_through_ops():
     batch, dim, width, length = 3, 16, 4, 11
     x = torch.randn(batch, dim, length, generator=gen)
     weight, bias = torch.randn(dim, width, generator=gen), torch.randn(dim, generator=gen)
-    full = causal_conv1d_ref(x, weight, bias, "silu")
+    full = causal_conv1d_ref(x, weight, bias, activation="silu")
     state = torch.zeros(batch, dim, width - 1)
     stepped = [ops.causal_conv1d_update(x[:, :, t], state, weight, bias, "silu", backend="cpu") for t in range(7)]
     stepped.append(ops.causal_conv1d_update(x[:, :, 7:], state, weight, bias, "silu", backend="cpu"))

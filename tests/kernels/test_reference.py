@@ -12,8 +12,8 @@ FP32 = dict(rtol=6e-4, atol=2e-3)
 EXACT = dict(rtol=1e-5, atol=1e-5)  # same fp32 maths, only grouped differently
 
 
-def oracle_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, initial_state=None,
-                return_last_state=False):
+def oracle_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False,
+                *, initial_state=None):
     """The selective scan written one time step at a time from its formula, in float64.
 
     Shapes as selective_scan_ref; returns (out (batch, d_inner, L) float64, last_state (batch, d_inner, N)).
@@ -137,17 +137,21 @@ def test_causal_conv1d_ref_matches_loop(width, activation, with_state):
     x, weight, bias, state = conv_inputs(width)
     state = state if with_state else None
     expected = loop_causal_conv1d(x, weight, bias, activation, state)
-    torch.testing.assert_close(causal_conv1d_ref(x, weight, bias, activation, state), expected, **EXACT)
-    torch.testing.assert_close(causal_conv1d_ref(x, weight, None, activation, state),
+    torch.testing.assert_close(causal_conv1d_ref(x, weight, bias, initial_states=state, activation=activation),
+                               expected, **EXACT)
+    torch.testing.assert_close(causal_conv1d_ref(x, weight, None, initial_states=state, activation=activation),
                                loop_causal_conv1d(x, weight, None, activation, state), **EXACT)
 
 
 @pytest.mark.parametrize("width", [2, 4])
 def test_causal_conv1d_ref_two_halves_equal_one_pass(width):
     x, weight, bias, state = conv_inputs(width)
-    whole, whole_final = causal_conv1d_ref(x, weight, bias, "silu", state, return_final_state=True)
-    first, mid_state = causal_conv1d_ref(x[..., :5], weight, bias, "silu", state, return_final_state=True)
-    second, final = causal_conv1d_ref(x[..., 5:], weight, bias, "silu", mid_state, return_final_state=True)
+    whole, whole_final = causal_conv1d_ref(x, weight, bias, initial_states=state, return_final_states=True,
+                                           activation="silu")
+    first, mid_state = causal_conv1d_ref(x[..., :5], weight, bias, initial_states=state, return_final_states=True,
+                                         activation="silu")
+    second, final = causal_conv1d_ref(x[..., 5:], weight, bias, initial_states=mid_state, return_final_states=True,
+                                      activation="silu")
     torch.testing.assert_close(torch.cat([first, second], dim=-1), whole, **EXACT)
     torch.testing.assert_close(final, whole_final)
     torch.testing.assert_close(whole_final, x[..., -(width - 1):])
@@ -157,7 +161,7 @@ def test_causal_conv1d_ref_two_halves_equal_one_pass(width):
 def test_causal_conv1d_update_ref_step_by_step_equals_full(extra_state):
     width = 4
     x, weight, bias, state = conv_inputs(width)
-    expected = causal_conv1d_ref(x, weight, bias, "silu", state)
+    expected = causal_conv1d_ref(x, weight, bias, initial_states=state, activation="silu")
     conv_state = torch.cat([torch.randn(2, x.shape[1], extra_state), state], dim=-1)
     steps = [causal_conv1d_update_ref(x[:, :, t], conv_state, weight, bias, "silu") for t in range(6)]
     block = causal_conv1d_update_ref(x[:, :, 6:], conv_state, weight, bias, "silu")
@@ -172,21 +176,24 @@ def test_causal_conv1d_update_ref_step_by_step_equals_full(extra_state):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("with_residual", [False, True])
 @pytest.mark.parametrize("residual_in_fp32", [False, True])
-def test_rms_norm_ref_matches_formula(dtype, with_residual, residual_in_fp32):
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_rms_norm_ref_matches_formula(dtype, with_residual, residual_in_fp32, with_bias):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3, 5, 16, generator=gen).to(dtype)
     weight = torch.randn(16, generator=gen)
+    bias = torch.randn(16, generator=gen) if with_bias else None
     residual = torch.randn(3, 5, 16, generator=gen).to(dtype) if with_residual else None
     summed = x.double() + (0 if residual is None else residual.double())
     expected = summed / torch.sqrt(summed.pow(2).mean(-1, keepdim=True) + 1e-5) * weight.double()
+    expected = expected if bias is None else expected + bias.double()
     tol = FP32 if dtype == torch.float32 else dict(rtol=3e-2, atol=5e-2)
 
-    out = rms_norm_ref(x, weight, residual, eps=1e-5)
+    out = rms_norm_ref(x, weight, bias, residual=residual, eps=1e-5)
     assert out.dtype == dtype
     torch.testing.assert_close(out.double(), expected, **tol)
 
-    out, residual_out = rms_norm_ref(x, weight, residual, eps=1e-5, prenorm=True,
-                                         residual_in_fp32=residual_in_fp32)
+    out, residual_out = rms_norm_ref(x, weight, bias, residual=residual, eps=1e-5, prenorm=True,
+                                     residual_in_fp32=residual_in_fp32)
     torch.testing.assert_close(out.double(), expected, **tol)
     assert residual_out.dtype == (torch.float32 if residual_in_fp32 else dtype)
     torch.testing.assert_close(residual_out.double(), summed.to(residual_out.dtype).double())

@@ -89,12 +89,8 @@ def test_cpu_scan_saturated_softplus_and_long_decay(make_scan_inputs, scan_gradi
 def test_three_pieces_with_state_passing_equal_one_pass(make_scan_inputs, scan_gradients, in_pieces):
     """Through the op API: gradients reach every piece through the passed states, as in one pass."""
     inputs = make_scan_inputs(groups=2, length=70)
-
-    def scan_fn(*args, **kwargs):
-        return ops.selective_scan_fn(*args, **kwargs, backend="cpu")
-
-    one_pass = scan_gradients(scan_fn, inputs)
-    pieces = scan_gradients(in_pieces(scan_fn, [0, 20, 51, 70]), inputs)
+    one_pass = scan_gradients(ops.selective_scan_fn, inputs, backend="cpu")
+    pieces = scan_gradients(in_pieces(ops.selective_scan_fn, [0, 20, 51, 70]), inputs, backend="cpu")
     assert_matches_reference(pieces, one_pass, torch.float32, has_z=True)
 
 
@@ -120,9 +116,9 @@ def test_only_last_state_used(make_scan_inputs):
     inputs = make_scan_inputs(z=False)
     grads = {}
     for fn, kwargs in ((selective_scan_ref, {}), (selective_scan_tuned, dict(chunk_size=16))):
-        _, last = fn(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], D=inputs["D"],
-                     delta_bias=inputs["delta_bias"], delta_softplus=True, initial_state=inputs["initial_state"],
-                     return_last_state=True, **kwargs)
+        _, last = fn(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], inputs["D"],
+                     delta_bias=inputs["delta_bias"], delta_softplus=True, return_last_state=True,
+                     initial_state=inputs["initial_state"], **kwargs)
         names = ("u", "delta", "A", "B", "initial_state")
         grads[fn] = torch.autograd.grad(last.square().sum(), [inputs[n] for n in names])
     for expected, actual in zip(grads[selective_scan_ref], grads[selective_scan_tuned]):
@@ -144,7 +140,7 @@ def test_op_api_names_the_bad_argument(change, message, make_scan_inputs, run_sc
     for name, transform in change.items():
         inputs[name] = transform(inputs[name])
     with pytest.raises(ValueError, match=message):
-        run_scan(lambda *a, **k: ops.selective_scan_fn(*a, **k, backend="cpu"), inputs)
+        run_scan(ops.selective_scan_fn, inputs, backend="cpu")
 
 
 def test_chunk_size_must_be_positive(make_scan_inputs, run_scan):
@@ -183,3 +179,30 @@ def test_torch_compile_fullgraph(make_scan_inputs, scan_gradients):
     expected = scan_gradients(selective_scan_tuned, inputs, chunk_size=16)
     actual = scan_gradients(compiled, inputs, chunk_size=16)
     assert_matches_reference(actual, expected, torch.float32, has_z=True)
+
+
+
+THREADING_PROBE = (
+    "import numba\n"
+    "from mamba_bio_audio import ops\n"
+    "from mamba_bio_audio.kernels.selective_scan import cpu\n"
+    "print(numba.config.THREADING_LAYER)\n"  # what importing the backend left
+    "ops.set_cpu_threads(1)\n"
+    "print(numba.threading_layer(), type(cpu._launching()).__name__)\n"
+)
+
+
+def _threading_probe(layer=None):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    env.update({} if layer is None else {"NUMBA_THREADING_LAYER": layer})
+    return subprocess.run([sys.executable, "-c", THREADING_PROBE], env=env, capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def test_threading_layer_is_chosen_on_first_use_not_at_import():
+    assert _threading_probe() == ["default", "workqueue", "lock"]
+
+
+def test_the_users_threading_layer_is_kept_and_needs_no_launch_lock():
+    """omp runs parallel regions from several threads at once: launches go unserialised."""
+    assert _threading_probe("omp") == ["omp", "omp", "nullcontext"]

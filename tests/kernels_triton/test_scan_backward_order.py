@@ -41,9 +41,9 @@ def backward(fwd, bwd, inputs, dout, dlast, fwd_config, bwd_config):
 def reference_gradients(inputs, dout, dlast):
     leaves = {name: t.clone().requires_grad_() for name, t in inputs.items() if t is not None}
     full = {name: leaves.get(name) for name in SCAN_INPUTS}
-    out, last = selective_scan_ref(*(full[name] for name in SCAN_INPUTS[:5]), D=full["D"], z=full["z"],
-                                   delta_bias=full["delta_bias"], delta_softplus=True,
-                                   initial_state=full["initial_state"], return_last_state=True)
+    out, last = selective_scan_ref(*(full[name] for name in SCAN_INPUTS[:6]), z=full["z"],
+                                   delta_bias=full["delta_bias"], delta_softplus=True, return_last_state=True,
+                                   initial_state=full["initial_state"])
     return dict(zip(leaves, torch.autograd.grad((out, last), list(leaves.values()), (dout, dlast))))
 
 

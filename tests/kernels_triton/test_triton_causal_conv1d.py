@@ -16,8 +16,9 @@ def run_both(x, weight, bias, activation, initial_state, g_out, g_final):
     """Outputs and the gradients of <out, g_out> + <final_state, g_final> through the kernel and the reference."""
     inputs = [t for t in (x, weight, bias, initial_state) if t is not None]
     results = []
-    for fn in (lambda *a, **k: ops.causal_conv1d_fn(*a, **k, backend="triton"), causal_conv1d_ref):
-        out, final = fn(x, weight, bias, activation=activation, initial_state=initial_state, return_final_state=True)
+    for fn, backend in ((ops.causal_conv1d_fn, dict(backend="triton")), (causal_conv1d_ref, {})):
+        out, final = fn(x, weight, bias, initial_states=initial_state, return_final_states=True, activation=activation,
+                        **backend)
         results.append((out, final, torch.autograd.grad((out, final), inputs, (g_out, g_final))))
     return results
 
@@ -103,7 +104,7 @@ def test_update_steps_continue_the_full_convolution(device, assert_close):
     weight = torch.randn(dim, width, generator=gen).to(device)
     bias = torch.randn(dim, generator=gen).to(device)
     full = ops.causal_conv1d_fn(x, weight, bias, activation="silu", backend="triton")
-    _, state = ops.causal_conv1d_fn(x[..., :prefix], weight, bias, activation="silu", return_final_state=True,
+    _, state = ops.causal_conv1d_fn(x[..., :prefix], weight, bias, return_final_states=True, activation="silu",
                                     backend="triton")
     steps = [ops.causal_conv1d_update(x[..., t], state, weight, bias, activation="silu", backend="triton")
              for t in range(prefix, length)]

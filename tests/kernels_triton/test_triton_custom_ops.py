@@ -66,17 +66,17 @@ def test_opcheck_selective_state_update(device):
 
 def _mini_block(hidden, residual, conv_weight, A, B, C, D, norm_weight):
     """A toy Mamba-like block through all three differentiable kernels (what a compiled model sees)."""
-    normed, residual = rms_norm_triton(hidden, norm_weight, residual, prenorm=True, residual_in_fp32=True)
+    normed, residual = rms_norm_triton(hidden, norm_weight, None, residual, prenorm=True, residual_in_fp32=True)
     x = causal_conv1d_triton(normed.transpose(1, 2), conv_weight, activation="silu")
-    y, last = selective_scan_tuned(x, x.sigmoid(), A, B, C, D=D, delta_softplus=True,
-                                            return_last_state=True, chunk_size=16)
+    y, last = selective_scan_tuned(x, x.sigmoid(), A, B, C, D, delta_softplus=True, return_last_state=True,
+                                   chunk_size=16)
     return y.transpose(1, 2) + residual, last
 
 
 def _mini_block_ref(hidden, residual, conv_weight, A, B, C, D, norm_weight):
-    normed, residual = rms_norm_ref(hidden, norm_weight, residual, prenorm=True, residual_in_fp32=True)
+    normed, residual = rms_norm_ref(hidden, norm_weight, None, residual, prenorm=True, residual_in_fp32=True)
     x = causal_conv1d_ref(normed.transpose(1, 2), conv_weight, activation="silu")
-    y, last = selective_scan_ref(x, x.sigmoid(), A, B, C, D=D, delta_softplus=True, return_last_state=True)
+    y, last = selective_scan_ref(x, x.sigmoid(), A, B, C, D, delta_softplus=True, return_last_state=True)
     return y.transpose(1, 2) + residual, last
 
 

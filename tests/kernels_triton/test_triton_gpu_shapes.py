@@ -36,9 +36,9 @@ def scan_inputs(batch, d_inner, n_state, length, groups, dtype, seed=0):
 
 
 def scan_grads(fn, inputs, **kwargs):
-    out, last = fn(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], D=inputs["D"], z=inputs["z"],
-                   delta_bias=inputs["delta_bias"], delta_softplus=True, initial_state=inputs["initial_state"],
-                   return_last_state=True, **kwargs)
+    out, last = fn(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], inputs["D"], z=inputs["z"],
+                   delta_bias=inputs["delta_bias"], delta_softplus=True, return_last_state=True,
+                   initial_state=inputs["initial_state"], **kwargs)
     gen = torch.Generator(device=CUDA).manual_seed(1)
     g_out = torch.randn(out.shape, generator=gen, device=CUDA).to(out.dtype)
     g_last = torch.randn(last.shape, generator=gen, device=CUDA)
@@ -114,7 +114,7 @@ def test_causal_conv1d_upstream_shapes(width, dtype, assert_close):
     init = torch.randn(batch, dim, width - 1, generator=gen, device=CUDA).to(dtype).requires_grad_()
     results = []
     for fn in (causal_conv1d_triton, causal_conv1d_ref):
-        out, final = fn(x, weight, bias, activation="silu", initial_state=init, return_final_state=True)
+        out, final = fn(x, weight, bias, initial_states=init, return_final_states=True, activation="silu")
         loss = (out.float() * out.float()).sum() + final.float().sum()
         results.append((out, torch.autograd.grad(loss, (x, weight, bias, init))))
     (out, grads), (ref_out, ref_grads) = results
@@ -132,7 +132,7 @@ def test_rms_norm_model_widths(hidden, assert_close):
     weight = (1 + 0.1 * torch.randn(hidden, generator=gen, device=CUDA)).requires_grad_()
     results = []
     for fn in (rms_norm_triton, rms_norm_ref):
-        out, res = fn(x, weight, residual, prenorm=True, residual_in_fp32=True)
+        out, res = fn(x, weight, None, residual, prenorm=True, residual_in_fp32=True)
         loss = (out.float() * out.float()).sum() + res.sum()
         results.append(((out, res), torch.autograd.grad(loss, (x, weight, residual))))
     (outs, grads), (ref_outs, ref_grads) = results

@@ -29,8 +29,9 @@ def test_forward_backward_match_reference(dtype, with_residual, prenorm, residua
     residual = leaf(device, *shape, seed=2, dtype=dtype) if with_residual else None
     inputs = [t for t in (x, weight, residual) if t is not None]
     results = []
-    for fn in (lambda *a, **k: ops.rms_norm_fn(*a, **k, backend="triton"), rms_norm_ref):
-        got = fn(x, weight, residual, eps=1e-5, prenorm=prenorm, residual_in_fp32=residual_in_fp32)
+    for fn, backend in ((ops.rms_norm_fn, dict(backend="triton")), (rms_norm_ref, {})):
+        got = fn(x, weight, None, residual=residual, eps=1e-5, prenorm=prenorm, residual_in_fp32=residual_in_fp32,
+                 **backend)
         outs = got if prenorm else (got,)
         # the loss weights normed and (with prenorm) the residual stream, as the next block would
         loss = sum((o.float() * torch.linspace(-1, 1, o.numel(), device=device).view(o.shape)).sum() for o in outs)
@@ -48,7 +49,15 @@ def test_many_rows_share_the_weight_gradient(device, assert_close):
     """More rows than backward programs: each program walks several rows and writes one dweight partial."""
     x = leaf(device, 37, 16, seed=3)
     weight = leaf(device, 16, seed=4)
-    out = ops.rms_norm_fn(x, weight, backend="triton")
-    ref = rms_norm_ref(x, weight)
+    out = ops.rms_norm_fn(x, weight, None, backend="triton")
+    ref = rms_norm_ref(x, weight, None)
     assert_close(out, ref, name="out")
     assert_close(torch.autograd.grad(out.sum(), weight)[0], torch.autograd.grad(ref.sum(), weight)[0], name="dw")
+
+
+def test_a_bias_is_refused_not_dropped(device):
+    """mamba_ssm's positional ``bias``: the reference adds it, the kernel has none and says so."""
+    x, weight, bias = torch.randn(3, 16, device=device), torch.ones(16, device=device), torch.randn(16, device=device)
+    with pytest.raises(ValueError, match="bias is not supported by the triton rms_norm kernel"):
+        ops.rms_norm_fn(x, weight, bias, backend="triton")
+    torch.testing.assert_close(rms_norm_ref(x, weight, bias), rms_norm_ref(x, weight, None) + bias)

@@ -39,9 +39,11 @@ def make_inputs(device, batch=2, d_inner=8, n_state=4, length=75, groups=None, z
 
 
 def run_scan(fn, inputs, delta_softplus, **kwargs):
-    return fn(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], D=inputs["D"], z=inputs["z"],
-              delta_bias=inputs["delta_bias"], delta_softplus=delta_softplus, initial_state=inputs["initial_state"],
-              return_last_state=True, **kwargs)
+    """``fn`` called as mamba_ssm's tests call ``selective_scan_fn`` (D positional, the rest by name);
+    ``initial_state`` and ``kwargs`` (``backend``, the tuning knobs) by name."""
+    return fn(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], inputs["D"], z=inputs["z"],
+              delta_bias=inputs["delta_bias"], delta_softplus=delta_softplus, return_last_state=True,
+              initial_state=inputs["initial_state"], **kwargs)
 
 
 def gradients(fn, inputs, delta_softplus, seed=1, **kwargs):
@@ -120,16 +122,15 @@ def test_strided_inputs(device, assert_close):
 def test_three_segments_with_state_passing_equal_one_pass(device, assert_close):
     """Chunked processing of a long sequence: the state and its gradient pass between calls of the op API."""
     inputs = make_inputs(device, length=96, groups=2, seed=5)
-    full_out, full_last, full_grads = gradients(
-        lambda *a, **k: ops.selective_scan_fn(*a, **k, backend="triton"), inputs, True)
+    full_out, full_last, full_grads = gradients(ops.selective_scan_fn, inputs, True, backend="triton")
 
-    def segmented(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, initial_state=None,
-                  return_last_state=True):
+    def segmented(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=True,
+                  *, initial_state=None):
         outs, state = [], initial_state
         for sl in (slice(0, 30), slice(30, 64), slice(64, 96)):
             out, state = ops.selective_scan_fn(
-                u[..., sl], delta[..., sl], A, B[..., sl], C[..., sl], D=D, z=z[..., sl], delta_bias=delta_bias,
-                delta_softplus=delta_softplus, initial_state=state, return_last_state=True, backend="triton")
+                u[..., sl], delta[..., sl], A, B[..., sl], C[..., sl], D, z=z[..., sl], delta_bias=delta_bias,
+                delta_softplus=delta_softplus, return_last_state=True, initial_state=state, backend="triton")
             outs.append(out)
         return torch.cat(outs, dim=-1), state
 

@@ -20,8 +20,8 @@ def test_steps_equal_the_scan(groups, device, assert_close):
     B, C = rand(*bc_shape), rand(*bc_shape)
     A = -0.5 - torch.rand(dim, n_state, generator=gen).to(device)
     D, dt_bias, h0 = rand(dim), rand(dim, scale=0.3), rand(batch, dim, n_state)
-    ref_out, ref_last = selective_scan_ref(u, delta, A, B, C, D=D, z=z, delta_bias=dt_bias,
-                                                     delta_softplus=True, initial_state=h0, return_last_state=True)
+    ref_out, ref_last = selective_scan_ref(u, delta, A, B, C, D, z=z, delta_bias=dt_bias, delta_softplus=True,
+                                           return_last_state=True, initial_state=h0)
     # the state lives in a larger preallocated cache, as in generation: a strided view updated in place
     cache = torch.zeros(batch, dim, n_state + 3, device=device)
     state = cache[..., 1:n_state + 1]

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from mamba_bio_audio.config import CHUNK_MULTIPLE, MambaConfig, TransformerConfig
+from mamba_bio_audio.config import MambaConfig, TransformerConfig
 from mamba_bio_audio.models import MambaLMHeadModel
 from mamba_bio_audio.models.chunked import chunk_lengths
+from mamba_bio_audio.ops import SCAN_TILE_STEPS
 
 
 @pytest.mark.parametrize("value, hint", [(1000, "960 or 1024"), (32, "64"), (0, ""), (-128, ""), (64.0, ""),
@@ -16,7 +17,7 @@ def test_chunk_size_must_be_a_multiple_of_the_kernel_tile(value, hint):
 
 
 def test_valid_switches_round_trip(tmp_path):
-    config = MambaConfig(d_model=16, n_layer=2, vocab_size=12, chunk_size=4 * CHUNK_MULTIPLE, tbptt=True,
+    config = MambaConfig(d_model=16, n_layer=2, vocab_size=12, chunk_size=4 * SCAN_TILE_STEPS, tbptt=True,
                          checkpoint_blocks=True)
     config.to_json_file(tmp_path / "config.json")
     assert MambaConfig.from_json_file(tmp_path / "config.json") == config

@@ -30,7 +30,7 @@ def tiny(**overrides) -> CaduceusConfig:
     ({"ssm_cfg": {"n_groups": 2}}, r"CaduceusConfig.ssm_cfg has unknown key"),
     ({"initializer_cfg": {"std": 1}}, r"CaduceusConfig.initializer_cfg has unknown key\(s\) \['std'\]"),
     ({"pad_token_id": 16}, r"CaduceusConfig.pad_token_id must be None or an id in \[0, 16\)"),
-    ({"chunk_size": 0}, r"CaduceusConfig.chunk_size must be"),
+    ({"piece_length": 0}, r"CaduceusConfig.piece_length must be"),
 ])
 def test_bad_configs_name_the_field(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -92,14 +92,21 @@ def test_bimamba_sees_the_future_and_causal_does_not():
     assert _first_output_grad_at_last_input(BiMamba(8, d_state=4, bidirectional=False), x) == 0.0
 
 
-def test_chunked_pass_equals_one_pass():
+def test_pieces_pass_equals_one_pass():
     torch.manual_seed(0)
     model = CaduceusForMaskedLM(tiny(rcps=True)).eval()
-    chunked = CaduceusForMaskedLM(tiny(rcps=True, chunk_size=5)).eval()
+    chunked = CaduceusForMaskedLM(tiny(rcps=True, piece_length=5)).eval()
     chunked.load_state_dict(model.state_dict())
     ids = torch.randint(7, 11, (2, 23))
     with torch.no_grad():
         assert (chunked(ids).logits - model(ids).logits).abs().max() < 1e-5
+
+
+def test_an_earlier_config_json_chunk_size_is_read_as_piece_length():
+    values = {k: v for k, v in tiny().to_dict().items() if k != "piece_length"}
+    assert CaduceusConfig.from_dict({**values, "chunk_size": 5}).piece_length == 5
+    with pytest.raises(ValueError, match="'chunk_size' .*earlier spelling of 'piece_length'"):
+        CaduceusConfig.from_dict({**values, "chunk_size": 5, "piece_length": 7})
 
 
 def test_heads_registry_and_no_decoding_contract(tmp_path):

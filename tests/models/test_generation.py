@@ -1,8 +1,24 @@
-"""generate(): teacher forcing, greedy decoding, seeded sampling, EOS, argument validation."""
+"""generate(): teacher forcing, greedy decoding, seeded sampling, EOS, argument validation; its signature is
+mamba_ssm's and sample_sequences shares its sampling knobs."""
+import inspect
+
 import pytest
 import torch
 
-from mamba_bio_audio.generation import GenerateOutput, generate, modify_logit_for_repetition_penalty, sample
+from mamba_bio_audio.generation import (GenerateOutput, generate, modify_logit_for_repetition_penalty, sample,
+                                        sample_sequences)
+
+# The oracle: mamba_ssm/utils/generation.py (state-spaces/mamba), GenerationMixin.generate's positional arguments
+UPSTREAM_GENERATE = [("input_ids", inspect.Parameter.empty), ("max_length", inspect.Parameter.empty), ("top_k", 1),
+                     ("top_p", 0.0), ("min_p", 0.0), ("temperature", 1.0), ("return_dict_in_generate", False),
+                     ("output_scores", False)]
+POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _positional(fn):
+    params = list(inspect.signature(fn).parameters.values())
+    positional = [(p.name, p.default) for p in params if p.kind in POSITIONAL]
+    return positional, params[len(positional):]
 
 VOCAB = 12  # tiny_lm's real vocabulary (padded to 16)
 
@@ -102,3 +118,29 @@ def test_bad_arguments_name_the_argument(tiny_lm, dna_ids, kwargs, name):
 def test_bad_input_ids_are_refused(tiny_lm, input_ids):
     with pytest.raises(ValueError, match="input_ids"):
         generate(tiny_lm, input_ids, max_length=8)
+
+
+def test_generate_takes_mamba_ssms_positional_arguments(tiny_lm):
+    positional, rest = _positional(generate)
+    assert positional[0][0] == "model" and positional[1:] == UPSTREAM_GENERATE
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in rest)
+    positional, rest = _positional(tiny_lm.generate)
+    assert positional == UPSTREAM_GENERATE and [p.kind for p in rest] == [inspect.Parameter.VAR_KEYWORD]
+
+
+def test_sample_sequences_shares_the_sampling_knobs_and_their_defaults():
+    positional, rest = _positional(sample_sequences)
+    assert [name for name, _ in positional[:3]] == ["model", "prompt", "length"]
+    assert positional[3:] == UPSTREAM_GENERATE[2:6]  # top_k, top_p, min_p, temperature
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in rest)
+
+
+def test_upstream_positional_call_and_shared_defaults_agree(tiny_lm, dna_ids):
+    """model.generate(ids, max_length, top_k, top_p, min_p, temperature) as mamba_ssm's callers write it; and with
+    the defaults both functions decode greedily, so they draw the same tokens."""
+    prompt = dna_ids[:, :3]
+    by_position = tiny_lm.generate(prompt, 12, 0, 0.9, 0.0, 1.3, generator=torch.Generator().manual_seed(5))
+    by_name = generate(tiny_lm, prompt, max_length=12, top_k=0, top_p=0.9, temperature=1.3,
+                       generator=torch.Generator().manual_seed(5))
+    assert torch.equal(by_position, by_name)
+    assert torch.equal(sample_sequences(tiny_lm, prompt, 9).tokens, generate(tiny_lm, prompt, 12))

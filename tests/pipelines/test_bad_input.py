@@ -21,7 +21,7 @@ def test_missing_dataset_names_the_command_that_makes_it(capsys, tmp_path):
                      f"paths.output_dir={tmp_path / 'run'}", "logger=csv")
     assert code == 2 and "mamba-bio-audio examples dna --only hg_small" in err
     code, err = _run(capsys, "finetune", f"paths.data_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}")
-    assert code == 2 and "mamba-bio-audio examples dna --only apes4" in err
+    assert code == 2 and "mamba-bio-audio examples dna --only species5" in err  # finetune defaults to species5_cpu
     code, err = _run(capsys, "pretrain", "experiment=audio/piano_cpu", f"paths.data_dir={tmp_path}",
                      f"paths.output_dir={tmp_path / 'run'}")
     assert code == 2 and "mamba-bio-audio examples audio --only piano" in err
@@ -37,7 +37,7 @@ def test_wrong_override_type_is_one_line(capsys):
 
 def test_finetune_refuses_an_lm_experiment(capsys):
     code, err = _run(capsys, "finetune", "experiment=dna/hg_small_cpu")
-    assert code == 2 and "species/" in err
+    assert code == 2 and "net.head_type is causal_lm: run it with `mamba-bio-audio pretrain`" in err
 
 
 def test_evaluate_needs_a_checkpoint(capsys):

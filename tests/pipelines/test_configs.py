@@ -1,6 +1,8 @@
 """Every experiment composes and instantiates its data, net, task and trainer (on the CPU, nothing read)."""
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from mamba_bio_audio.pipelines.commands.hydra_compose import available
@@ -57,3 +59,67 @@ def test_transformer_baseline_net(compose, tmp_path):
                   "logger=csv", "trainer.accelerator=cpu")
     _, task, _ = build(cfg)
     assert type(task.net).__name__ == "TransformerLMHeadModel"
+
+
+def _arguments(target) -> dict[str, inspect.Parameter]:
+    """The named arguments ``target`` takes, through ``**kwargs`` passed on to a base class's ``__init__``."""
+    found: dict[str, inspect.Parameter] = {}
+    for cls in (target.__mro__ if inspect.isclass(target) else [target]):
+        init = cls.__init__ if inspect.isclass(target) else cls
+        if inspect.isclass(target) and "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(init).parameters
+        found.update({n: p for n, p in params.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                      and n not in found})
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            break
+    return found
+
+
+def _schema_cases():
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from mamba_bio_audio.pipelines.commands import config_schemas as s
+    from mamba_bio_audio.pipelines.training import datamodules, nets
+    from mamba_bio_audio.pipelines.training.callbacks import audio_samples, interrupt, progress, seqlen_warmup
+    from mamba_bio_audio.pipelines.training.tasks import classification, lm, masked_lm
+
+    exact = [(s.DnaDataSchema, datamodules.DnaDataModule), (s.SpeciesDataSchema, datamodules.SpeciesDataModule),
+             (s.AudioDataSchema, datamodules.AudioDataModule), (s.NetSchema, nets.build_net),
+             (s.TaskSchema, lm.CausalLMTask), (s.MaskedLMTaskSchema, masked_lm.MaskedLMTask),
+             (s.ClassificationTaskSchema, classification.SequenceClassificationTask),
+             (s.InterruptCheckpointSchema, interrupt.InterruptCheckpoint),
+             (s.ProgressLinesSchema, progress.ProgressLines), (s.AudioSamplesSchema, audio_samples.AudioSamples),
+             (s.SeqLenWarmupSchema, seqlen_warmup.SeqLenWarmup)]
+    subset = [(s.ModelCheckpointSchema, ModelCheckpoint), (s.LearningRateMonitorSchema, LearningRateMonitor),
+              (s.ProgressBarSchema, progress.StepProgressBar), (s.CSVLoggerSchema, CSVLogger),
+              (s.TensorBoardLoggerSchema, TensorBoardLogger)]
+    return [(schema, target, True) for schema, target in exact] + [(schema, target, False) for schema, target in subset]
+
+
+def test_schemas_are_the_constructors_arguments():
+    """Each schema's fields are its class's arguments (all of them for our classes; the ones the configs set
+    for Lightning's), with the same defaults: the schema types what the class takes, nothing else."""
+    from dataclasses import MISSING, fields
+
+    for schema, target, every in _schema_cases():
+        arguments = _arguments(target)
+        arguments.pop("net", None)  # a task's net is built by the net group and passed in
+        names = {f.name for f in fields(schema) if not f.name.startswith("_")}
+        assert names == set(arguments) if every else names <= set(arguments), (schema.__name__, names ^ set(arguments))
+        for f in fields(schema):
+            if f.name in arguments and f.default is not MISSING and f.default != "???":
+                assert f.default == arguments[f.name].default, (schema.__name__, f.name)
+
+
+def test_every_option_of_a_typed_group_is_typed(compose, tmp_path):
+    from dataclasses import is_dataclass
+
+    from omegaconf import OmegaConf
+
+    for group in ("data", "net", "task"):
+        for option in available(group):
+            labels = ["data=species5"] if "classif" in option else []  # num_classes comes from the data
+            cfg = compose(f"{group}={option}", *labels, f"paths.output_dir={tmp_path}")
+            assert is_dataclass(OmegaConf.get_type(cfg[group])), f"{group}/{option}"

@@ -10,8 +10,13 @@ class ModelCheckpoint(LightningModelCheckpoint):
     validation (or training epoch end, where Lightning checks then) and when training ends, not only with a
     new top-k checkpoint.
 
-    It calls ``ModelCheckpoint``'s private hook choice, skip test and last-checkpoint writer: no public
-    setting writes ``last.ckpt`` at the end of training when that step is not a checkpointing step.
+    It calls ``ModelCheckpoint``'s private hook choice (``_should_save_on_train_epoch_end``), skip test
+    (``_should_skip_saving_checkpoint``), metrics (``_monitor_candidates``) and last-checkpoint writer
+    (``_save_last_checkpoint``): Lightning 2.6.6 has no public way to write ``last.ckpt`` on demand (its
+    ``save_last`` writes it only beside a new top-k checkpoint, and at the end of training only when no
+    ``last.ckpt`` was written in the run), and the public ``trainer.save_checkpoint`` would bypass the
+    callback's bookkeeping (``last_model_path`` in its state, ``save_last="link"``, version suffixes, no second
+    save at the same step, the loggers' ``after_save_checkpoint``).
     """
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

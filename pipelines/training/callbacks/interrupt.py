@@ -68,6 +68,7 @@ class InterruptCheckpoint(Checkpoint):
         self._signum: int | None = None  # the first stop signal received
         self._forced = False  # a second Ctrl-C
         self._after_validation: int | None = None  # signal to stop on at the end of this validation
+        self._step_before = -1  # trainer.global_step when the current batch started
         self._stopped = False
 
     @property
@@ -121,14 +122,20 @@ class InterruptCheckpoint(Checkpoint):
         signum = torch.tensor(received, device=trainer.strategy.root_device)
         return int(trainer.strategy.reduce(signum, reduce_op="max").item())
 
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch,
+                             batch_idx: int) -> None:
+        self._step_before = trainer.global_step
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
-        loop = trainer.fit_loop.epoch_loop
-        if self._stopped or loop._should_accumulate():
+        # only after an optimizer step (global_step moved): a batch that accumulates gradients is no boundary
+        if self._stopped or trainer.global_step == self._step_before:
             return
         signum = self._agreed(trainer)
         if not signum:
             return
+        # Lightning 2.6 has no public way to ask whether a validation follows this batch: its loop's own test
+        loop = trainer.fit_loop.epoch_loop
         if loop._should_check_val_fx(trainer.fit_loop._data_fetcher):
             self._after_validation = signum
         else:

@@ -48,6 +48,7 @@ class StepProgressBar(RichProgressBar):
         super().setup(trainer, pl_module, stage)
 
     def _get_train_description(self, current_epoch: int) -> str:
+        # RichProgressBar's own (private) label method: Lightning 2.6.6 has no public setting for the train label
         trainer = self.trainer
         if trainer.max_epochs is not None and trainer.max_epochs >= 0:
             return super()._get_train_description(current_epoch)

@@ -31,6 +31,9 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total: int, warmup: int, min
     ], milestones=[warmup, warmup + cosine_steps])
 
 
+_CONFIGURED = object()  # a parameter group's weight decay left to the optimizer's setting
+
+
 class TrainingTask(pl.LightningModule):
     """A ``net`` trained with ``optimizer`` (weight decay only on weight matrices; ``_no_weight_decay``
     parameters, biases, norms and embeddings excluded) and linear warmup + cosine decay per optimizer step.
@@ -39,7 +42,8 @@ class TrainingTask(pl.LightningModule):
         net: the model (built by the Hydra ``net`` group).
         optimizer: the optimizer class with its settings bound (Hydra ``_partial_: true``; the task configs
             give ``torch.optim.AdamW`` with ``lr``, ``betas``, ``weight_decay``, ``eps``), called with the
-            parameter groups; its ``weight_decay`` keyword is the decay of the weight matrices (0 if unset).
+            parameter groups; its ``weight_decay`` setting is the decay of the weight matrices (the
+            optimizer's default if unset), the other groups get 0.
         scheduler: ``warmup_fraction`` (or ``warmup_steps``) and ``min_lr``; total steps come from the trainer.
     """
 
@@ -65,8 +69,11 @@ class TrainingTask(pl.LightningModule):
             checkpoint["hyper_parameters"] = plain_data(checkpoint["hyper_parameters"], "hyper_parameters")
 
     def configure_optimizers(self):
-        weight_decay = float(getattr(self.make_optimizer, "keywords", {}).get("weight_decay", 0.0))
-        optimizer = self.make_optimizer(param_groups(self.net, weight_decay))
+        groups = param_groups(self.net, weight_decay=_CONFIGURED)
+        for group in groups:  # weight matrices: the optimizer's own weight_decay (task.optimizer.weight_decay)
+            if group["weight_decay"] is _CONFIGURED:
+                del group["weight_decay"]
+        optimizer = self.make_optimizer(groups)
         sched = dict(self.hparams.scheduler)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = sched.get("warmup_steps")

@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torchmetrics import MeanMetric
 
-from mamba_bio_audio.models.caduceus import BASE_IDS, mlm_mask
-from mamba_bio_audio.pipelines.training.tasks.lm import LN2, CausalLMTask, scored_tokens
+from mamba_bio_audio.models.caduceus import mlm_mask
+from mamba_bio_audio.pipelines.training.tasks.language_model import LanguageModelTask, scored_tokens
 from mamba_bio_audio.targets import counted_mask
+from mamba_bio_audio.tokenizers import BASE_IDS
 
 __all__ = ["MaskedLMTask", "mlm_mask"]
 
@@ -28,12 +29,12 @@ def _seed(*parts: int) -> int:
     return value
 
 
-class MaskedLMTask(CausalLMTask):
+class MaskedLMTask(LanguageModelTask):
     """Batches ``(input_ids, ...)`` int64 (batch, L) (the DNA windows; their next-token targets are unused).
 
-    Logs what :class:`~mamba_bio_audio.pipelines.training.tasks.lm.CausalLMTask` logs, over the masked tokens:
-    ``{train,val,test}/loss`` (nats), ``/ppl``, ``/bpt`` (bits per masked base), ``val/loss_best``, and
-    ``/acc``, the argmax accuracy on masked tokens.
+    Logs what :class:`~.language_model.LanguageModelTask` logs, over the masked tokens: ``{train,val,test}/loss``
+    (nats), ``/ppl``, ``/bpt`` (bits per masked base), ``val/loss_best``, and ``/acc``, the argmax accuracy on
+    masked tokens.
 
     Args:
         net, optimizer, scheduler: as :class:`~mamba_bio_audio.pipelines.training.tasks.base.TrainingTask`.
@@ -70,9 +71,7 @@ class MaskedLMTask(CausalLMTask):
         inputs = batch[0]
         loss, acc, _ = self._scored(inputs, _seed(self.seed, self.current_epoch, batch_idx, self.global_rank))
         loss = self.check_loss(loss)
-        self.log_dict({"train/loss": loss, "train/ppl": torch.exp(loss.detach()), "train/bpt": loss.detach() / LN2,
-                       "train/acc": acc}, on_step=True, on_epoch=False, batch_size=inputs.shape[0], sync_dist=True)
-        self.log("loss", loss.detach(), prog_bar=True, logger=False, on_step=True, on_epoch=False)
+        self.log_train(loss, inputs.shape[0], acc=acc)
         return loss
 
     def _eval_step(self, batch, stage: str) -> None:
