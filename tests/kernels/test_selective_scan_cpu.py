@@ -206,3 +206,27 @@ def test_threading_layer_is_chosen_on_first_use_not_at_import():
 def test_the_users_threading_layer_is_kept_and_needs_no_launch_lock():
     """omp runs parallel regions from several threads at once: launches go unserialised."""
     assert _threading_probe("omp") == ["omp", "omp", "nullcontext"]
+
+
+CONCURRENT_SCANS = (
+    "import threading, numba, torch\n"
+    "from mamba_bio_audio import ops\n"
+    "u = torch.randn(2, 32, 64); A = -torch.ones(32, 4); B = torch.randn(2, 4, 64)\n"
+    "ref = ops.selective_scan_fn(u, u.sigmoid(), A, B, B, backend='reference')\n"
+    "same = []\n"
+    "def run():\n"
+    "    for _ in range(10):\n"
+    "        out = ops.selective_scan_fn(u, u.sigmoid(), A, B, B, backend='cpu')\n"
+    "        same.append(torch.allclose(out, ref, atol=1e-4))\n"
+    "threads = [threading.Thread(target=run) for _ in range(4)]\n"
+    "[t.start() for t in threads]; [t.join() for t in threads]\n"
+    "print(numba.threading_layer(), len(same), all(same))\n"
+)
+
+
+def test_scans_from_several_threads_under_workqueue_neither_abort_nor_differ():
+    """numba aborts the process when two threads enter workqueue's parallel region at once: the launch lock."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    result = subprocess.run([sys.executable, "-c", CONCURRENT_SCANS], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert result.stdout.split() == ["workqueue", "40", "True"]
