@@ -9,7 +9,7 @@ import torch
 from mamba_bio_audio import MambaLMHeadModel
 from mamba_bio_audio.models import param_groups
 
-FASTA = Path(__file__).resolve().parents[2] / "data_prep" / "examples" / "data" / "MT-human.fa.gz"
+FASTA = Path(__file__).resolve().parents[2] / "mamba_bio_audio" / "data_prep" / "examples" / "data" / "MT-human.fa.gz"
 IDS = {"A": 7, "C": 8, "G": 9, "T": 10}  # the DNA tokenizer's ids; anything else is N (11)
 
 
