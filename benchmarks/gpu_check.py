@@ -169,8 +169,8 @@ def _scan(ctx: Context, stage: Stage) -> list[str]:
 def _scan_tune(ctx: Context, stage: Stage) -> list[str]:
     args = ["--shapes", ctx.plan.tune_shapes, "--time-budget", stage.sweep_budget(ctx),
             "--out", str(ctx.folder(stage.name) / "scan_tune.json")]
-    args += (["--chunks", "16", "--block-d", "4", "--repeats", "1", "--interpret"] if ctx.dry else
-             ["--chunks", "32,64,128", "--block-d", "2,4,8,16", "--max-tile", "8192", "--repeats", "10",
+    args += (["--block-l", "16", "--block-d", "4", "--repeats", "1", "--interpret"] if ctx.dry else
+             ["--block-l", "32,64,128", "--block-d", "2,4,8,16", "--max-tile", "8192", "--repeats", "10",
               "--compile-workers", "9"])
     return [ctx.python, str(HERE / "scan_tune.py"), *args]
 
@@ -479,7 +479,7 @@ def _tuned(direction: str):
                     None)
         if best is None:
             return None, ""
-        return best["speedup_over_default"], (f"CHUNK {best['chunk']}, BLOCK_D {best['block_d']}: {best['ms']} ms "
+        return best["speedup_over_default"], (f"BLOCK_L {best['block_l']}, BLOCK_D {best['block_d']}: {best['ms']} ms "
                                               f"(default {default[f'{direction}_ms']} ms) at "
                                               f"{'x'.join(map(str, default['shape']))}")
     return extract

@@ -2,10 +2,12 @@
 separately, and the best point of each beside the default launch configuration, measured in the same run. A
 developer's tool for the kernels (``benchmarks/gpu_check.sh`` runs it), not part of the installed package.
 
-Knobs: CHUNK (steps per chunk) and BLOCK_D (channels per program), given to ``ops.selective_scan_tuned`` (the
-op on the triton backend with its launch configuration) as its keyword-only ``chunk_size`` and ``block_d``. Points whose (BLOCK_D, next_pow2(N), CHUNK)
-tile exceeds ``--max-tile`` fp32 elements are left out (the kernels hold several such tiles in registers).
-``num_warps`` is not a knob of the op, so it is not swept; the JSON says so.
+Knobs: BLOCK_L (steps per tile along L) and BLOCK_D (channels per program), given to ``ops.selective_scan_tuned``
+(the op on the triton backend with its launch configuration) as its keyword-only ``block_l`` and ``block_d``. Points
+whose (BLOCK_D, next_pow2(N), BLOCK_L) tile exceeds ``--max-tile`` fp32 elements are left out (the kernels hold
+several such tiles in registers). ``num_warps`` is not a knob of the op, so it is not swept; the JSON says so.
+BLOCK_L is ``block_l`` in each row of the JSON and in ``parameters`` (results written before the rename say
+``chunk`` and ``chunks``); ``benchmarks/gpu_check.py`` reads them.
 
 Each point: the forward with grad-requiring inputs (the training forward, chunk states saved), then the backward,
 ``torch.autograd.grad`` of one such forward for a fixed output gradient. The default is the same without knobs.
@@ -40,10 +42,11 @@ NUM_WARPS_NOTE = "not swept: ops.selective_scan_tuned takes no num_warps knob"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shapes", default=DEFAULT_SHAPES,
                         help="comma-separated BATCHxD_INNERxNxL[:bf16|:fp16] (default: %(default)s)")
-    parser.add_argument("--chunks", default="32,64,128", help="CHUNK values, powers of two (default: %(default)s)")
+    parser.add_argument("--block-l", dest="block_l", default="32,64,128",
+                        help="BLOCK_L values (steps per tile along L), powers of two (default: %(default)s)")
     parser.add_argument("--block-d", default="1,2,4,8,16", help="BLOCK_D values, powers of two (default: %(default)s)")
     parser.add_argument("--max-tile", type=int, default=8192,
-                        help="largest BLOCK_D * next_pow2(N) * CHUNK swept (default: %(default)s)")
+                        help="largest BLOCK_D * next_pow2(N) * BLOCK_L swept (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per point (default: %(default)s)")
     parser.add_argument("--compile-workers", type=int, default=0,
                         help="child processes that compile every point before timing (default: %(default)s: none)")
@@ -67,10 +70,11 @@ def _powers_of_two(text: str, option: str) -> list[int]:
     return values
 
 
-def grid(chunks: list[int], block_ds: list[int], n_state: int, max_tile: int) -> list[tuple[int, int]]:
-    """(CHUNK, BLOCK_D) points whose (BLOCK_D, next_pow2(N), CHUNK) tile has at most ``max_tile`` elements."""
+def grid(block_ls: list[int], block_ds: list[int], n_state: int, max_tile: int) -> list[tuple[int, int]]:
+    """(BLOCK_L, BLOCK_D) points whose (BLOCK_D, next_pow2(N), BLOCK_L) tile has at most ``max_tile`` elements."""
     block_n = 1 << max(n_state - 1, 0).bit_length()
-    return [(chunk, block_d) for chunk in chunks for block_d in block_ds if block_d * block_n * chunk <= max_tile]
+    return [(block_l, block_d) for block_l in block_ls for block_d in block_ds
+            if block_d * block_n * block_l <= max_tile]
 
 
 def _device(interpret: bool) -> torch.device:
@@ -92,17 +96,17 @@ class Problem:
         gen = torch.Generator().manual_seed(seed + 1)
         self.grad_out = torch.randn(inputs["u"].shape, generator=gen).to(device=device, dtype=inputs["u"].dtype)
 
-    def forward(self, chunk: int | None, block_d: int | None) -> torch.Tensor:
+    def forward(self, block_l: int | None, block_d: int | None) -> torch.Tensor:
         """The training forward through ``ops`` (None: the backend's own choice of the knob)."""
-        return ops.selective_scan_tuned(*self.leaves, delta_softplus=True, chunk_size=chunk, block_d=block_d)
+        return ops.selective_scan_tuned(*self.leaves, delta_softplus=True, block_l=block_l, block_d=block_d)
 
     def backward(self, out: torch.Tensor):
         return torch.autograd.grad(out, self.leaves, self.grad_out, retain_graph=True)
 
-    def time(self, chunk: int | None, block_d: int | None, repeats: int) -> tuple[float, float]:
+    def time(self, block_l: int | None, block_d: int | None, repeats: int) -> tuple[float, float]:
         """(forward s, backward s) at one point."""
-        fwd = median_seconds(lambda: self.forward(chunk, block_d), self.device, repeats)
-        out = self.forward(chunk, block_d)
+        fwd = median_seconds(lambda: self.forward(block_l, block_d), self.device, repeats)
+        out = self.forward(block_l, block_d)
         return fwd, median_seconds(lambda: self.backward(out), self.device, repeats)
 
 
@@ -110,15 +114,15 @@ def _worker(args, points: list[tuple[int, int]]) -> int:
     index, count = (int(v) for v in args.worker.split("/"))
     (shape, dtype_name), *_ = parse_shapes(args.shapes)
     problem = Problem(shape, dtype_name, _device(args.interpret), args.seed)
-    for chunk, block_d in points[index::count]:
-        problem.backward(problem.forward(chunk, block_d))
+    for block_l, block_d in points[index::count]:
+        problem.backward(problem.forward(block_l, block_d))
     return 0
 
 
 def _compile_in_workers(args, count: int, allowance: budget.TimeBudget) -> dict:
     """Run ``count`` worker processes over the points; what happened, for the JSON."""
-    base = [sys.executable, str(Path(__file__).resolve()), "--shapes", args.shapes, "--chunks", args.chunks, "--block-d",
-            args.block_d, "--max-tile", str(args.max_tile), "--seed", str(args.seed)]
+    base = [sys.executable, str(Path(__file__).resolve()), "--shapes", args.shapes, "--block-l", args.block_l,
+            "--block-d", args.block_d, "--max-tile", str(args.max_tile), "--seed", str(args.seed)]
     base += ["--interpret"] if args.interpret else []
     started = time.perf_counter()
     timeout = None if allowance.deadline is None else max(allowance.left(), 1.0)
@@ -138,8 +142,8 @@ def _compile_in_workers(args, count: int, allowance: budget.TimeBudget) -> dict:
     return {"count": count, "wall_s": round(time.perf_counter() - started, 2), "failed": failed}
 
 
-def _point_row(shape, dtype_name, direction, chunk, block_d, seconds=None, error=None, default_s=None) -> dict:
-    row = {"shape": list(shape), "dtype": dtype_name, "direction": direction, "chunk": chunk, "block_d": block_d}
+def _point_row(shape, dtype_name, direction, block_l, block_d, seconds=None, error=None, default_s=None) -> dict:
+    row = {"shape": list(shape), "dtype": dtype_name, "direction": direction, "block_l": block_l, "block_d": block_d}
     if error is not None:
         return row | {"error": error}
     return row | {"ms": round(seconds * 1e3, 4), "speedup_over_default": round(default_s / seconds, 3)}
@@ -153,17 +157,17 @@ def sweep_shape(shape, dtype_name: str, points, repeats: int, seed: int, device:
     default = {"shape": list(shape), "dtype": dtype_name, "fwd_ms": round(default_fwd * 1e3, 4),
                "bwd_ms": round(default_bwd * 1e3, 4)}
     rows, last_cost = [], 0.0
-    for chunk, block_d in points:
+    for block_l, block_d in points:
         if not allowance.allows(last_cost):
-            rows += [_point_row(shape, dtype_name, d, chunk, block_d, error=budget.NOT_RUN) for d in ("fwd", "bwd")]
+            rows += [_point_row(shape, dtype_name, d, block_l, block_d, error=budget.NOT_RUN) for d in ("fwd", "bwd")]
             continue
         started = time.perf_counter()
         try:
-            fwd, bwd = problem.time(chunk, block_d, repeats)
-            rows += [_point_row(shape, dtype_name, "fwd", chunk, block_d, fwd, default_s=default_fwd),
-                     _point_row(shape, dtype_name, "bwd", chunk, block_d, bwd, default_s=default_bwd)]
+            fwd, bwd = problem.time(block_l, block_d, repeats)
+            rows += [_point_row(shape, dtype_name, "fwd", block_l, block_d, fwd, default_s=default_fwd),
+                     _point_row(shape, dtype_name, "bwd", block_l, block_d, bwd, default_s=default_bwd)]
         except Exception as err:  # a point that does not compile or launch is a finding, not the end
-            rows += [_point_row(shape, dtype_name, d, chunk, block_d, error=failure(err)) for d in ("fwd", "bwd")]
+            rows += [_point_row(shape, dtype_name, d, block_l, block_d, error=failure(err)) for d in ("fwd", "bwd")]
         last_cost = time.perf_counter() - started
     return default, rows
 
@@ -180,15 +184,15 @@ def best_points(rows: list[dict]) -> list[dict]:
 
 def run(args) -> int:
     shapes = parse_shapes(args.shapes)
-    chunks = _powers_of_two(args.chunks, "--chunks")
+    block_ls = _powers_of_two(args.block_l, "--block-l")
     block_ds = _powers_of_two(args.block_d, "--block-d")
     if args.repeats < 1 or args.compile_workers < 0:
         raise ValueError("--repeats must be >= 1 and --compile-workers >= 0")
     if any(shape[2] != shapes[0][0][2] for shape, _ in shapes):
         raise ValueError("--shapes must share one N (the grid's tile size depends on it)")
-    points = grid(chunks, block_ds, shapes[0][0][2], args.max_tile)
+    points = grid(block_ls, block_ds, shapes[0][0][2], args.max_tile)
     if not points:
-        raise ValueError(f"no (CHUNK, BLOCK_D) point has a tile within --max-tile {args.max_tile}")
+        raise ValueError(f"no (BLOCK_L, BLOCK_D) point has a tile within --max-tile {args.max_tile}")
     if args.worker is not None:
         return _worker(args, points)
     device = _device(args.interpret)
@@ -205,13 +209,13 @@ def run(args) -> int:
         print(f"default {'×'.join(map(str, default['shape']))} {default['dtype']}: fwd {default['fwd_ms']:.3f} ms, "
               f"bwd {default['bwd_ms']:.3f} ms")
     for row in best:
-        print(f"best {row['direction']} {'×'.join(map(str, row['shape']))} {row['dtype']}: CHUNK {row['chunk']}, "
+        print(f"best {row['direction']} {'×'.join(map(str, row['shape']))} {row['dtype']}: BLOCK_L {row['block_l']}, "
               f"BLOCK_D {row['block_d']}: {row['ms']:.3f} ms ({row['speedup_over_default']:.2f}x the default)")
     for row in rows:
         if "error" in row and row["error"] != budget.NOT_RUN:
-            print(f"{row['direction']} CHUNK {row['chunk']} BLOCK_D {row['block_d']}: {row['error']}")
+            print(f"{row['direction']} BLOCK_L {row['block_l']} BLOCK_D {row['block_d']}: {row['error']}")
     report = {
-        "parameters": {"device": device.type, "chunks": chunks, "block_d": block_ds, "max_tile": args.max_tile,
+        "parameters": {"device": device.type, "block_l": block_ls, "block_d": block_ds, "max_tile": args.max_tile,
                        "repeats": args.repeats, "warmup_runs": 1, "statistic": "median", "seed": args.seed,
                        "num_warps": NUM_WARPS_NOTE, "interpreted": device.type == "cpu",
                        "time_budget_s": args.time_budget, "compile_workers": compiled},

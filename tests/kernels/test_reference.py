@@ -90,11 +90,11 @@ def test_softplus_is_identity_above_20(make_scan_inputs, scan_gradients):
                               scan_gradients(oracle_scan, inputs), FP32)
 
 
-@pytest.mark.parametrize("chunk_size", [5, 7])
-def test_chunked_ref_equals_one_pass(chunk_size, make_scan_inputs, scan_gradients):
+@pytest.mark.parametrize("checkpoint_every", [5, 7])
+def test_chunked_ref_equals_one_pass(checkpoint_every, make_scan_inputs, scan_gradients):
     inputs = make_scan_inputs(length=23, groups=2)
     one_pass = scan_gradients(selective_scan_ref, inputs)
-    chunked = scan_gradients(selective_scan_chunked_ref, inputs, chunk_size=chunk_size)
+    chunked = scan_gradients(selective_scan_chunked_ref, inputs, checkpoint_every=checkpoint_every)
     assert_scan_results_close(chunked, one_pass, EXACT)
 
 

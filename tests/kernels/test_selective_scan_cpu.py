@@ -1,6 +1,6 @@
 """The numba CPU scan against ``selective_scan_ref``: forward, every gradient, chunk boundaries, state passing.
 
-Small shapes: chunk_size 16 over L = 45 gives two full chunks and a partial one; d_inner 20 or 40 gives channel
+Small shapes: checkpoint_every 16 over L = 45 gives two full chunks and a partial one; d_inner 20 or 40 gives channel
 blocks of 16 lanes and a partial block, so the cross-block dB/dC sums and the padding lanes are exercised.
 """
 import os
@@ -56,22 +56,22 @@ CASES = {
 def test_cpu_scan_matches_reference(case, make_scan_inputs, scan_gradients):
     inputs = make_scan_inputs(**case["make"])
     expected = scan_gradients(selective_scan_ref, inputs, case["softplus"], case["last"])
-    actual = scan_gradients(selective_scan_tuned, inputs, case["softplus"], case["last"], chunk_size=16)
+    actual = scan_gradients(selective_scan_tuned, inputs, case["softplus"], case["last"], checkpoint_every=16)
     assert_matches_reference(actual, expected, torch.float32, has_z=inputs["z"] is not None)
 
 
-@pytest.mark.parametrize("chunk_size", [1, 45, None], ids=["chunk-1", "chunk-L", "default-chunk"])
-def test_cpu_scan_any_chunk_size(chunk_size, make_scan_inputs, scan_gradients):
+@pytest.mark.parametrize("checkpoint_every", [1, 45, None], ids=["every-step", "once-per-L", "default"])
+def test_cpu_scan_any_checkpoint_every(checkpoint_every, make_scan_inputs, scan_gradients):
     inputs = make_scan_inputs(groups=2)
     expected = scan_gradients(selective_scan_ref, inputs)
-    actual = scan_gradients(selective_scan_tuned, inputs, chunk_size=chunk_size)
+    actual = scan_gradients(selective_scan_tuned, inputs, checkpoint_every=checkpoint_every)
     assert_matches_reference(actual, expected, torch.float32, has_z=True)
 
 
 def test_cpu_scan_bf16_inputs(make_scan_inputs, scan_gradients):
     inputs = make_scan_inputs(groups=2, dtype=torch.bfloat16)
     expected = scan_gradients(selective_scan_ref, inputs)
-    actual = scan_gradients(selective_scan_tuned, inputs, chunk_size=16)
+    actual = scan_gradients(selective_scan_tuned, inputs, checkpoint_every=16)
     assert_matches_reference(actual, expected, torch.bfloat16, has_z=True)
 
 
@@ -82,7 +82,7 @@ def test_cpu_scan_saturated_softplus_and_long_decay(make_scan_inputs, scan_gradi
         inputs["delta"][:, :, 10:20] += 40.0
         inputs["A"][:3] *= 100.0
     expected = scan_gradients(selective_scan_ref, inputs)
-    actual = scan_gradients(selective_scan_tuned, inputs, chunk_size=16)
+    actual = scan_gradients(selective_scan_tuned, inputs, checkpoint_every=16)
     assert_matches_reference(actual, expected, torch.float32, has_z=True)
 
 
@@ -97,11 +97,11 @@ def test_three_pieces_with_state_passing_equal_one_pass(make_scan_inputs, scan_g
 def test_cpu_scan_is_deterministic(make_scan_inputs, scan_gradients):
     """Bit-identical results run after run, and with one thread as with all of them."""
     inputs = make_scan_inputs(batch=3, groups=2, d_inner=72)
-    runs = [scan_gradients(selective_scan_tuned, inputs, chunk_size=16) for _ in range(2)]
+    runs = [scan_gradients(selective_scan_tuned, inputs, checkpoint_every=16) for _ in range(2)]
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        runs.append(scan_gradients(selective_scan_tuned, inputs, chunk_size=16))
+        runs.append(scan_gradients(selective_scan_tuned, inputs, checkpoint_every=16))
     finally:
         numba.set_num_threads(threads)
     first = runs[0]
@@ -115,7 +115,7 @@ def test_only_last_state_used(make_scan_inputs):
     """A loss on last_state alone still reaches every input that shapes the state."""
     inputs = make_scan_inputs(z=False)
     grads = {}
-    for fn, kwargs in ((selective_scan_ref, {}), (selective_scan_tuned, dict(chunk_size=16))):
+    for fn, kwargs in ((selective_scan_ref, {}), (selective_scan_tuned, dict(checkpoint_every=16))):
         _, last = fn(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], inputs["D"],
                      delta_bias=inputs["delta_bias"], delta_softplus=True, return_last_state=True,
                      initial_state=inputs["initial_state"], **kwargs)
@@ -143,9 +143,9 @@ def test_op_api_names_the_bad_argument(change, message, make_scan_inputs, run_sc
         run_scan(ops.selective_scan_fn, inputs, backend="cpu")
 
 
-def test_chunk_size_must_be_positive(make_scan_inputs, run_scan):
-    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
-        run_scan(selective_scan_tuned, make_scan_inputs(), chunk_size=0)
+def test_checkpoint_every_must_be_positive(make_scan_inputs, run_scan):
+    with pytest.raises(ValueError, match="checkpoint_every must be >= 1"):
+        run_scan(selective_scan_tuned, make_scan_inputs(), checkpoint_every=0)
 
 
 def test_kernels_import_without_a_writable_numba_cache():
@@ -176,8 +176,8 @@ def test_torch_compile_fullgraph(make_scan_inputs, scan_gradients):
     """torch.compile traces through the op without a graph break, forward and backward."""
     inputs = make_scan_inputs(length=30, groups=2)
     compiled = torch.compile(selective_scan_tuned, fullgraph=True, backend="aot_eager")
-    expected = scan_gradients(selective_scan_tuned, inputs, chunk_size=16)
-    actual = scan_gradients(compiled, inputs, chunk_size=16)
+    expected = scan_gradients(selective_scan_tuned, inputs, checkpoint_every=16)
+    actual = scan_gradients(compiled, inputs, checkpoint_every=16)
     assert_matches_reference(actual, expected, torch.float32, has_z=True)
 
 

@@ -26,18 +26,18 @@ def scan_tune():
 
 def test_one_point_sweep_writes_best_and_default(tmp_path):
     out = tmp_path / "tune.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--shapes", "1x4x2x16", "--chunks", "16", "--block-d", "4",
+    done = subprocess.run([sys.executable, str(SCRIPT), "--shapes", "1x4x2x16", "--block-l", "16", "--block-d", "4",
                            "--repeats", "1", "--compile-workers", "1", "--interpret", "--out", str(out)],
                           capture_output=True, text=True, env=os.environ | {"TRITON_INTERPRET": "1"}, timeout=600)
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["benchmark"] == "scan_tune" and report["machine"]["loadavg_after"] is not None
     assert report["parameters"]["compile_workers"]["failed"] == []
-    assert [(r["direction"], r["chunk"], r["block_d"]) for r in report["results"]] == [("fwd", 16, 4), ("bwd", 16, 4)]
+    assert [(r["direction"], r["block_l"], r["block_d"]) for r in report["results"]] == [("fwd", 16, 4), ("bwd", 16, 4)]
     assert all(r["ms"] > 0 and r["speedup_over_default"] > 0 for r in report["results"])
     assert report["best"] == report["results"]
     assert report["defaults"][0]["fwd_ms"] > 0 and report["defaults"][0]["bwd_ms"] > 0
-    assert "best bwd 1×4×2×16 fp32: CHUNK 16, BLOCK_D 4" in done.stdout
+    assert "best bwd 1×4×2×16 fp32: BLOCK_L 16, BLOCK_D 4" in done.stdout
 
 
 def test_the_launch_knobs_reach_the_kernel_through_ops(device):
@@ -47,10 +47,10 @@ def test_the_launch_knobs_reach_the_kernel_through_ops(device):
     A = -torch.rand(4, 2, generator=gen).to(device)
     B, C = (torch.randn(1, 2, 40, generator=gen).to(device) for _ in range(2))
     default = ops.selective_scan_fn(u, delta, A, B, C, z=z, delta_softplus=True, backend="triton")
-    tuned = ops.selective_scan_tuned(u, delta, A, B, C, z=z, delta_softplus=True, chunk_size=16, block_d=2)
+    tuned = ops.selective_scan_tuned(u, delta, A, B, C, z=z, delta_softplus=True, block_l=16, block_d=2)
     torch.testing.assert_close(tuned, default)
     with pytest.raises(ValueError, match=r"^A\b.*\(d_inner, N\)"):  # the op's argument checks come first
-        ops.selective_scan_tuned(u, delta, A[:2], B, C, chunk_size=16)
+        ops.selective_scan_tuned(u, delta, A[:2], B, C, block_l=16)
 
 
 def test_the_grid_keeps_tiles_within_the_register_budget(scan_tune):
@@ -59,9 +59,9 @@ def test_the_grid_keeps_tiles_within_the_register_budget(scan_tune):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--chunks", "48"], "--chunks must be comma-separated powers of two"),
+    (["--block-l", "48"], "--block-l must be comma-separated powers of two"),
     (["--block-d", "0"], "--block-d must be comma-separated powers of two"),
-    (["--max-tile", "1"], "no (CHUNK, BLOCK_D) point"),
+    (["--max-tile", "1"], "no (BLOCK_L, BLOCK_D) point"),
     (["--shapes", "1x4x2x16,1x4x4x16"], "must share one N"),
 ])
 def test_bad_arguments_are_refused(scan_tune, capsys, argv, message):

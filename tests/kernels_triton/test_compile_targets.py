@@ -79,7 +79,7 @@ def test_the_matrix_reaches_every_heuristic_choice(compiled):
                 values.setdefault(key, set()).add(value)
     for kernel in ("_scan_fwd_kernel", "_scan_bwd_kernel"):
         assert {1, 4, 16, 64, 256} <= seen[kernel]["BLOCK_N"]
-        assert {16, 64} <= seen[kernel]["CHUNK"] and {1, 4, 64} <= seen[kernel]["BLOCK_D"]
+        assert {16, 64} <= seen[kernel]["BLOCK_L"] and {1, 4, 64} <= seen[kernel]["BLOCK_D"]
         for flag in ("HAS_D", "HAS_Z", "HAS_BIAS", "SOFTPLUS"):
             assert seen[kernel][flag] == {True, False}, (kernel, flag)
     assert seen["_scan_fwd_kernel"]["num_warps"] == {1, 2, 4, 8} and seen["_scan_bwd_kernel"]["num_warps"] == {4, 8}

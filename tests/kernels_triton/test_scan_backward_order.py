@@ -2,7 +2,7 @@
 input order (``selective_scan.common.SCAN_INPUTS``), and match the reference's, across chunk boundaries.
 
 The CPU ops run on CPU tensors; the Triton ops on the test device (the GPU, or the CPU under the interpreter).
-L = 40 with chunk 16 gives two full chunks and a partial one.
+L = 40 with BLOCK_L 16 gives two full chunks and a partial one.
 """
 import pytest
 import torch
@@ -12,7 +12,7 @@ from mamba_bio_audio.kernels.selective_scan import triton as scan_triton
 from mamba_bio_audio.kernels.selective_scan.common import SCAN_INPUTS
 from mamba_bio_audio.kernels.selective_scan.reference import selective_scan_ref
 
-CHUNK, BLOCK_D = 16, 2
+BLOCK_L, BLOCK_D = 16, 2
 
 
 def make_inputs(present, batch=2, d_inner=4, n_state=4, length=40, groups=2, seed=0):
@@ -57,9 +57,9 @@ def test_both_backward_ops_return_reference_gradients_in_input_order(present, de
     on_device = {name: None if t is None else t.to(device) for name, t in inputs.items()}
     results = {
         "cpu": backward(scan_cpu.selective_scan_cpu_fwd, scan_cpu.selective_scan_cpu_bwd, inputs, dout, dlast,
-                        (CHUNK,), (CHUNK,)),
+                        (BLOCK_L,), (BLOCK_L,)),
         "triton": backward(scan_triton.selective_scan_fwd, scan_triton.selective_scan_bwd, on_device,
-                           dout.to(device), dlast.to(device), (CHUNK, BLOCK_D, True, True), (CHUNK, BLOCK_D, True)),
+                           dout.to(device), dlast.to(device), (BLOCK_L, BLOCK_D, True, True), (BLOCK_L, BLOCK_D, True)),
     }
     for backend, grads in results.items():
         assert len(grads) == len(SCAN_INPUTS), backend

@@ -69,7 +69,7 @@ def _mini_block(hidden, residual, conv_weight, A, B, C, D, norm_weight):
     normed, residual = rms_norm_triton(hidden, norm_weight, None, residual, prenorm=True, residual_in_fp32=True)
     x = causal_conv1d_triton(normed.transpose(1, 2), conv_weight, activation="silu")
     y, last = selective_scan_tuned(x, x.sigmoid(), A, B, C, D, delta_softplus=True, return_last_state=True,
-                                   chunk_size=16)
+                                   block_l=16)
     return y.transpose(1, 2) + residual, last
 
 

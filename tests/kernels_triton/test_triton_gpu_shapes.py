@@ -68,7 +68,7 @@ def test_scan_fig8_shape_bf16(assert_close):
     inputs = scan_inputs(1, 1024, 16, 2 ** 16, None, torch.bfloat16)
 
     def chunked_ref(*args, **kwargs):
-        return selective_scan_chunked_ref(*args, **kwargs, chunk_size=2048)
+        return selective_scan_chunked_ref(*args, **kwargs, checkpoint_every=2048)
 
     check_scan(inputs, torch.bfloat16, assert_close, ref_fn=chunked_ref)
 

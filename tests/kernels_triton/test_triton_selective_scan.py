@@ -1,7 +1,7 @@
 """Parity of the fused Triton selective scan with ``selective_scan_ref``, forward and every gradient.
 
-Small shapes (the interpreter runs every tile element in Python): L crosses chunk boundaries and is not a multiple
-of the chunk; ``block_d`` below d_inner exercises the dB/dC reduction across channel blocks.
+Small shapes (the interpreter runs every tile element in Python): L crosses tile boundaries and is not a multiple
+of block_l; ``block_d`` below d_inner exercises the dB/dC reduction across channel blocks.
 """
 import pytest
 import torch
@@ -58,15 +58,15 @@ def gradients(fn, inputs, delta_softplus, seed=1, **kwargs):
 
 
 CASES = {
-    # every feature, two groups with two channel blocks each (atomic dB/dC), chunk 32 over L = 75
-    "full": dict(make=dict(groups=2), softplus=True, kwargs=dict(chunk_size=32, block_d=2)),
+    # every feature, two groups with two channel blocks each (atomic dB/dC), block_l 32 over L = 75
+    "full": dict(make=dict(groups=2), softplus=True, kwargs=dict(block_l=32, block_d=2)),
     # ungrouped (batch, N, L) B/C, no optional inputs, no softplus
     "bare": dict(make=dict(z=False, D=False, bias=False, initial_state=False, length=70), softplus=False,
-                 kwargs=dict(chunk_size=32)),
-    # N and d_inner not powers of two, a partial channel block, L shorter than two chunks
+                 kwargs=dict(block_l=32)),
+    # N and d_inner not powers of two, a partial channel block, L shorter than two tiles of block_l
     "ragged": dict(make=dict(d_inner=6, n_state=3, D=False, bias=False, length=45), softplus=True,
-                   kwargs=dict(chunk_size=16, block_d=4)),
-    # the launch configuration the op API picks (chunk 64 here), grouped, no initial state
+                   kwargs=dict(block_l=16, block_d=4)),
+    # the launch configuration the op API picks (block_l 64 here), grouped, no initial state
     "default-config": dict(make=dict(groups=2, z=False, initial_state=False, length=100), softplus=True,
                            kwargs=dict()),
 }
@@ -90,7 +90,7 @@ def test_forward_and_backward_match_reference(case, device, assert_close):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_inputs_fp32_state(dtype, device, assert_close):
     inputs = make_inputs(device, groups=2, length=70, dtype=dtype)
-    out, last, grads = gradients(selective_scan_tuned, inputs, True, chunk_size=32)
+    out, last, grads = gradients(selective_scan_tuned, inputs, True, block_l=32)
     ref_out, ref_last, ref_grads = gradients(selective_scan_ref, inputs, True)
     assert out.dtype == dtype and last.dtype == torch.float32
     assert_close(out, ref_out, dtype, name="out")
@@ -110,7 +110,7 @@ def test_strided_inputs(device, assert_close):
     inputs = dict(rest, u=xz[:, :d_inner], z=xz[:, d_inner:], delta=delta_t.transpose(1, 2))
     present = [xz, delta_t, rest["A"], rest["B"], rest["C"]]
     results = []
-    for fn, kwargs in ((selective_scan_tuned, dict(chunk_size=16)), (selective_scan_ref, {})):
+    for fn, kwargs in ((selective_scan_tuned, dict(block_l=16)), (selective_scan_ref, {})):
         out, last = run_scan(fn, inputs, True, **kwargs)
         results.append((out, torch.autograd.grad((out * out).sum() + last.sum(), present)))
     (out, grads), (ref_out, ref_grads) = results
@@ -144,11 +144,11 @@ def test_three_segments_with_state_passing_equal_one_pass(device, assert_close):
 def test_deterministic_mode_is_bitwise_reproducible(device, assert_close):
     """Four channel blocks share one group: deterministic mode sums per-block dB/dC partials in a fixed order."""
     inputs = make_inputs(device, d_inner=8, length=40, seed=6)
-    runs = [gradients(selective_scan_tuned, inputs, True, chunk_size=16, block_d=2, deterministic=True)[2]
+    runs = [gradients(selective_scan_tuned, inputs, True, block_l=16, block_d=2, deterministic=True)[2]
             for _ in range(2)]
     for name in runs[0]:
         assert torch.equal(runs[0][name], runs[1][name]), name
-    atomic = gradients(selective_scan_tuned, inputs, True, chunk_size=16, block_d=2, deterministic=False)[2]
+    atomic = gradients(selective_scan_tuned, inputs, True, block_l=16, block_d=2, deterministic=False)[2]
     for name in ("B", "C"):
         assert_close(atomic[name], runs[0][name], name=f"d{name}")
 
@@ -163,7 +163,7 @@ def test_deterministic_default_follows_environment(monkeypatch):
 def test_no_grad_forward_saves_no_states(device, assert_close):
     inputs = make_inputs(device, length=20, seed=7)
     with torch.no_grad():
-        out, last = run_scan(selective_scan_tuned, inputs, True, chunk_size=16)
+        out, last = run_scan(selective_scan_tuned, inputs, True, block_l=16)
         ref_out, ref_last = run_scan(selective_scan_ref, inputs, True)
     assert not out.requires_grad
     assert_close(out, ref_out, name="out")
@@ -172,9 +172,11 @@ def test_no_grad_forward_saves_no_states(device, assert_close):
 
 def test_launch_configuration():
     assert scan_config(1024, 1, 16, 65536) == (4, 64)
-    assert scan_config(24, 4, 16, 100, chunk_size=32)[0] == 2  # 6 channels per group
+    # the longest L tile is the library's SCAN_TILE_STEPS, the unit of a training chunk; 64 is the known answer
+    assert ops.SCAN_TILE_STEPS == 64 == max(scan_config(64, 1, n, 1 << 20)[1] for n in (1, 4, 16, 64))
+    assert scan_config(24, 4, 16, 100, block_l=32)[0] == 2  # 6 channels per group
     with pytest.raises(ValueError, match="power of two"):
-        scan_config(8, 1, 4, 64, chunk_size=48)
+        scan_config(8, 1, 4, 64, block_l=48)
     with pytest.raises(ValueError, match="block_d"):
         scan_config(12, 2, 4, 64, block_d=4)
 

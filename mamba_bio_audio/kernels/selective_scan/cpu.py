@@ -3,9 +3,9 @@
 :func:`selective_scan_cpu` has the signature and semantics of ``reference.selective_scan_ref``; u, delta, z
 (batch, d_inner, L) any float dtype; A (d_inner, N) fp32; B, C (batch, N, L) or (batch, G, N, L); D, delta_bias
 (d_inner,) fp32; initial_state (batch, d_inner, N) fp32. :func:`selective_scan_tuned` adds the backend's knob,
-``chunk_size``. The forward keeps only the states at chunk boundaries, (batch, d_inner, ceil(L / chunk_size), N)
-fp32; the backward recomputes the states inside each chunk from them. Every gradient comes out of the kernels,
-bitwise reproducible whatever the thread count (:func:`set_num_threads`).
+``checkpoint_every``. The forward keeps only the state entering every ``checkpoint_every`` steps, (batch,
+d_inner, ceil(L / checkpoint_every), N) fp32; the backward recomputes the states between two checkpoints from them.
+Every gradient comes out of the kernels, bitwise reproducible whatever the thread count (:func:`set_num_threads`).
 
 Threading. numba picks its threading layer when it first starts its threads, for the whole process. Importing
 this module changes nothing; the first launch, :func:`num_threads` or :func:`set_num_threads` (hence
@@ -35,12 +35,13 @@ from mamba_bio_audio.kernels.selective_scan import cpu_numba as nb
 from mamba_bio_audio.kernels.selective_scan.common import (as_gradients, fake_forward, fake_gradients,
                                                            register_scan_autograd)
 
-__all__ = ["selective_scan_cpu", "selective_scan_tuned", "DEFAULT_CHUNK_SIZE", "choose_threading_layer",
+__all__ = ["selective_scan_cpu", "selective_scan_tuned", "DEFAULT_CHECKPOINT_EVERY", "choose_threading_layer",
            "max_threads", "num_threads", "set_num_threads"]
 
-# single-thread fwd+bwd kernel time at (1, 512, 16, 16384): 330 ms with chunk 64, 302 with 128, 295 with 256, 280
-# with 512; the backward's scratch grows as 2 * chunk_size * N * 16 floats per work queue (1 MB each at 512)
-DEFAULT_CHUNK_SIZE = 256
+# single-thread fwd+bwd kernel time at (1, 512, 16, 16384): 330 ms with checkpoint_every 64, 302 with 128, 295
+# with 256, 280 with 512; the backward's scratch grows as 2 * checkpoint_every * N * 16 floats per work queue
+# (1 MB each at 512)
+DEFAULT_CHECKPOINT_EVERY = 256
 SLOTS_PER_THREAD = 4  # work-item queues per numba thread: load balance against scratch memory
 
 _F32 = torch.float32
@@ -106,34 +107,34 @@ def _max_slots() -> int:
 @torch.library.custom_op("mamba_bio_audio::selective_scan_cpu_fwd", mutates_args=())
 def selective_scan_cpu_fwd(
     u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor], z: Optional[Tensor],
-    delta_bias: Optional[Tensor], initial_state: Optional[Tensor], delta_softplus: bool, chunk_size: int,
+    delta_bias: Optional[Tensor], initial_state: Optional[Tensor], delta_softplus: bool, checkpoint_every: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """-> out (batch, d_inner, L) in u.dtype, last_state (batch, d_inner, N) fp32, chunk-boundary states
-    (batch, d_inner, n_chunks, N) fp32."""
+    """-> out (batch, d_inner, L) in u.dtype, last_state (batch, d_inner, N) fp32, checkpointed states
+    (batch, d_inner, ceil(L / checkpoint_every), N) fp32."""
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
     out = _empty(batch, d_inner, length)
-    ckpt = _empty(batch, d_inner, math.ceil(length / chunk_size), n_state)
+    ckpt = _empty(batch, d_inner, math.ceil(length / checkpoint_every), n_state)
     last = _empty(batch, d_inner, n_state)
     with _launching():
         nb.scan_fwd(
             *_kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus),
-            _f32_or_zeros(initial_state, batch, d_inner, n_state).numpy(), chunk_size, _max_slots(),
+            _f32_or_zeros(initial_state, batch, d_inner, n_state).numpy(), checkpoint_every, _max_slots(),
             out.numpy(), ckpt.numpy(), last.numpy(),
         )
     return out.to(u.dtype), last, ckpt
 
 
 @selective_scan_cpu_fwd.register_fake
-def _(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, chunk_size):
-    return fake_forward(u, A, math.ceil(u.shape[-1] / chunk_size))
+def _(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, checkpoint_every):
+    return fake_forward(u, A, math.ceil(u.shape[-1] / checkpoint_every))
 
 
 @torch.library.custom_op("mamba_bio_audio::selective_scan_cpu_bwd", mutates_args=())
 def selective_scan_cpu_bwd(
     u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor], z: Optional[Tensor],
     delta_bias: Optional[Tensor], ckpt: Tensor, dout: Tensor, dlast: Optional[Tensor], delta_softplus: bool,
-    chunk_size: int,
+    checkpoint_every: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """-> du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dinitial_state, as ``common.py`` describes."""
     batch, d_inner, length = u.shape
@@ -151,7 +152,7 @@ def selective_scan_cpu_bwd(
     with _launching():
         nb.scan_bwd(
             *_kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus), ckpt.numpy(), _f32(dout).numpy(),
-            _f32_or_zeros(dlast, batch, d_inner, n_state).numpy(), chunk_size, _max_slots(),
+            _f32_or_zeros(dlast, batch, d_inner, n_state).numpy(), checkpoint_every, _max_slots(),
             du.numpy(), ddelta.numpy(), dz.numpy(), dA.numpy(), dD.numpy(), dbias.numpy(), dB.numpy(), dC.numpy(),
             dh0.numpy(),
         )
@@ -159,7 +160,7 @@ def selective_scan_cpu_bwd(
 
 
 @selective_scan_cpu_bwd.register_fake
-def _(u, delta, A, B, C, D, z, delta_bias, ckpt, dout, dlast, delta_softplus, chunk_size):
+def _(u, delta, A, B, C, D, z, delta_bias, ckpt, dout, dlast, delta_softplus, checkpoint_every):
     return fake_gradients(u, delta, A, B, C, D, z, delta_bias)
 
 
@@ -171,21 +172,23 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     """Selective scan on CPU tensors (numba), differentiable in every tensor input and through last_state.
 
     Returns out (batch, d_inner, L) in u.dtype, and last_state (batch, d_inner, N) fp32 when asked. All
-    arithmetic is fp32; gradients come back in each input's dtype. :data:`DEFAULT_CHUNK_SIZE` steps per chunk.
+    arithmetic is fp32; gradients come back in each input's dtype. A checkpoint every
+    :data:`DEFAULT_CHECKPOINT_EVERY` steps.
     """
     return selective_scan_tuned(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
                                 initial_state=initial_state)
 
 
 def selective_scan_tuned(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                         return_last_state=False, *, initial_state=None, chunk_size=None):
-    """:func:`selective_scan_cpu` with ``chunk_size``, the backward's checkpoint interval in steps (>= 1; None:
-    :data:`DEFAULT_CHUNK_SIZE`)."""
-    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
+                         return_last_state=False, *, initial_state=None, checkpoint_every=None):
+    """:func:`selective_scan_cpu` with ``checkpoint_every``, the steps between two states the forward saves
+    for the backward to recompute from (>= 1; None:
+    :data:`DEFAULT_CHECKPOINT_EVERY`)."""
+    checkpoint_every = DEFAULT_CHECKPOINT_EVERY if checkpoint_every is None else int(checkpoint_every)
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1; got {checkpoint_every}")
     out, last, _ = selective_scan_cpu_fwd(u, delta, A, B, C, D, z, delta_bias, initial_state, bool(delta_softplus),
-                                          chunk_size)
+                                          checkpoint_every)
     return (out, last) if return_last_state else out
 
 

@@ -1,13 +1,13 @@
 """Numba kernels of the CPU selective scan (``cpu.py`` makes them custom ops): forward with chunk-boundary
 checkpoints, backward by recomputation.
 
-Work is split into items of ``LANES`` consecutive channels of one sequence (and one B/C group). Inside an item
-the innermost loops run over those channels, so every per-state operation (``exp`` included) is one SIMD
-instruction across channels and the forward needs no horizontal sum. Time is walked in chunks of ``chunk``
-steps; per chunk, u/delta/dout are transposed into small time-major tiles (lanes innermost), and B/C are read
-from time-major copies made once per call. The gradients of B and C, shared by all channel blocks, are written
-per work item and summed afterwards in block order; those of A, D and delta_bias are summed over the batch in
-order: the results do not depend on the thread count.
+Work is split into items of ``LANES`` consecutive channels of one sequence (and one B/C group). Inside an item the
+innermost loops run over those channels, so every per-state operation (``exp`` included) is one SIMD instruction
+across channels and the forward needs no horizontal sum. Time is walked in chunks of ``checkpoint_every`` steps; per
+chunk, u/delta/dout are transposed into small time-major tiles (lanes innermost), and B/C are read from time-major
+copies made once per call. The gradients of B and C, shared by all channel blocks, are written per work item and
+summed afterwards in block order; those of A, D and delta_bias are summed over the batch in order: the results do not
+depend on the thread count.
 
 ``prange`` runs over *slots*, each taking every ``n_slots``-th item. A slot's scratch buffers are rows of arrays
 allocated before the ``prange``, so numba passes them to the parallel body as distinct arguments that LLVM may
@@ -231,7 +231,8 @@ def _sum_batch(dA_part, dD_part, dbias_part, dA, dD, dbias):
 
 
 @_jit(parallel=True)
-def scan_fwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, h0, chunk, max_slots, out, ckpt, last):
+def scan_fwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, h0, checkpoint_every, max_slots, out, ckpt,
+             last):
     """Forward scan.
 
     u, delta, out: (batch, d_inner, L); z: (batch, d_inner, L) when ``has_z``, else any empty array;
@@ -249,12 +250,12 @@ def scan_fwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, h0, chu
     a2 = np.zeros((n_slots, n_state, LANES), np.float32)  # A * log2(e), lanes = channels
     h = np.zeros((n_slots, n_state, LANES), np.float32)
     bias = np.zeros((n_slots, LANES), np.float32)
-    x_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    u_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    dt_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    dtu_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    y_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    y_t = np.zeros((n_slots, LANES, chunk), np.float32)
+    x_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    u_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    dt_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    dtu_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    y_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    y_t = np.zeros((n_slots, LANES, checkpoint_every), np.float32)
     Bt = np.empty((batch, n_groups, length, n_state), np.float32)
     Ct = np.empty((batch, n_groups, length, n_state), np.float32)
     for r in prange(batch * n_groups):
@@ -272,8 +273,8 @@ def scan_fwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, h0, chu
                     a2[s, n, j] = A[d0 + j, n] * _LOG2E if j < w else 0.0
             _load_lanes(h0, b, d0, w, h, s)
             for c in range(n_chunks):
-                t0 = c * chunk
-                steps = min(chunk, length - t0)
+                t0 = c * checkpoint_every
+                steps = min(checkpoint_every, length - t0)
                 for j in range(w):
                     for n in range(n_state):
                         ckpt[b, d0 + j, c, n] = h[s, n, j]
@@ -308,8 +309,8 @@ def scan_fwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, h0, chu
 
 
 @_jit(parallel=True)
-def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, dout, dlast, chunk, max_slots,
-             du, ddelta, dz, dA, dD, dbias, dB, dC, dh0):
+def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, dout, dlast, checkpoint_every,
+             max_slots, du, ddelta, dz, dA, dD, dbias, dB, dC, dh0):
     """Backward scan: walks the chunks in reverse, recomputing each chunk's states from its checkpoint.
 
     Inputs as in :func:`scan_fwd`, plus dout: (batch, d_inner, L) and dlast: (batch, d_inner, N) (zeros when
@@ -329,26 +330,27 @@ def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, d
     a2 = np.zeros((n_slots, n_state, LANES), np.float32)
     adj = np.zeros((n_slots, n_state, LANES), np.float32)  # adjoint state, d loss / d h_t
     dA_acc = np.zeros((n_slots, n_state, LANES), np.float32)
-    hs = np.zeros((n_slots, chunk + 1, n_state, LANES), np.float32)  # hs[k + 1]: state after step k of the chunk
-    decay = np.zeros((n_slots, chunk, n_state, LANES), np.float32)
-    u_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    x_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    dt_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    dtu_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    y_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    dy_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    du_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    ddt_k = np.zeros((n_slots, chunk, LANES), np.float32)
-    y_t = np.zeros((n_slots, LANES, chunk), np.float32)
-    dy_t = np.zeros((n_slots, LANES, chunk), np.float32)
+    # hs[k + 1]: state after step k of the chunk
+    hs = np.zeros((n_slots, checkpoint_every + 1, n_state, LANES), np.float32)
+    decay = np.zeros((n_slots, checkpoint_every, n_state, LANES), np.float32)
+    u_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    x_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    dt_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    dtu_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    y_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    dy_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    du_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    ddt_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
+    y_t = np.zeros((n_slots, LANES, checkpoint_every), np.float32)
+    dy_t = np.zeros((n_slots, LANES, checkpoint_every), np.float32)
     d_blk = np.zeros((n_slots, LANES), np.float32)
     bias = np.zeros((n_slots, LANES), np.float32)
     dD_acc = np.zeros((n_slots, LANES), np.float32)
     dbias_acc = np.zeros((n_slots, LANES), np.float32)
     g_b = np.zeros((n_slots, LANES), np.float32)
     s_a = np.zeros((n_slots, LANES), np.float32)
-    dB_k = np.zeros((n_slots, chunk, n_state), np.float32)
-    dC_k = np.zeros((n_slots, chunk, n_state), np.float32)
+    dB_k = np.zeros((n_slots, checkpoint_every, n_state), np.float32)
+    dC_k = np.zeros((n_slots, checkpoint_every, n_state), np.float32)
     Bt = np.empty((batch, n_groups, length, n_state), np.float32)
     Ct = np.empty((batch, n_groups, length, n_state), np.float32)
     for r in prange(batch * n_groups):
@@ -376,8 +378,8 @@ def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, d
                     dA_acc[s, n, j] = 0.0
             _load_lanes(dlast, b, d0, w, adj, s)
             for c in range(n_chunks - 1, -1, -1):
-                t0 = c * chunk
-                steps = min(chunk, length - t0)
+                t0 = c * checkpoint_every
+                steps = min(checkpoint_every, length - t0)
                 for n in range(n_state):
                     for j in range(LANES):
                         hs[s, 0, n, j] = ckpt[b, d0 + j, c, n] if j < w else 0.0

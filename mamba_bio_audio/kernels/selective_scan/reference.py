@@ -88,7 +88,7 @@ def selective_scan_ref(
     """
     return selective_scan_chunked_ref(
         u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
-        initial_state=initial_state, return_last_state=return_last_state, chunk_size=None,
+        initial_state=initial_state, return_last_state=return_last_state, checkpoint_every=None,
     )
 
 
@@ -105,13 +105,13 @@ def selective_scan_chunked_ref(
     return_last_state=False,
     *,
     initial_state=None,
-    chunk_size=2048,
+    checkpoint_every=2048,
 ):
-    """Same maths as :func:`selective_scan_ref`, walking L in chunks of ``chunk_size`` with the state carried.
+    """Same maths as :func:`selective_scan_ref`, walking L in chunks of ``checkpoint_every`` steps, state carried.
 
-    Peak memory holds (batch, d_inner, chunk_size, N) instead of (batch, d_inner, L, N); under autograd each
+    Peak memory holds (batch, d_inner, checkpoint_every, N) instead of (batch, d_inner, L, N); under autograd each
     chunk is checkpointed (recomputed in backward from its boundary state), so long sequences fit too.
-    ``chunk_size=None`` is a single chunk.
+    ``checkpoint_every=None`` is a single chunk.
     """
     batch, d_inner, length = u.shape
     delta_f = _discretised_delta(delta, delta_bias, delta_softplus)
@@ -123,7 +123,7 @@ def selective_scan_chunked_ref(
         h = u_f.new_zeros(batch, d_inner, A.shape[-1])
     else:
         h = initial_state.float()
-    step = length if not chunk_size else int(chunk_size)
+    step = length if not checkpoint_every else int(checkpoint_every)
     use_checkpoint = step < length and torch.is_grad_enabled()
     ys = []
     for start in range(0, length, max(step, 1)):

@@ -9,10 +9,10 @@ Layout (channel-major, L last, as ``mamba_ssm``):
 * ``initial_state``, ``last_state``: (batch, d_inner, N) fp32.
 
 Both kernels run one program per (channel block, batch) with the (BLOCK_D, N) state of ``BLOCK_D`` channels on chip
-in fp32, and walk L in chunks of ``CHUNK`` steps. Inside a chunk the recurrence h_t = a_t h_{t-1} + b_t is a
+in fp32, and walk L in chunks of ``BLOCK_L`` steps. Inside a chunk the recurrence h_t = a_t h_{t-1} + b_t is a
 ``tl.associative_scan`` over the step axis; the state is carried from chunk to chunk. The forward's tiles are
-(SUB, BLOCK_D, BLOCK_N), the step axis first, over CHUNK // SUB sub-chunks (``forward_layout``): the scan then runs
-inside each thread. The backward's are (BLOCK_D, N, CHUNK).
+(SUB, BLOCK_D, BLOCK_N), the step axis first, over BLOCK_L // SUB sub-chunks (``forward_layout``): the scan then runs
+inside each thread. The backward's are (BLOCK_D, N, BLOCK_L).
 B and C tiles are loaded once per channel block (all BLOCK_D channels share a group). ``a_t = exp2(Δ_t · A log2 e)``:
 one exponential per (batch, channel, step, state) forward and one again in backward.
 
@@ -32,6 +32,7 @@ import triton.language as tl
 
 from mamba_bio_audio.kernels._triton_common import launch
 from mamba_bio_audio.kernels._triton_common import or_placeholder as _or
+from mamba_bio_audio.kernels.constants import SCAN_TILE_STEPS
 
 
 @triton.jit
@@ -65,13 +66,13 @@ def _scan_fwd_kernel(
     s_u_b, s_u_d, s_dt_b, s_dt_d, s_z_b, s_z_d,
     s_B_b, s_B_g, s_B_n, s_C_b, s_C_g, s_C_n,
     s_h0_b, s_h0_d, s_h0_n,
-    N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr, SUB: tl.constexpr,
+    N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, SUB: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_H0: tl.constexpr,
     SOFTPLUS: tl.constexpr, STORE_STATES: tl.constexpr,
 ):
     # Tiles are (SUB, BLOCK_D, BLOCK_N), the scan axis first: Triton's default layout puts lanes on the last axes
     # (N, then channels), so each thread holds its SUB steps and the scan over them runs in registers; only the
-    # sum over N crosses lanes. A chunk (the granularity of the saved states) is CHUNK // SUB such sub-chunks.
+    # sum over N crosses lanes. A chunk (the granularity of the saved states) is BLOCK_L // SUB such sub-chunks.
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -103,7 +104,7 @@ def _scan_fwd_kernel(
     state_row = states_ptr + ((pid_b * d_inner + offs_d[:, None]) * n_chunks) * N + offs_n[None, :]
     is_last = (offs_s == SUB - 1)[:, None, None]
 
-    subs = CHUNK // SUB  # sub-chunks per chunk
+    subs = BLOCK_L // SUB  # sub-chunks per chunk
     for k in range(n_chunks * subs):  # one loop over sub-chunks: the states are saved at chunk starts
         if STORE_STATES:
             if k % subs == 0:
@@ -146,7 +147,7 @@ def _scan_bwd_kernel(
     d_inner, L, n_chunks, channels_per_group, n_slots, slot_div,
     s_u_b, s_u_d, s_dt_b, s_dt_d, s_z_b, s_z_d,
     s_B_b, s_B_g, s_B_n, s_C_b, s_C_g, s_C_n,
-    N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr,
+    N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_DLAST: tl.constexpr,
     SOFTPLUS: tl.constexpr, ATOMIC_BC: tl.constexpr,
 ):
@@ -154,7 +155,7 @@ def _scan_bwd_kernel(
     pid_b = tl.program_id(1).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
-    offs_c = tl.arange(0, CHUNK)
+    offs_c = tl.arange(0, BLOCK_L)
     mask_d = offs_d < d_inner
     mask_n = offs_n < N
     mask_dn = mask_d[:, None] & mask_n[None, :]
@@ -188,7 +189,7 @@ def _scan_bwd_kernel(
 
     for i in range(n_chunks):
         c = n_chunks - 1 - i
-        t = c * CHUNK + offs_c
+        t = c * BLOCK_L + offs_c
         mask_t = t < L
         mask_dt = mask_d[:, None] & mask_t[None, :]
         mask_nt = mask_n[:, None] & mask_t[None, :]
@@ -226,7 +227,7 @@ def _scan_bwd_kernel(
 
         # adjoint: λ_t = C_t dy_t + a_{t+1} λ_{t+1}, seeded by the carry from the next chunk (or d last_state)
         x = dy[:, None, :] * Ct[None, :, :]
-        ones = tl.full([BLOCK_D, BLOCK_N, CHUNK], 1.0, tl.float32)
+        ones = tl.full([BLOCK_D, BLOCK_N, BLOCK_L], 1.0, tl.float32)
         _, q, s = tl.associative_scan((a, ones, x), 2, _adjoint_combine, reverse=True)
         lam = s + q * carry[:, :, None]
         carry = tl.sum(tl.where(is_first, a * lam, 0.0), axis=2)  # dL/dh before the chunk
@@ -262,33 +263,34 @@ def _scan_bwd_kernel(
     tl.store(dbias_ptr + bd_off, dbias_acc, mask=mask_d)
 
 
-TILE = 4096  # fp32 elements of one (BLOCK_D, BLOCK_N, CHUNK) tile at the default configuration
+TILE = 4096  # fp32 elements of one (BLOCK_D, BLOCK_N, BLOCK_L) tile at the default configuration
 
 
 def scan_config(d_inner: int, groups: int, n_state: int, length: int,
-                chunk_size: int | None = None, block_d: int | None = None) -> tuple[int, int]:
-    """(block_d, chunk) for a launch: tiles of about :data:`TILE` fp32 elements per (BLOCK_D, N, CHUNK).
+                block_l: int | None = None, block_d: int | None = None) -> tuple[int, int]:
+    """(block_d, block_l) for a launch: tiles of about :data:`TILE` fp32 elements per (BLOCK_D, N, BLOCK_L).
 
-    CHUNK = next_pow2(L) clamped to 16..64, and at most TILE / BLOCK_N (N 128: 32, N 256: 16) so that one channel's
-    tile stays within TILE. ``block_d`` is a power of two and, with groups, divides d_inner // groups so that one
-    program reads one group's B and C. Chosen from the static report (``bench kernels``), not measured on a GPU.
+    BLOCK_L (steps along L) = next_pow2(L) clamped to 16..SCAN_TILE_STEPS (64), and at most TILE / BLOCK_N (N 128:
+    32, N 256: 16) so that one channel's tile stays within TILE. ``block_d`` is a power of two and, with groups,
+    divides d_inner // groups so that one program reads one group's B and C. Chosen from the static report (``bench kernels``), not measured on a GPU.
     """
     block_n = triton.next_power_of_2(n_state)
-    chunk = chunk_size or min(64, max(16, triton.next_power_of_2(max(length, 1))), max(16, TILE // block_n))
-    if chunk & (chunk - 1):
-        raise ValueError(f"chunk_size must be a power of two; got {chunk}")
+    fit = max(16, triton.next_power_of_2(max(length, 1)))
+    block_l = block_l or min(SCAN_TILE_STEPS, fit, max(16, TILE // block_n))
+    if block_l & (block_l - 1):
+        raise ValueError(f"block_l must be a power of two; got {block_l}")
     if block_d is None:
-        block_d = max(1, TILE // (block_n * chunk))
+        block_d = max(1, TILE // (block_n * block_l))
         block_d = min(block_d, triton.next_power_of_2(d_inner))
         if groups > 1:
             per_group = d_inner // groups
             block_d = min(block_d, per_group & -per_group)  # largest power of two dividing per_group
     elif block_d & (block_d - 1) or (groups > 1 and (d_inner // groups) % block_d):
         raise ValueError(f"block_d must be a power of two dividing d_inner // groups; got {block_d}")
-    return block_d, chunk
+    return block_d, block_l
 
 
-def forward_layout(block_d: int, n_state: int, chunk: int) -> tuple[int, int]:
+def forward_layout(block_d: int, n_state: int, block_l: int) -> tuple[int, int]:
     """(SUB, num_warps) of the forward. Lanes go to the state axis first (min(32, BLOCK_N) of them), then to
     channels; warps cover the rest of the BLOCK_D channels (1 to 8), so no warp splits the scan axis; SUB steps per
     sub-chunk keep about 16 elements per thread per tile (N 16: BLOCK_D 4, 2 warps, SUB 16). Chosen from the
@@ -296,13 +298,13 @@ def forward_layout(block_d: int, n_state: int, chunk: int) -> tuple[int, int]:
     block_n = triton.next_power_of_2(n_state)
     lanes_d = 32 // min(32, block_n)
     num_warps = max(1, min(8, block_d // lanes_d))
-    return max(1, min(chunk, 16 * 32 * num_warps // (block_d * block_n))), num_warps  # powers of two
+    return max(1, min(block_l, 16 * 32 * num_warps // (block_d * block_n))), num_warps  # powers of two
 
 
-def backward_num_warps(block_d: int, n_state: int, chunk: int) -> int:
+def backward_num_warps(block_d: int, n_state: int, block_l: int) -> int:
     """Warps of a backward program: 8 for a full :data:`TILE` (its ~250 registers then fit without spilling; at 4
     warps it spilled 592 B on sm_90 and 972 B on sm_80), 4 below it."""
-    return 8 if block_d * triton.next_power_of_2(n_state) * chunk >= TILE else 4
+    return 8 if block_d * triton.next_power_of_2(n_state) * block_l >= TILE else 4
 
 
 def _launch_strides(u, delta, z, B, C):
@@ -312,7 +314,7 @@ def _launch_strides(u, delta, z, B, C):
 
 
 def scan_forward(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus: bool,
-                 chunk: int, block_d: int, save_states: bool):
+                 block_l: int, block_d: int, save_states: bool):
     """Launch the forward kernel. Tensors as in the module docstring (L-stride 1; B, C 4-D).
 
     Returns out (batch, d_inner, L) in u.dtype, last_state (batch, d_inner, N) fp32 and the chunk-entry states
@@ -321,7 +323,7 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softp
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
     groups = B.shape[1]
-    n_chunks = triton.cdiv(length, chunk)
+    n_chunks = triton.cdiv(length, block_l)
     out = torch.empty((batch, d_inner, length), dtype=u.dtype, device=u.device)
     last = torch.empty((batch, d_inner, n_state), dtype=torch.float32, device=u.device)
     states = (torch.empty((batch, d_inner, n_chunks, n_state), dtype=torch.float32, device=u.device)
@@ -330,14 +332,14 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softp
     if batch == 0 or d_inner == 0:
         return out, last, states
     h0 = initial_state
-    sub, num_warps = forward_layout(block_d, n_state, chunk)
+    sub, num_warps = forward_layout(block_d, n_state, block_l)
     launch(
         _scan_fwd_kernel, grid, u, delta, A, B, C, _or(D, A), _or(z, u), _or(delta_bias, A), _or(h0, last),
         out, last, states,
         d_inner, length, n_chunks, d_inner // groups,
         *_launch_strides(u, delta, z, B, C),
         *((h0.stride(0), h0.stride(1), h0.stride(2)) if h0 is not None else (0, 0, 0)),
-        N=n_state, BLOCK_N=triton.next_power_of_2(n_state), BLOCK_D=block_d, CHUNK=chunk, SUB=sub,
+        N=n_state, BLOCK_N=triton.next_power_of_2(n_state), BLOCK_D=block_d, BLOCK_L=block_l, SUB=sub,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, HAS_H0=h0 is not None,
         SOFTPLUS=delta_softplus, STORE_STATES=save_states,
         num_warps=num_warps,
@@ -346,7 +348,7 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softp
 
 
 def scan_backward(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delta_softplus: bool,
-                  chunk: int, block_d: int, deterministic: bool):
+                  block_l: int, block_d: int, deterministic: bool):
     """Launch the backward kernel from the saved chunk-entry ``states``; ``dout`` (batch, d_inner, L), ``dlast``
     (batch, d_inner, N) or None. Grid: (cdiv(d_inner, block_d), batch).
 
@@ -357,7 +359,7 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delt
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
     groups = B.shape[1]
-    n_chunks = triton.cdiv(length, chunk)
+    n_chunks = triton.cdiv(length, block_l)
     n_blocks = triton.cdiv(d_inner, block_d)
     blocks_per_group = n_blocks // groups
     dev = u.device
@@ -383,10 +385,10 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delt
             du, ddelta, dz, dA, dD, dbias, dB, dC, dh0,
             d_inner, length, n_chunks, d_inner // groups, n_slots, blocks_per_group if atomic else 1,
             *_launch_strides(u, delta, z, B, C),
-            N=n_state, BLOCK_N=triton.next_power_of_2(n_state), BLOCK_D=block_d, CHUNK=chunk,
+            N=n_state, BLOCK_N=triton.next_power_of_2(n_state), BLOCK_D=block_d, BLOCK_L=block_l,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, HAS_DLAST=dlast is not None,
             SOFTPLUS=delta_softplus, ATOMIC_BC=atomic,
-            num_warps=backward_num_warps(block_d, n_state, chunk),
+            num_warps=backward_num_warps(block_d, n_state, block_l),
         )
     if n_slots != groups:  # deterministic partials: fixed-order sum over the channel blocks of each group
         dB = dB.view(batch, groups, blocks_per_group, n_state, length).sum(2)

@@ -46,9 +46,9 @@ def element_work(name: str, launch) -> tuple[int, int, str]:
     """(elements per inner-loop iteration, iterations per program, element unit) of a launch of kernel ``name``."""
     a = named_args(launch)
     if name == "_scan_fwd_kernel":  # one iteration per sub-chunk of SUB steps
-        return a["BLOCK_D"] * a["SUB"] * a["N"], a["n_chunks"] * (a["CHUNK"] // a["SUB"]), "channel·step·state"
+        return a["BLOCK_D"] * a["SUB"] * a["N"], a["n_chunks"] * (a["BLOCK_L"] // a["SUB"]), "channel·step·state"
     if name == "_scan_bwd_kernel":
-        return a["BLOCK_D"] * a["CHUNK"] * a["N"], a["n_chunks"], "channel·step·state"
+        return a["BLOCK_D"] * a["BLOCK_L"] * a["N"], a["n_chunks"], "channel·step·state"
     if name in ("_conv_fwd_kernel", "_conv_bwd_kernel"):
         return a["BLOCK_D"] * a["BLOCK_L"], 1, "channel·step"
     if name == "_conv_update_kernel":
