@@ -28,10 +28,10 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PLACEHOLDER = re.compile(r"<[^<>]*>")
 
 
-def documented_commands() -> list[tuple[str, list[str]]]:
-    """(``file:line``, argv after ``mamba-bio-audio``) of every command in a fenced block."""
+def documented_commands(docs: list[Path] = DOCS) -> list[tuple[str, list[str]]]:
+    """(``file:line``, argv after ``mamba-bio-audio``) of every command in a fenced block of ``docs``."""
     found = []
-    for path in DOCS:
+    for path in docs:
         lines, fenced, start, pending = path.read_text().splitlines(), False, 0, ""
         for number, line in enumerate(lines, 1):
             if line.lstrip().startswith("```"):
@@ -51,7 +51,8 @@ def documented_commands() -> list[tuple[str, list[str]]]:
             pending = ""
             text = PLACEHOLDER.sub("PLACEHOLDER", text)
             argv = shlex.split(text, comments=True)
-            found.append((f"{path.relative_to(ROOT)}:{start}", argv[1:]))
+            where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            found.append((f"{where}:{start}", argv[1:]))
     return found
 
 
@@ -59,7 +60,22 @@ COMMANDS = documented_commands()
 
 
 def test_the_docs_have_commands():
-    assert len(COMMANDS) > 20 and {argv[0] for _, argv in COMMANDS} >= {"pretrain", "finetune", "sample"}
+    assert {argv[0] for _, argv in COMMANDS} >= {"pretrain", "finetune", "sample"}
+
+
+def test_commands_are_read_as_the_shell_reads_them(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("mamba-bio-audio outside a fence\n"
+                   "```bash\n"
+                   "cd somewhere && mamba-bio-audio pretrain experiment=dna/hg_small_cpu  # a comment\n"
+                   "$ mamba-bio-audio finetune \\\n"
+                   "    net.pretrained=<folder> data.seq_len=64\n"
+                   "echo mamba-bio-audio is not at the start\n"
+                   "```\n"
+                   "mamba-bio-audio sample after the fence\n")
+    assert documented_commands([doc]) == [
+        (f"{doc}:3", ["pretrain", "experiment=dna/hg_small_cpu"]),
+        (f"{doc}:4", ["finetune", "net.pretrained=PLACEHOLDER", "data.seq_len=64"])]
 
 
 def refusal(argv: list[str], capsys) -> str | None:

@@ -34,15 +34,14 @@ def dry_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_check") / "out"
     env = {k: v for k, v in os.environ.items() if k != "OUT"} | {gpu_check.FAIL_ENV: FAILING,
                                                                  "PYTHON": sys.executable}
-    started = time.monotonic()
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run", "--pack", str(out)],
                           env=env, capture_output=True, text=True, timeout=900)
     summary = json.loads((out / "summary.json").read_text())
-    return out, done, summary, time.monotonic() - started
+    return out, done, summary
 
 
 def test_every_stage_runs_and_a_failing_one_does_not_stop_the_rest(dry_run):
-    out, done, summary, _ = dry_run
+    out, done, summary = dry_run
     assert done.returncode == 1, done.stdout + done.stderr  # one stage failed
     assert summary["dry_run"] is True
     statuses = {stage["stage"]: stage["status"] for stage in summary["stages"]}
@@ -50,12 +49,15 @@ def test_every_stage_runs_and_a_failing_one_does_not_stop_the_rest(dry_run):
     assert statuses.pop(FAILING) == "failed"
     assert set(statuses.values()) == {"ok"}, summary["stages"]
     for stage in summary["stages"]:
-        assert stage["limit_s"] > 0 and stage["wall_s"] >= 0 and stage["log"] == f"raw/{stage['stage']}.log"
+        assert stage["limit_s"] == gpu_check.DRY_LIMIT_S and stage["log"] == f"raw/{stage['stage']}.log"
+    assert summary["limit_s"] == gpu_check.DRY_LIMIT_S * len(gpu_check.STAGE_NAMES)
+    # the stages run one after another inside the run (each time rounded to 0.1 s)
+    assert sum(stage["wall_s"] for stage in summary["stages"]) <= summary["wall_s"] + 0.05 * len(summary["stages"])
     assert summary["environment"]["cuda"] is False and summary["environment"]["package"].endswith("mamba_bio_audio")
 
 
 def test_every_figure_is_reported_beside_its_target(dry_run):
-    out, done, summary, _ = dry_run
+    out, done, summary = dry_run
     figures = {fig["key"]: fig for fig in summary["figures"]}
     assert list(figures) == [f.key for f in gpu_check.FIGURES]
     for key in CPU_FIGURES:
@@ -73,8 +75,8 @@ def test_every_figure_is_reported_beside_its_target(dry_run):
     assert markdown in done.stdout
 
 
-def test_the_output_fits_what_the_device_returns(dry_run):
-    out, _, summary, seconds = dry_run
+def test_the_pack_holds_the_summaries_and_the_raw_logs(dry_run):
+    out, _, summary = dry_run
     files = [p for p in out.rglob("*") if p.is_file()]
     assert sorted(p.name for p in files) == ["raw.tar.gz", "summary.json", "summary.md"] and summary["raw"] == "raw.tar.gz"
     with tarfile.open(out / "raw.tar.gz") as tar:
@@ -84,7 +86,6 @@ def test_the_output_fits_what_the_device_returns(dry_run):
         assert member in names
     for stage, prefix in (("train", "train_"), ("train_1m", "memory_"), ("generate", "generate_")):
         assert any(n.startswith(f"raw/{stage}/{prefix}") and n.endswith(".json") for n in names), stage
-    assert seconds < 600
 
 
 def test_a_stage_past_its_limit_is_stopped_with_its_children(tmp_path):

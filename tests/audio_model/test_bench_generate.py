@@ -1,4 +1,4 @@
-"""``bench generate`` runs end to end on a short grid and writes its JSON."""
+"""``bench generate`` runs end to end on a short grid, the decode loop alone too, and writes its JSON."""
 import argparse
 import json
 
@@ -12,7 +12,7 @@ def test_bench_writes_json(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     generate.add_arguments(parser)
     args = parser.parse_args(["--preset", "sc09_small", "--batch-sizes", "1,3", "--samples", "16", "--threads", "1",
-                              "--devices", "cpu", "--out-dir", str(tmp_path)])
+                              "--devices", "cpu", "--decode-steps", "10", "--out-dir", str(tmp_path)])
     threads = torch.get_num_threads()
     try:
         assert generate.run(args) == 0
@@ -26,7 +26,18 @@ def test_bench_writes_json(tmp_path, capsys):
         assert abs(result["samples_per_s_total"] - result["batch"] * result["samples_per_s_per_stream"]) < 1
     assert report["parameters"]["params"] == 6_260_224 and report["meets_targets"] is None
     assert report["machine"]["torch_threads"] == 1 and report["versions"]["torch"] == torch.__version__
-    assert "samples/s per stream" in capsys.readouterr().out
+    # --decode-steps: the decode loop alone, eager on the CPU (steps rounded up to the pools' 16); no CUDA graphs
+    assert [(r["batch"], r["mode"]) for r in report["decode"]] == [(1, "eager"), (1, "cuda_graph"), (3, "eager"),
+                                                                   (3, "cuda_graph")]
+    for eager, graphs in (report["decode"][:2], report["decode"][2:]):
+        assert eager["steps"] == 16 and abs(eager["samples_per_s_total"] - eager["batch"] *
+                                            eager["samples_per_s_per_stream"]) < 1
+        assert abs(eager["latency_ms"] * eager["samples_per_s_per_stream"] / 1e3 - 1) < 0.01
+        assert graphs == {"device": "cpu", "backend": "cpu", "batch": eager["batch"], "mode": "cuda_graph",
+                          "steps": 16, "skipped": "CUDA graphs need a CUDA device"}
+    assert report["decode_meets_targets"] == {"eager": None, "cuda_graph": None}  # the targets are for CUDA
+    out = capsys.readouterr().out
+    assert "samples/s per stream" in out and "decode eager" in out
 
 
 @pytest.mark.parametrize("argv, message", [

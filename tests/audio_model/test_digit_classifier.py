@@ -214,7 +214,11 @@ def test_real_test_clips_given_as_samples_score_like_the_real_row(trained, tones
     assert result["reference_clips"] == len(dc_training.load_clips(tones, ("train",)))
     classifier = result["classifier"]
     assert classifier["test_accuracy_held_out_voices"] == trained[1]["test_accuracy"]
-    assert classifier["trained_on_this_dataset"] and 0 <= classifier["accuracy_on_real_test_split"] <= 1
+    assert classifier["trained_on_this_dataset"]
+    test = dc_training.load_clips(tones, ("test",))
+    log_probs, _ = dc.classify(dc.load_classifier(trained[0])[0], test.waves())
+    right = int((log_probs.argmax(axis=1) == test.labels).sum())  # this classifier, the labelled test clips
+    assert classifier["accuracy_on_real_test_split"] == pytest.approx(right / len(test))
 
 
 def test_clips_drawn_from_a_checkpoint_are_scored_and_saved(trained, tones, tmp_path):
@@ -228,7 +232,9 @@ def test_clips_drawn_from_a_checkpoint_are_scored_and_saved(trained, tones, tmp_
     assert run_cli("--real", tones, "--classifier", trained[0], "--checkpoint", tmp_path / "lm", "--n", 3,
                    "--batch-size", 3, "--save-samples", tmp_path / "drawn", "--out", out) == 0
     result = json.loads(out.read_text())
-    assert result["rows"]["generated"]["n"] == 3 and result["generated"]["samples_per_s"] > 0
+    drawn = result["generated"]
+    assert result["rows"]["generated"]["n"] == 3
+    assert drawn["samples_per_s"] == pytest.approx(3 * CLIP / drawn["sampling_s"])
     assert [c["clip"] for c in result["generated"]["per_clip"]] == ["clip_000.wav", "clip_001.wav", "clip_002.wav"]
     saved = sorted((tmp_path / "drawn").glob("*.wav"))
     assert len(saved) == 3 and sf.info(str(saved[0])).frames == CLIP and sf.info(str(saved[0])).samplerate == RATE
@@ -240,7 +246,9 @@ def test_train_classifier_through_the_command(tones, tmp_path):
                    "--test-voices", "tone_c", "--out", out) == 0
     result = json.loads(out.read_text())
     assert result["classifier"]["test_voices"] == ["tone_c"] and "generated" not in result["rows"]
-    assert (tmp_path / "clf" / "model.safetensors").is_file()
+    _, saved = dc.load_classifier(tmp_path / "clf")  # the classifier the command trained, loaded back
+    assert saved["train"]["test_voices"] == ["tone_c"] and saved["test_accuracy"] == result["classifier"][
+        "test_accuracy_held_out_voices"]
 
 
 @pytest.mark.parametrize("case, message", [

@@ -106,7 +106,13 @@ def test_parallel_tasks_equal_serial(tmp_path, rng, dna, monkeypatch):
     records = [(f"s{i}", dna.random_dna(rng, int(n), n_runs=1)) for i, n in enumerate(rng.integers(1, 4000, 12))]
     plain = dna.write_fasta(tmp_path / "a.fa", records)
     packed = dna.write_fasta(tmp_path / "b.fa.gz", records[:5], compress="bgzf")
-    assert len(fasta_parts.plan_tasks([plain, packed], 5000)) > 3
+    tasks = fasta_parts.plan_tasks([plain, packed], 5000)
+    text = plain.read_bytes()
+    spans = [(t.start, t.end) for t in tasks if t.source == 0]  # the plain file: whole records, >= 5000 bytes a task
+    assert spans[0][0] == 0 and spans[-1][1] == len(text) and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert all(text[start:start + 1] == b">" for start, _ in spans) and all(e - s >= 5000 for s, e in spans[:-1])
+    assert [(t.source, t.start, t.end) for t in tasks if t.source == 1] == [(1, 0, None)]  # compressed: one task
+    assert len(spans) >= 3  # several tasks for the workers to share
     serial = _parts([plain, packed], tmp_path, workers=1)
     assert list(serial) == [(0, n) for n, _ in records] + [(1, n) for n, _ in records[:5]]
     parallel = _parts([plain, packed], tmp_path, workers=2)

@@ -97,7 +97,7 @@ def test_reverse_complement(hg_like, tok):
         raw = plain.window_tokens(rec, start)
         rc = plain.window_tokens(rec, start, rc=True)
         np.testing.assert_array_equal(rc, tok.reverse_complement(raw))
-        np.testing.assert_array_equal(plain._complement.take(rc[::-1]), raw)  # the RC of the RC is the window
+        np.testing.assert_array_equal(tok.reverse_complement(rc), raw)  # the RC of the RC is the window
         x, y = flipped[i]
         np.testing.assert_array_equal(x.numpy(), rc[:-1])
         np.testing.assert_array_equal(y.numpy(), rc[1:])

@@ -53,10 +53,14 @@ def test_checkpointing_keeps_fewer_tensors(make_mamba_config, make_dna):
 
 
 def test_checkpointing_in_the_classifier_and_in_eval(make_mamba_config, make_dna):
-    torch.manual_seed(0)
-    model = MambaForSequenceClassification(make_mamba_config(num_labels=3, checkpoint_blocks=True))
     ids = make_dna(2, 64)
-    model(ids, labels=torch.tensor([0, 1])).loss.backward()
-    assert all(p.grad is not None for p in model.parameters())
+    grads = []
+    for checkpoint_blocks in (True, False):  # recomputing the blocks in backward gives the same gradients
+        torch.manual_seed(0)
+        model = MambaForSequenceClassification(make_mamba_config(num_labels=3, checkpoint_blocks=checkpoint_blocks))
+        model(ids, labels=torch.tensor([0, 1])).loss.backward()
+        grads.append({name: p.grad for name, p in model.named_parameters()})
+    assert all(g is not None for g in grads[0].values())
+    torch.testing.assert_close(grads[0], grads[1])
     with torch.no_grad():
         assert model.eval()(ids).logits.shape == (2, 3)

@@ -97,12 +97,15 @@ def test_gradient_reaches_the_initial_state(make_mamba_config, make_dna):
     torch.manual_seed(0)
     model = MambaLMHeadModel(make_mamba_config())
     ids = make_dna(1, 65)
-    _, states = model.backbone.forward_with_state(ids[:, :32])
-    states = [(conv.detach().requires_grad_(), ssm.detach().requires_grad_()) for conv, ssm in states]
-    loss = causal_lm_chunked(model, ids[:, 32:-1], ids[:, 33:], 16, states=states).loss
-    loss.backward()
-    for conv, ssm in states:
-        assert conv.grad.abs().sum() > 0 and ssm.grad.abs().sum() > 0
+    _, prefix = model.backbone.forward_with_state(ids[:, :32])
+    grads = []
+    for chunks in (16, [32]):  # two chunks, and the 32 tokens in one piece: the same gradient into the state
+        states = [(conv.detach().requires_grad_(), ssm.detach().requires_grad_()) for conv, ssm in prefix]
+        causal_lm_chunked(model, ids[:, 32:-1], ids[:, 33:], chunks, states=states).loss.backward()
+        grads.append([(conv.grad, ssm.grad) for conv, ssm in states])
+    for conv, ssm in grads[0]:
+        assert conv.abs().sum() > 0 and ssm.abs().sum() > 0  # the loss does depend on the carried state
+    torch.testing.assert_close(grads[0], grads[1])
 
 
 @pytest.mark.parametrize("pooling", ["mean", "last", "first"])

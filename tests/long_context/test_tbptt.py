@@ -21,7 +21,7 @@ def test_states_carry_across_batches(make_mamba_config, stream, close):
     model = _lm(make_mamba_config, chunk_size=128, tbptt=True).train()
     first = model(stream[:, :512], targets=stream[:, 1:513]).loss
     carried = model.stream_states
-    assert carried is not None and len(carried) == 2
+    assert len(carried) == make_mamba_config().n_layer  # one (conv, ssm) state per layer
     assert all(not conv.requires_grad and not ssm.requires_grad for conv, ssm in carried)
     second = model(stream[:, 512:1024]).logits  # a second batch of the stream, without labels: logits
 

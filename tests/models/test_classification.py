@@ -77,8 +77,10 @@ def test_cross_entropy_and_regression_losses(make_config, tiny_classifier, dna_i
     labels = torch.tensor([0, 2])
     out = tiny_classifier(dna_ids, labels=labels)
     torch.testing.assert_close(out.loss, F.cross_entropy(out.logits, labels))
+    weight = tiny_classifier.score.weight
+    (expected,) = torch.autograd.grad(F.cross_entropy(out.logits, labels), weight, retain_graph=True)
     out.loss.backward()
-    assert tiny_classifier.score.weight.grad is not None
+    torch.testing.assert_close(weight.grad, expected)  # the reference loss's gradient, not only its value
     regressor = MambaForSequenceClassification(make_config(num_labels=1))
     targets = torch.tensor([0.5, -1.0])
     out = regressor(dna_ids, labels=targets)

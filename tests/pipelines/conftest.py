@@ -56,22 +56,37 @@ def data_dir(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def overrides(data_dir, tmp_path):
-    """Overrides every test run needs: the tiny data, the run folder in tmp_path, CSV logs only, the CPU."""
-    return [f"paths.data_dir={data_dir}", f"paths.output_dir={tmp_path / 'run'}", "logger=csv",
+def run_overrides(data_dir: Path, run_dir: Path) -> list[str]:
+    """Overrides every test run needs: the tiny data, the run folder ``run_dir``, CSV logs only, the CPU."""
+    return [f"paths.data_dir={data_dir}", f"paths.output_dir={run_dir}", "logger=csv",
             "trainer.accelerator=cpu", "trainer.devices=1", "data.num_workers=0",
             "~callbacks.rich_progress_bar", "+trainer.enable_model_summary=false"]
 
 
-@pytest.fixture
-def compose():
+def compose_run(*overrides) -> object:
+    """The ``train`` config composed from ``overrides`` (strings, or lists of them)."""
     from mamba_bio_audio.pipelines.commands.hydra_compose import compose as compose_config
 
-    return lambda *overrides: compose_config("train", [o for group in overrides for o in
-                                                       ([group] if isinstance(group, str) else group)])
+    return compose_config("train", [o for group in overrides for o in ([group] if isinstance(group, str) else group)])
 
 
 @pytest.fixture
+def overrides(data_dir, tmp_path):
+    """:func:`run_overrides` with the run folder in tmp_path."""
+    return run_overrides(data_dir, tmp_path / "run")
+
+
+@pytest.fixture(scope="session")
+def overrides_for(data_dir):
+    """Factory: :func:`run_overrides` with a run folder of the caller's choosing (for a run shared by a module)."""
+    return lambda run_dir: run_overrides(data_dir, run_dir)
+
+
+@pytest.fixture(scope="session")
+def compose():
+    return compose_run
+
+
+@pytest.fixture(scope="session")
 def tiny():
     return SimpleNamespace(dna=TINY_DNA_NET, audio=TINY_AUDIO_NET)

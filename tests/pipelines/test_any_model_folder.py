@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
+import pytest
 import soundfile as sf
 import torch
 
@@ -34,7 +36,9 @@ def test_sample_a_transformer_and_a_sashimi_folder(tmp_path):
     pcm, rate = sf.read(str(tmp_path / "audio" / "clip_00.wav"), dtype="int16")
     assert rate == 16000 and pcm.shape == (80,)
     records = json.loads((tmp_path / "audio" / "samples.json").read_text())["samples"]
-    assert records[0]["bits_per_sample"] > 0
+    bits = records[0]["bits_per_sample"]
+    assert bits == pytest.approx(-records[0]["log_likelihood_nats"] / 80 / math.log(2))  # 80 samples drawn
+    assert abs(bits - 8.0) < 0.5  # an untrained model is about uniform over the 256 mu-law codes
 
 
 def test_evaluate_a_classifier_and_a_transformer_folder(overrides, tmp_path, capsys):

@@ -26,5 +26,8 @@ def test_endless_is_fine_with_a_time_limit():
 
     from mamba_bio_audio.pipelines.commands.config_schemas import check_values
 
-    check_values(OmegaConf.create({"trainer": {"max_steps": -1, "max_epochs": -1, "max_time": "00:01:00:00"},
-                                   "task": {"optimizer": {"lr": 0.0}}}))
+    endless = {"trainer": {"max_steps": -1, "max_epochs": -1}, "task": {"optimizer": {"lr": 0.0}}}
+    with pytest.raises(ValueError, match="trains forever"):
+        check_values(OmegaConf.create(endless))
+    endless["trainer"]["max_time"] = "00:01:00:00"
+    check_values(OmegaConf.create(endless))  # the same run, bounded by time: accepted

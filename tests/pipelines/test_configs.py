@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from omegaconf import OmegaConf
 
 from mamba_bio_audio.pipelines.commands.hydra_compose import available
 from mamba_bio_audio.pipelines.training.train import build
@@ -27,7 +28,12 @@ def test_experiment_instantiates(experiment, compose, tmp_path):
                   "trainer.accelerator=cpu", "trainer.devices=1", "trainer.precision=32-true")
     datamodule, task, trainer = build(cfg)
     assert datamodule.seq_len == cfg.data.seq_len and trainer.max_epochs == cfg.trainer.max_epochs
-    assert sum(p.numel() for p in task.net.parameters()) > 0
+    built = task.net.config  # the preset, with the experiment's numbers in net.config on top
+    for key, value in OmegaConf.to_container(cfg.net.config, resolve=True).items():
+        if isinstance(value, dict):
+            assert {k: getattr(built, key)[k] for k in value} == value, key
+        elif isinstance(value, (int, float)):  # a string may be a shorthand the config expands (complement_map)
+            assert getattr(built, key) == value, key
 
 
 def test_size_series_parameter_counts(compose, tmp_path):

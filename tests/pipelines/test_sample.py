@@ -18,10 +18,12 @@ STEPS = ["trainer.max_steps=2", "trainer.val_check_interval=null", "trainer.chec
          "trainer.limit_val_batches=1", "test=false", "~callbacks.audio_samples"]
 
 
-@pytest.fixture
-def audio_run(compose, overrides, tiny):
-    return run(compose("experiment=audio/piano_cpu", overrides, tiny.audio, STEPS, "data.seq_len=128",
-                       "data.batch_size=2", "data.train_windows=8", "data.eval_items=2"))
+@pytest.fixture(scope="module")
+def audio_run(compose, overrides_for, tiny, tmp_path_factory):
+    """One tiny exported audio run, trained once for the tests that only read it."""
+    return run(compose("experiment=audio/piano_cpu", overrides_for(tmp_path_factory.mktemp("audio") / "run"),
+                       tiny.audio, STEPS, "data.seq_len=128", "data.batch_size=2", "data.train_windows=8",
+                       "data.eval_items=2"))
 
 
 def test_sample_audio_from_export_and_checkpoint(audio_run, tmp_path, capsys):
@@ -31,7 +33,7 @@ def test_sample_audio_from_export_and_checkpoint(audio_run, tmp_path, capsys):
     report = json.loads((out / "samples.json").read_text())["samples"]
     assert len(report) == 2 and all(np.isfinite(r["log_likelihood_nats"]) for r in report)
     pcm, rate = sf.read(str(out / "clip_00.wav"), dtype="int16")
-    assert rate == 16000 and pcm.shape == (320,) and (out / "clip_01.png").stat().st_size > 0
+    assert rate == 16000 and pcm.shape == (320,) and (out / "clip_01.png").read_bytes()[:4] == b"\x89PNG"
     assert main(args[:2] + [f"out={tmp_path / 'again'}"] + args[3:]) == 0
     assert np.array_equal(sf.read(str(tmp_path / "again" / "clip_00.wav"), dtype="int16")[0], pcm)
     from_ckpt = load_net(audio_run.last_checkpoint)
