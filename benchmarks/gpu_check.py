@@ -5,8 +5,8 @@ Stages, each a child process with its own wall-clock limit (:data:`STAGES`, 470 
 and its exit status recorded; a stage that fails or runs out of time does not stop the ones after it:
 
 1. ``env``: versions, the device, and that the package imports from this tree;
-2. ``kernel_tests``: ``pytest tests/kernels_triton -m "not gpu"`` natively (compiled kernels, inductor);
-3. ``gpu_tests``: ``pytest tests/kernels_triton -m gpu`` (real shapes);
+2. ``kernel_tests``: ``pytest tests/kernels/triton -m "not gpu"`` natively (compiled kernels, inductor);
+3. ``gpu_tests``: ``pytest tests/kernels/triton -m gpu`` (real shapes);
 4. ``scan``: ``bench scan`` at batch 1, 1024 channels, N 16, bf16, L = 2^10 ... 2^18 (as far as the time allows)
    and at (8, 2048, 2048), forward and forward+backward, against the reference, causal flash attention at equal
    width and the bandwidth and exponential floors (``pipelines/bench/floors.py``), all measured in this run;
@@ -140,7 +140,7 @@ def _env_command(ctx: Context, stage: Stage) -> list[str]:
 
 def _pytest(ctx: Context, marker: str, workers: int, *selection: str) -> list[str]:
     command = [ctx.python, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-m", marker,
-               *(selection or ["tests/kernels_triton"])]
+               *(selection or ["tests/kernels/triton"])]
     if not ctx.dry and find_spec("xdist") is not None:
         command += ["-n", str(workers)]
     if find_spec("pytest_timeout") is not None:
@@ -149,12 +149,12 @@ def _pytest(ctx: Context, marker: str, workers: int, *selection: str) -> list[st
 
 
 def _kernel_tests(ctx: Context, stage: Stage) -> list[str]:
-    dry = ["tests/kernels_triton/test_triton_rms_norm.py::test_many_rows_share_the_weight_gradient"]
+    dry = ["tests/kernels/triton/test_triton_rms_norm.py::test_many_rows_share_the_weight_gradient"]
     return _pytest(ctx, "not gpu", 8, *(dry if ctx.dry else []))
 
 
 def _gpu_tests(ctx: Context, stage: Stage) -> list[str]:
-    return _pytest(ctx, "gpu", 4, *(["tests/kernels_triton/test_triton_gpu_shapes.py"] if ctx.dry else []))
+    return _pytest(ctx, "gpu", 4, *(["tests/kernels/triton/test_triton_gpu_shapes.py"] if ctx.dry else []))
 
 
 def _scan(ctx: Context, stage: Stage) -> list[str]:
@@ -204,9 +204,9 @@ def _generate(ctx: Context, stage: Stage) -> list[str]:
 STAGES = (
     Stage("env", 25, ("torch",), _env_command, "versions, the device, the package importing from this tree"),
     Stage("kernel_tests", 85, BASE_MODULES + ("pytest", "triton"), _kernel_tests,
-          "pytest tests/kernels_triton -m 'not gpu' (compiled kernels, inductor)"),
+          "pytest tests/kernels/triton -m 'not gpu' (compiled kernels, inductor)"),
     Stage("gpu_tests", 60, BASE_MODULES + ("pytest", "triton"), _gpu_tests,
-          "pytest tests/kernels_triton -m gpu (real shapes)"),
+          "pytest tests/kernels/triton -m gpu (real shapes)"),
     Stage("scan", 90, BASE_MODULES + ("numba", "rich", "triton"), _scan,
           "bench scan: vs reference, causal flash attention, bandwidth and exp2 floors"),
     Stage("scan_tune", 50, BASE_MODULES + ("numba", "rich", "triton"), _scan_tune,

@@ -46,7 +46,7 @@ class NucleotideTokenizer(_BatchMixin):
 
     ``encode`` returns a numpy array (``dtype`` int64 by default; pass ``dtype=np.uint8`` to write token
     memmaps without the widening copy).  ``encode`` of 10 Mbp of ASCII text takes about 10 ms to uint8 and
-    30 ms to int64 on one CPU core (~1000 / ~300 Mbp/s; ``tests/test_tokenizers.py::test_encode_throughput``).
+    30 ms to int64 on one CPU core (~1000 / ~300 Mbp/s; ``tests/tokenizers/test_tokenizers.py::test_encode_throughput``).
     """
 
     cls_token, sep_token, bos_token, mask_token, pad_token, reserved_token, unk_token = DNA_SPECIAL_TOKENS

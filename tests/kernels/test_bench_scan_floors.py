@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from mamba_bio_audio import ops
 from mamba_bio_audio.pipelines.bench import budget, floors, scan
 
 
@@ -32,14 +33,15 @@ def test_floor_fields_divide_by_the_larger_floor():
 
 
 def test_rates_are_measured_on_the_cpu(monkeypatch):
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    # the interpreter's state is read once per process, and the Triton tests' conftest turns it on for the session
+    monkeypatch.setattr(ops, "triton_interpreter_on", lambda: False)
     rates = floors.measure(torch.device("cpu"))
     assert rates["copy_bytes_per_s"] > 1e8 and rates["exp2_per_s"] > 1e6
     assert rates["exp2_method"].startswith("torch.exp2")
 
 
 def test_attention_and_floors_are_reported_beside_each_time(tmp_path, monkeypatch):
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(ops, "triton_interpreter_on", lambda: False)  # the CPU's own rates, not the interpreter's
     out = tmp_path / "scan.json"
     assert scan.run(parse(["--shapes", "1x8x4x16:bf16,1x8x4x32:bf16", "--backends", "reference,cpu", "--repeats", "1",
                            "--attention", "--floors", "--reference-max-length", "16", "--out", str(out)])) == 0
@@ -85,7 +87,7 @@ def test_the_budget_records_points_it_did_not_start():
 
 def test_interpret_needs_the_interpreter(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(ops, "triton_interpreter_on", lambda: False)
     with pytest.raises(ValueError, match="--interpret needs TRITON_INTERPRET=1"):
         scan.run(parse(["--backends", "triton", "--interpret"]))
 

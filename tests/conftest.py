@@ -1,8 +1,48 @@
-"""Tiny Mamba and Transformer++ models and seeded DNA batches for the long-context tests (CPU, fp32)."""
+"""Fixtures shared by the model and pipeline tests: scaled-down copies of the three SaShiMi presets, tiny Mamba and
+Transformer++ models and seeded DNA batches (CPU, fp32).
+
+On a machine without CUDA the Triton kernels are tested under Triton's interpreter, which Triton reads from
+``TRITON_INTERPRET`` when it is first imported and a kernel is decorated. A test module anywhere may import triton
+while pytest collects it (``pytest.importorskip("triton")``), so the variable is set here, in the first conftest
+pytest loads, for the whole session. It only lets the triton backend accept CPU tensors; the tests of the state
+without the interpreter set ``ops.triton_interpreter_on`` themselves.
+"""
+import os
+
 import pytest
 import torch
 
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 from mamba_bio_audio.config import MambaConfig, TransformerConfig
+from mamba_bio_audio.models.sashimi import SashimiLM
+from mamba_bio_audio.models.sashimi_config import SashimiConfig
+
+# preset -> overrides: widths 8-16, 1-2 blocks per stage, pools 2-4 (unequal in one, to catch index mix-ups)
+SCALED = {
+    "youtubemix": dict(d_model=8, n_layers=1, pool=[4, 4]),
+    "sc09_small": dict(d_model=16, n_layers=2, pool=[2, 2]),
+    "sc09_large": dict(d_model=12, n_layers=2, pool=[2, 3]),
+}
+
+
+def scaled_model(name: str, seed: int = 0) -> SashimiLM:
+    """The preset ``name`` scaled down (see SCALED), seeded, in eval mode."""
+    torch.manual_seed(seed)
+    return SashimiLM(SashimiConfig.from_preset(name, **SCALED[name])).eval()
+
+
+@pytest.fixture
+def make_model():
+    """Factory: ``make_model(preset_name, seed=0)`` → a scaled-down SashimiLM."""
+    return scaled_model
+
+
+@pytest.fixture
+def tiny_model() -> SashimiLM:
+    """sc09_large scaled down: d_model 12, 2 blocks per stage, pools [2, 3]."""
+    return scaled_model("sc09_large")
 
 
 def tiny_mamba_config(**overrides) -> MambaConfig:

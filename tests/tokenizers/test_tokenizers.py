@@ -23,7 +23,7 @@ from mamba_bio_audio.tokenizers import (
     tokenizer_from_config,
 )
 
-MT_HUMAN = Path(__file__).resolve().parents[1] / "mamba_bio_audio" / "data_prep" / "examples" / "data" / "MT-human.fa.gz"
+MT_HUMAN = Path(__file__).resolve().parents[2] / "mamba_bio_audio" / "data_prep" / "examples" / "data" / "MT-human.fa.gz"
 
 # the published HyenaDNA / Caduceus table, written out independently of the module
 PUBLISHED = {"[CLS]": 0, "[SEP]": 1, "[BOS]": 2, "[MASK]": 3, "[PAD]": 4, "[RESERVED]": 5, "[UNK]": 6,

@@ -1,5 +1,5 @@
 """Normalisation policies and tokenisation of a record (data_prep/formats/audio_encode.py); the mu-law closed form and
-its round-trip bound are tested with the tokenizer in tests/test_tokenizers.py."""
+its round-trip bound are tested with the tokenizer in tests/tokenizers/test_tokenizers.py."""
 import numpy as np
 import pytest
 

@@ -1,12 +1,10 @@
 """Tests of the Triton kernels: natively on a CUDA device when there is one, else on CPU tensors under Triton's
 interpreter.
 
-Triton 3.x decides at ``@triton.jit`` time (module import) whether a kernel is interpreted, so
-``TRITON_INTERPRET=1`` must be in the environment before a Triton backend (``mamba_bio_audio.kernels.<op>.triton``,
-``triton_kernels``, ``_triton_common``) is first imported. pytest imports this conftest while collecting this folder, before any test here runs and before any test module
-here is imported; nothing else in the suite imports the Triton kernels at import time, and if something did, the
-check below says so instead of failing later with a confusing launch error. Setting the variable for the rest of
-the session is harmless to other tests: it only lets ``resolve_backend`` accept ``triton`` for CPU tensors.
+Triton decides when it is imported and a kernel is decorated whether kernels are interpreted, so
+``TRITON_INTERPRET=1`` must be in the environment before triton or a Triton backend is first imported: the root
+``tests/conftest.py`` sets it for the session on a machine without CUDA. Run alone, this folder sets it too, and if a
+Triton backend was imported before, the check below says so instead of failing later with a confusing launch error.
 """
 import os
 import sys
@@ -17,12 +15,12 @@ import torch
 HAS_CUDA = torch.cuda.is_available()
 
 if not HAS_CUDA:
-    os.environ["TRITON_INTERPRET"] = "1"
+    os.environ.setdefault("TRITON_INTERPRET", "1")
     _built = sorted(name for name in sys.modules
                     if name.startswith("mamba_bio_audio.kernels.") and "triton" in name.rsplit(".", 1)[-1])
     if _built:
         raise pytest.UsageError(
-            f"{', '.join(_built)} imported before tests/kernels_triton/conftest.py set TRITON_INTERPRET=1, so their "
+            f"{', '.join(_built)} imported before tests/kernels/triton/conftest.py set TRITON_INTERPRET=1, so their "
             "kernels were built for a GPU; run with TRITON_INTERPRET=1 in the environment"
         )
 

@@ -12,7 +12,7 @@ import torch
 
 from mamba_bio_audio import ops
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "scan_tune.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "scan_tune.py"
 
 
 @pytest.fixture(scope="module")
