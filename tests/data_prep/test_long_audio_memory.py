@@ -5,7 +5,7 @@ The CI case (~11 s on 2 cores): two 25-minute 48 kHz stereo FLACs, one per worke
 imports take + 128 MiB"; whole in memory, one recording's 16 kHz float32 samples and their concatenation alone
 take 183 MiB. The full case (a 3-hour file under 2 GiB) is this file run as a script (docs/audio_data.md)::
 
-    python tests/data_audio/test_long_audio_memory.py --minutes 180 --limit-mib 2048
+    python tests/data_prep/test_long_audio_memory.py --minutes 180 --limit-mib 2048
 """
 from __future__ import annotations
 
