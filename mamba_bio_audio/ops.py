@@ -12,7 +12,8 @@ argument and the expected shape) and then dispatches through :data:`DISPATCH` to
   tensors),
 * ``reference``: the pure-PyTorch twins, ``kernels/<op>/reference.py`` (anything; slow, exact).
 
-The default is chosen by device; ``MBA_BACKEND=reference|cpu|triton`` or ``backend=`` overrides it. The
+The default is chosen by device; ``backend=``, or the settings (:func:`configure`; ``MBA_BACKEND=reference|cpu|triton``
+read once), overrides it. The
 backend actually used is logged once per (op, backend). Backend modules are imported on first use, so importing
 this module imports neither triton nor numba. :func:`set_cpu_threads` sets the threads of CPU work.
 """
@@ -20,11 +21,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 
 import torch
 
+from mamba_bio_audio.kernels import settings as kernel_settings
 from mamba_bio_audio.kernels.constants import SCAN_TILE_STEPS  # noqa: F401 (re-exported: the library's chunk rule)
+from mamba_bio_audio.kernels.settings import KernelSettings  # noqa: F401 (the type settings() returns)
 
 __all__ = [
     "BACKENDS",
@@ -42,6 +44,8 @@ __all__ = [
     "set_cpu_threads",
     "triton_launches",
     "triton_interpreter_on",
+    "settings",
+    "configure",
     "probe",
 ]
 
@@ -50,13 +54,26 @@ _log = logging.getLogger(__name__)
 _announced: set[tuple[str, str]] = set()
 
 
+def settings() -> "KernelSettings":
+    """The kernel settings in force (``backend``, ``deterministic``): read from ``MBA_BACKEND`` and
+    ``MBA_DETERMINISTIC`` once, on first use; see :mod:`mamba_bio_audio.kernels.settings`."""
+    return kernel_settings.current()
+
+
+def configure(**changes) -> "KernelSettings":
+    """Change the kernel settings for the rest of the process (``configure(backend="reference")``,
+    ``configure(deterministic=True)``); returns the previous settings."""
+    return kernel_settings.configure(**changes)
+
+
 def resolve_backend(device: torch.device, backend: str | None = None) -> str:
-    """Pick the backend for tensors on ``device``: ``backend`` argument, else ``MBA_BACKEND``, else by device."""
-    choice = backend if backend is not None else os.environ.get("MBA_BACKEND") or None
+    """Pick the backend for tensors on ``device``: ``backend`` argument, else the settings' backend
+    (``MBA_BACKEND``), else by device."""
+    choice = backend if backend is not None else settings().backend
     if choice is None:
         return "triton" if device.type == "cuda" else ("cpu" if device.type == "cpu" else "reference")
     if choice not in BACKENDS:
-        source = "backend" if backend is not None else "MBA_BACKEND"
+        source = "backend" if backend is not None else "the backend setting (MBA_BACKEND)"
         raise ValueError(f"{source} must be one of {', '.join(BACKENDS)}; got {choice!r}")
     if choice == "cpu" and device.type != "cpu":
         raise ValueError(f"backend 'cpu' needs CPU tensors; got tensors on {device}")

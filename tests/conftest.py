@@ -7,6 +7,7 @@ while pytest collects it (``pytest.importorskip("triton")``), so the variable is
 pytest loads, for the whole session. It only lets the triton backend accept CPU tensors; the tests of the state
 without the interpreter set ``ops.triton_interpreter_on`` themselves.
 """
+import dataclasses
 import os
 
 import pytest
@@ -104,3 +105,13 @@ def grads_of():
 def close():
     """assert_close_scaled(actual, expected)."""
     return assert_close_scaled
+
+
+@pytest.fixture
+def configure_kernels():
+    """``ops.configure`` for one test: the kernel settings in force before the test are restored after it."""
+    from mamba_bio_audio import ops
+
+    previous = ops.settings()
+    yield ops.configure
+    ops.configure(**dataclasses.asdict(previous))

@@ -19,13 +19,14 @@ target exactly what the launchers would launch, on ``meta`` tensors, with no GPU
 """
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from mamba_bio_audio.kernels import settings
 
 __all__ = ["INTERPRET", "Launch", "deterministic_default", "l_contiguous", "launch", "multiprocessor_count",
            "or_placeholder", "patch_interpreter_index", "recording_launches"]
@@ -77,8 +78,9 @@ if INTERPRET and _triton_lacks_index_fix():
 
 
 def deterministic_default() -> bool:
-    """True when ``MBA_DETERMINISTIC=1`` or torch's deterministic algorithms are on."""
-    return os.environ.get("MBA_DETERMINISTIC") == "1" or torch.are_deterministic_algorithms_enabled()
+    """True when the settings ask for it (``MBA_DETERMINISTIC=1``, read once; ``ops.configure(deterministic=...)``)
+    or torch's deterministic algorithms are on."""
+    return settings.current().deterministic or torch.are_deterministic_algorithms_enabled()
 
 
 def l_contiguous(t: torch.Tensor | None) -> torch.Tensor | None:

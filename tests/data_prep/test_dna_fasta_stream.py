@@ -102,7 +102,7 @@ def _parts(paths, tmp_path, workers):
 
 
 def test_parallel_tasks_equal_serial(tmp_path, rng, dna, monkeypatch):
-    monkeypatch.setattr(fasta_parts, "_SERIAL_BYTES", 0)
+    monkeypatch.setattr(fasta_parts, "SERIAL_BYTES", 0)
     records = [(f"s{i}", dna.random_dna(rng, int(n), n_runs=1)) for i, n in enumerate(rng.integers(1, 4000, 12))]
     plain = dna.write_fasta(tmp_path / "a.fa", records)
     packed = dna.write_fasta(tmp_path / "b.fa.gz", records[:5], compress="bgzf")

@@ -81,7 +81,7 @@ def test_index_access_writes_the_same_dataset(tmp_path, genome):
 
 def test_parallel_preparation_equals_serial(tmp_path, genome, monkeypatch):
     path, _ = genome
-    monkeypatch.setattr(fasta_parts, "_SERIAL_BYTES", 0)
+    monkeypatch.setattr(fasta_parts, "SERIAL_BYTES", 0)
     monkeypatch.setattr(fasta_parts, "TASK_BYTES", 4000)  # read when prepare_dna calls plan_tasks
     prepare_dna([path], tmp_path / "a", workers=1, held_out={"test": ["chr3"]})
     prepare_dna([path], tmp_path / "b", workers=2, held_out={"test": ["chr3"]})

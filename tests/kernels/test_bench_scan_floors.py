@@ -59,10 +59,10 @@ def test_attention_and_floors_are_reported_beside_each_time(tmp_path, monkeypatc
 
 def test_a_shape_that_would_not_fit_the_time_budget_is_skipped():
     costs = {}
-    scan._record_cost(costs, "cpu", 2.0, (1, 8, 4, 16))
-    scan._record_cost(costs, "cpu", 0.1, (1, 8, 4, 8))  # a smaller shape does not replace the larger one
-    scan._record_cost(costs, "reference", 3.0, (1, 8, 4, 16))
-    scan._record_cost(costs, "attention", 1.0, (1, 8, 4, 16))
+    scan.record_cost(costs, "cpu", 2.0, (1, 8, 4, 16))
+    scan.record_cost(costs, "cpu", 0.1, (1, 8, 4, 8))  # a smaller shape does not replace the larger one
+    scan.record_cost(costs, "reference", 3.0, (1, 8, 4, 16))
+    scan.record_cost(costs, "attention", 1.0, (1, 8, 4, 16))
     assert scan.estimate_seconds((1, 8, 4, 64), ["cpu"], costs) == pytest.approx(8.0)
     # the reference grows with L alone, attention with L squared
     assert scan.estimate_seconds((2, 8, 4, 32), ["reference", "attention"], costs) == pytest.approx(6.0 + 8.0)

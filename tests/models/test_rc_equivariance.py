@@ -25,8 +25,8 @@ def tiny(**overrides) -> CaduceusConfig:
 
 
 @pytest.fixture(params=["reference", "cpu"])
-def backend(request, monkeypatch):
-    monkeypatch.setenv("MBA_BACKEND", request.param)
+def backend(request, configure_kernels):
+    configure_kernels(backend=request.param)
     return request.param
 
 

@@ -24,7 +24,7 @@ from mamba_bio_audio.tokenizers import tokenizer_from_config
 
 TASK_BYTES = 1 << 26
 PART_BYTES = 1 << 26
-_SERIAL_BYTES = 1 << 24  # below this much input, worker processes cost more than they save
+SERIAL_BYTES = 1 << 24  # below this much input, worker processes cost more than they save
 
 
 @dataclass
@@ -165,7 +165,7 @@ def iter_parts(paths: list[Path], tokenizer_config: dict, folder: Path, workers:
     tasks = plan_tasks(paths, task_bytes or TASK_BYTES)
     part_bytes = part_bytes or PART_BYTES
     workers = workers or min(4, default_workers())
-    if workers <= 1 or len(tasks) == 1 or sum(t.raw_bytes for t in tasks) < _SERIAL_BYTES:
+    if workers <= 1 or len(tasks) == 1 or sum(t.raw_bytes for t in tasks) < SERIAL_BYTES:
         for i, task in enumerate(tasks):
             yield from _run_task(task, tokenizer_config, folder, f"t{i}", part_bytes, on_raw_bytes)
         return

@@ -236,7 +236,7 @@ def _work(shape, part: str) -> int:
     return batch * d_inner * length * (length if part == "attention" else n_state)
 
 
-def _record_cost(costs: dict, part: str, seconds: float, shape) -> None:
+def record_cost(costs: dict, part: str, seconds: float, shape) -> None:
     """Keep the largest shape's cost of each part: fixed overheads weigh least there."""
     work = _work(shape, part)
     if part not in costs or work >= costs[part][1]:
@@ -262,7 +262,7 @@ def bench_shape(shape, dtype_name: str, backends: list[str], repeats: int, seed:
         if attention:
             started = time.perf_counter()
             flash = time_attention(shape, dtype, device, repeats, seed)
-            _record_cost(costs, "attention", time.perf_counter() - started, shape)
+            record_cost(costs, "attention", time.perf_counter() - started, shape)
             attention_rows.append(flash)
             if "error" in flash:
                 flash = None
@@ -280,7 +280,7 @@ def bench_shape(shape, dtype_name: str, backends: list[str], repeats: int, seed:
             except Exception as err:  # one backend failing at one shape (compilation, memory) is a finding
                 rows.append(row | {"error": failure(err)})
                 continue
-            _record_cost(costs, backend, time.perf_counter() - started, shape)
+            record_cost(costs, backend, time.perf_counter() - started, shape)
             if reference:
                 baseline = (fwd, fwd_bwd)
             row |= {

@@ -153,10 +153,10 @@ def test_deterministic_mode_is_bitwise_reproducible(device, assert_close):
         assert_close(atomic[name], runs[0][name], name=f"d{name}")
 
 
-def test_deterministic_default_follows_environment(monkeypatch):
-    monkeypatch.delenv("MBA_DETERMINISTIC", raising=False)
+def test_deterministic_default_follows_the_settings(configure_kernels):
+    configure_kernels(deterministic=False)
     assert not _triton_common.deterministic_default()
-    monkeypatch.setenv("MBA_DETERMINISTIC", "1")
+    configure_kernels(deterministic=True)
     assert _triton_common.deterministic_default()
 
 
@@ -181,8 +181,9 @@ def test_launch_configuration():
         scan_config(12, 2, 4, 64, block_d=4)
 
 
-def test_mba_backend_environment_selects_the_triton_kernels(device, monkeypatch, assert_close):
-    """``MBA_BACKEND=triton`` (with ``TRITON_INTERPRET=1`` on CPU) routes the op API to these kernels."""
+def test_the_backend_setting_selects_the_triton_kernels(device, monkeypatch, assert_close, configure_kernels):
+    """The backend setting ``triton`` (``MBA_BACKEND=triton``; with ``TRITON_INTERPRET=1`` on CPU) routes the op API
+    to these kernels."""
     calls = []
 
     def spy(*args, **kwargs):
@@ -191,7 +192,7 @@ def test_mba_backend_environment_selects_the_triton_kernels(device, monkeypatch,
 
     scan = scan_triton.selective_scan_triton
     monkeypatch.setattr(scan_triton, "selective_scan_triton", spy)
-    monkeypatch.setenv("MBA_BACKEND", "triton")
+    configure_kernels(backend="triton")
     inputs = make_inputs(device, length=20, seed=8)
     with torch.no_grad():
         out, last = run_scan(ops.selective_scan_fn, inputs, True)
