@@ -24,7 +24,6 @@ import argparse
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -33,7 +32,7 @@ from mamba_bio_audio import ops
 from mamba_bio_audio.pipelines.bench import budget
 from mamba_bio_audio.pipelines.bench.scan import DTYPES, INPUT_NAMES, make_inputs, parse_shapes
 from mamba_bio_audio.pipelines.bench.timing import failure, median_seconds
-from mamba_bio_audio.pipelines.reporting.bench_results import start, write_result
+from mamba_bio_audio.pipelines.reporting.bench_results import result_path, start, write_result
 
 DEFAULT_SHAPES = "1x1024x16x65536:bf16,8x2048x16x2048:bf16"
 NUM_WARPS_NOTE = "not swept: ops.selective_scan_tuned takes no num_warps knob"
@@ -223,8 +222,7 @@ def run(args) -> int:
         "best": best,
         "results": rows,
     }
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or Path("benchmarks/results") / f"scan_tune_{stamp}.json"
+    out = args.out or result_path(Path("benchmarks/results"), "scan_tune")
     write_result(out.parent, "scan_tune", report, path=out, started=run_start)
     return 0
 

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mamba_bio_audio.ops import SCAN_TILE_STEPS
 
 __all__ = ["BackboneConfig", "ConfigBase", "MambaConfig", "POOLINGS", "SSM_CFG_KEYS",
            "TransformerConfig", "check_ssm_cfg", "is_int", "is_number", "preset_names", "read_preset", "require"]
@@ -190,7 +189,7 @@ def read_preset(folder: str, name: str) -> dict:
     return yaml.safe_load(resource.read_text())
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BackboneConfig(ConfigBase):
     """Fields every backbone config shares (sizes, vocabulary, residual stream, tied embedding, the
     classification head and the pad id the losses skip) and their one validator. Subclasses add their own
@@ -234,7 +233,7 @@ class BackboneConfig(ConfigBase):
         return {"initializer_range": self.initializer_range}
 
 
-@dataclass
+@dataclass(kw_only=True)  # keywords only: upstream's positional order cannot survive a shared base
 class MambaConfig(BackboneConfig):
     """Hyper-parameters of ``MixerModel`` and the models built on it (defaults are ``mamba_ssm``'s).
 
@@ -278,6 +277,8 @@ class MambaConfig(BackboneConfig):
         self._check_chunking()
 
     def _check_chunking(self) -> None:
+        from mamba_bio_audio.ops import SCAN_TILE_STEPS  # here, not at import: config.py stays torch-free
+
         size = self.chunk_size
         if size is not None and not (is_int(size) and size > 0 and size % SCAN_TILE_STEPS == 0):
             hint = ""
@@ -296,7 +297,7 @@ class MambaConfig(BackboneConfig):
                              f"pooling={self.pooling!r} (or set tbptt false: exact chunking pools any way)")
 
 
-@dataclass
+@dataclass(kw_only=True)  # keywords only: upstream's positional order cannot survive a shared base
 class TransformerConfig(BackboneConfig):
     """Hyper-parameters of the Transformer++ baseline (:mod:`mamba_bio_audio.models.transformer`).
 

@@ -40,7 +40,7 @@ def dna_complement_map() -> dict[int, int]:
     return NucleotideTokenizer().complement_map
 
 
-@dataclass
+@dataclass(kw_only=True)  # keywords only: upstream's positional order cannot survive a shared base
 class CaduceusConfig(BackboneConfig):
     """Hyper-parameters of the Caduceus backbone and its masked-LM and classification heads (defaults are
     upstream's, except ``vocab_size``: the DNA vocabulary of 12 ids, padded to 16). Upstream's

@@ -111,3 +111,23 @@ def test_last_checkpoint_stays_current_when_the_metric_stops_improving(compose, 
     assert torch.load(result.best_checkpoint, weights_only=True)["global_step"] == 2
     assert probe.steps == [None, None, 2, 2, 4, 4, 6, 6, 8]
     assert torch.load(result.last_checkpoint, weights_only=True)["global_step"] == 9
+
+
+@pytest.mark.parametrize("test", ["true", "false"])
+def test_export_holds_the_best_weights(compose, overrides, tiny, tmp_path, test):
+    # the best checkpoint (step 2) is not the last (step 6): the export holds the best one's weights, whether or
+    # not trainer.test loaded them first
+    from mamba_bio_audio.models import load_pretrained
+
+    result = run(compose(overrides, SHORT, tiny.dna, "callbacks.model_checkpoint.monitor=step",
+                         "callbacks.model_checkpoint.mode=min", "trainer.max_epochs=3", "trainer.max_steps=6",
+                         "trainer.val_check_interval=2", "trainer.check_val_every_n_epoch=null",
+                         f"test={test}", "export=true"))
+    assert torch.load(result.best_checkpoint, weights_only=True)["global_step"] == 2
+    best = {k[len("net."):]: v for k, v in _weights(result.best_checkpoint).items() if k.startswith("net.")}
+    last = {k[len("net."):]: v for k, v in _weights(result.last_checkpoint).items() if k.startswith("net.")}
+    exported = load_pretrained(result.export_dir).state_dict()
+    assert set(exported) == set(best)
+    assert any(not torch.equal(best[k], last[k]) for k in best)  # a test that could tell them apart
+    for key, value in exported.items():
+        assert torch.equal(value, best[key]), key

@@ -71,7 +71,7 @@ def load_intervals(split: PreparedSplit) -> np.ndarray:
     """(n, 3) int64 intervals of ``split`` (of the version it opened); whole records when it has none."""
     data = split.side_file(".intervals.npy")
     if data is not None:
-        return np.load(io.BytesIO(data))
+        return np.load(io.BytesIO(data), allow_pickle=False)
     lengths = split.records[:, 1]
     return np.stack([np.arange(len(lengths)), np.zeros_like(lengths), lengths], axis=1).astype(np.int64)
 
@@ -80,7 +80,7 @@ def load_nindex(split: PreparedSplit) -> NIndex:
     """The N index of ``split`` (computed with one pass over its tokens when the dataset has none). It holds a
     memmap: build one per process rather than pickling it."""
     data = split.side_file(".ncount.npy")
-    return NIndex(open_tokens(split), None if data is None else np.load(io.BytesIO(data)))
+    return NIndex(open_tokens(split), None if data is None else np.load(io.BytesIO(data), allow_pickle=False))
 
 
 def open_tokens(split: PreparedSplit) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mamba_bio_audio.data_prep.datasets.dna_layout import load_intervals, load_nindex
-from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset, PreparedSplit
+from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
 from mamba_bio_audio.data_prep.datasets.windows import (
     CADUCEUS_SPAN, PAPER_TILE_MAX, SCHEMES, caduceus_windows, mamba_windows, uniform_window,
 )
@@ -29,18 +29,6 @@ from mamba_bio_audio.tokenizers import NucleotideTokenizer
 PAD_ID = NucleotideTokenizer.pad_token_id
 N_ID = NucleotideTokenizer.n_token_id
 _MAX_DRAWS = 1000
-
-
-class TokenReader:
-    """Reads token stretches of a split with ``pread`` on the file the split holds open: the version of the
-    dataset that was opened, in forked DataLoader workers too (see :class:`PreparedSplit`); unlike a long-lived
-    memmap, resident memory does not grow as training walks the genome."""
-
-    def __init__(self, split: PreparedSplit):
-        self.split = split
-
-    def read(self, offset: int, length: int) -> np.ndarray:
-        return self.split.read(offset, length)
 
 
 class DnaWindowDataset(Dataset):
@@ -78,7 +66,6 @@ class DnaWindowDataset(Dataset):
         self.lengths = self.split.records[:, 1].copy()
         self.intervals = load_intervals(self.split)
         self._nindex, self._nindex_pid = None, None
-        self.reader = TokenReader(self.split)
         self._complement = NucleotideTokenizer().complement_array(256).astype(np.uint8)
         if scheme == "uniform":
             self.cum = np.cumsum(self.intervals[:, 2] - self.intervals[:, 1])
@@ -134,7 +121,7 @@ class DnaWindowDataset(Dataset):
         """uint8 tokens ``record[start : start + seq_len + 1]`` as far as the record goes, reverse-complemented
         when ``rc``."""
         stop = min(start + self.seq_len + 1, int(self.lengths[rec]))
-        tokens = self.reader.read(int(self.offsets[rec]) + start, stop - start)
+        tokens = self.split.read(int(self.offsets[rec]) + start, stop - start)
         return self._complement.take(tokens[::-1]) if rc else tokens
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -225,13 +225,21 @@ class PreparedSplit:
         return self._tokens
 
     def read(self, offset: int, length: int) -> np.ndarray:
-        """Tokens ``[offset, offset + length)``, a uint8 copy read from the open file (``pread``: no shared file
-        position, so forked processes may read at once)."""
-        data = os.pread(self._files[TOKENS].fileno(), length, offset)
-        if len(data) != length:
-            raise ValueError(f"{self.tokens_path}: short read ({len(data)} of {length} bytes at {offset}); the "
+        """Tokens ``[offset, offset + length)``, a uint8 copy read from the open file (``preadv`` straight into
+        the array: no shared file position, so forked processes may read at once, and one copy per window; unlike
+        a long-lived memmap, resident memory does not grow as training walks the genome)."""
+        out = np.empty(length, np.uint8)
+        fd = self._files[TOKENS].fileno()
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [out], offset) if length else 0
+        else:  # platforms without preadv: a bytes object, then copied
+            data = os.pread(fd, length, offset)
+            got = len(data)
+            out[:got] = np.frombuffer(data, np.uint8)
+        if got != length:
+            raise ValueError(f"{self.tokens_path}: short read ({got} of {length} bytes at {offset}); the "
                              f"dataset is damaged")
-        return np.frombuffer(data, np.uint8).copy()
+        return out
 
     def side_file(self, suffix: str) -> bytes | None:
         """The bytes of ``<split><suffix>`` (e.g. ``.ncount.npy``) of the opened version; None when it has none."""
@@ -257,13 +265,20 @@ class PreparedSplit:
         self.__dict__.update(state)
         self._files = {}
         try:
-            for suffix in suffixes:
-                self._files[suffix] = open(self.folder / f"{self.name}{suffix}", "rb", buffering=0)
-        except FileNotFoundError:
-            raise _changed(self.folder, f"{self.name}{suffix} is gone") from None
-        if _identity(os.fstat(self._files[TOKENS].fileno())) != self._identity:
-            raise _changed(self.folder, f"a process started with 'spawn' found another {self.tokens_path.name}; "
-                                        f"forked DataLoader workers keep reading the opened version")
+            # the token file last: side files opened before it come from the version it proves unchanged
+            for suffix in sorted(suffixes, key=lambda s: s == TOKENS):
+                try:
+                    self._files[suffix] = open(self.folder / f"{self.name}{suffix}", "rb", buffering=0)
+                except FileNotFoundError:
+                    raise _changed(self.folder, f"{self.name}{suffix} is gone") from None
+            if _identity(os.fstat(self._files[TOKENS].fileno())) != self._identity:
+                raise _changed(self.folder, f"a process started with 'spawn' found another "
+                                            f"{self.tokens_path.name}; forked DataLoader workers keep reading the "
+                                            f"opened version")
+        except BaseException:
+            for fh in self._files.values():
+                fh.close()
+            raise
 
     def __len__(self) -> int:
         return int(self.records.shape[0])

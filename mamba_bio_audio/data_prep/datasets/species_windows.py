@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mamba_bio_audio.data_prep.datasets.dna_layout import load_nindex
-from mamba_bio_audio.data_prep.datasets.dna_windows import PAD_ID, TokenReader
+from mamba_bio_audio.data_prep.datasets.dna_windows import PAD_ID
 from mamba_bio_audio.data_prep.datasets.prepared import PreparedDataset
 from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
@@ -65,7 +65,6 @@ class SpeciesWindowDataset(Dataset):
                 self.by_species.append((label, idx, np.cumsum(self.lengths[idx])))
         if not self.by_species:
             raise ValueError(f"split {split!r} of {path} has no bases")
-        self.reader = TokenReader(self.split)
         self._complement = NucleotideTokenizer().complement_array(256).astype(np.uint8)
         self._nindex, self._nindex_pid = None, None
 
@@ -107,7 +106,7 @@ class SpeciesWindowDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         label, rec, start, rc = self.draw(index)
         n = min(self.seq_len, int(self.lengths[rec]) - start)
-        tokens = self.reader.read(int(self.offsets[rec]) + start, n)
+        tokens = self.split.read(int(self.offsets[rec]) + start, n)
         if rc:
             tokens = self._complement.take(tokens[::-1])
         if n < self.seq_len:

@@ -99,6 +99,5 @@ def run(args) -> int:
         "reference": "Gu & Dao 2023, Table 15: A100 80GB, 125M models, L 2048" if device == "cuda" else None,
         "results": rows,
     }
-    json_path, png_path = sweep_report.write("train", report, args.out_dir, panels, run_start)
-    print(f"wrote {png_path}")
+    sweep_report.write("train", report, args.out_dir, panels, run_start)
     return 0

@@ -177,11 +177,9 @@ def run(args) -> int:
         "checks": checks,
         "results": rows,
     }
-    json_path, png_path = sweep_report.write("memory", report, args.out_dir, _panels(rows, memory_key, label),
-                                             run_start)
+    sweep_report.write("memory", report, args.out_dir, _panels(rows, memory_key, label), run_start)
     for check in checks["chunked_scaling"]:
         print(f"chunked {check['size']} L {check['lengths'][1]} vs {check['lengths'][0]} (chunk {chunk}): peak "
               f"x{check['ratio']}, above baseline x{check['ratio_above_baseline']} (target <= {TARGET_RATIO}): "
               f"{'ok' if check['meets_target'] else 'MISSED'}")
-    print(f"wrote {png_path}")
     return 0

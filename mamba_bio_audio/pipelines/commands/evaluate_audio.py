@@ -149,14 +149,14 @@ def check_output_folders(args) -> None:
 def run(args) -> int:
     from mamba_bio_audio.data_prep.datasets.prepared import MANIFEST, file_sha256
     from mamba_bio_audio.pipelines.evaluation.audio_metrics import set_metrics
-    from mamba_bio_audio.pipelines.reporting.bench_results import host_info, load_average, result_path, write_result
+    from mamba_bio_audio.pipelines.reporting.bench_results import result_path, start, write_result
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.n < 2:
         raise ValueError(f"--n must be at least 2 (FID fits a covariance); got {args.n}")
     check_output_folders(args)
-    started, load_before = time.perf_counter(), load_average()
+    started, run_start = time.perf_counter(), start()
     ds, labels, clip_samples, rate = classifier_training.dataset_info(args.real)
     folder = args.classifier or ds.path / classifier_training.DEFAULT_FOLDER
     if args.train_classifier:
@@ -197,10 +197,9 @@ def run(args) -> int:
         "classifier": _classifier_summary(folder, report, classifier.accuracy(test_lp, test.labels),
                                           file_sha256(ds.path / MANIFEST)),
         "wall_s": time.perf_counter() - started, "threads": torch.get_num_threads(),
-        "host": host_info(), "load_average_before": load_before, "load_average_after": load_average(),
     }
     for name, row in rows.items():
         print(f"{name:>10}: n {row['n']}  FID {row['fid']:.3f}  IS {row['is']:.3f}  mIS {row['mis']:.3f}  "
               f"AM {row['am']:.3f}  confidence {row['confidence']:.3f}")
-    write_result(out.parent, "audio_metrics", result, path=out)
+    write_result(out.parent, "audio_metrics", result, path=out, started=run_start)
     return 0

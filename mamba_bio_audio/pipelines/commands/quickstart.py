@@ -234,7 +234,7 @@ def run(args) -> int:
     write_text_atomic(out / "audio" / "samples.json", json.dumps(
         {"temperature": SAMPLE_TEMPERATURE, "top_k": 0, "top_p": 1.0, "seed": args.seed, "seconds": seconds,
          "sample_rate": rate, "samples": clips}, indent=2) + "\n")
-    dna_samples = sample_dna_files(load_net(dna.export_dir), out / "dna", 2, 300, seed=args.seed)
+    dna_samples = sample_dna_files(load_net(dna.export_dir), out / "dna", 2, 300, seed=args.seed, top_k=0)  # sampled, not greedy
     baselines["real_audio"] = real_audio_stats(data, seconds)
 
     clock.phase("6/6 report")

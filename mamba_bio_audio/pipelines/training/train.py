@@ -163,7 +163,7 @@ def _run(cfg: DictConfig) -> RunResult:
             result.confusion = task.confusion.tolist()
             result.class_names = datamodule.class_names
     if cfg.get("export") and trainer.is_global_zero and not trainer.fast_dev_run:
-        if best:
+        if best and not cfg.test:  # trainer.test(ckpt_path=best) above already loaded the best weights into task
             task.load_state_dict(load_torch_file(best)["state_dict"])
         result.export_dir = task.net.save_pretrained(output_dir / "export")
     if trainer.is_global_zero and not trainer.fast_dev_run:

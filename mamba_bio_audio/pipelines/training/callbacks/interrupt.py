@@ -3,7 +3,7 @@
 SIGTERM (a cluster's preemption, ``kill``, a spot instance going away), SIGINT (Ctrl-C) and SIGUSR1 (what
 SLURM's ``--signal`` sends ahead of the end of a job) during ``fit`` only set a flag: the handler may run in
 the middle of a step, where no state is safe to save. At the next batch boundary the ranks agree on the flag
-(one all-reduce of a boolean per optimizer step), so every rank stops at the same step and none is left
+(one all-reduce of the signal number per optimizer step), so every rank stops at the same step and none is left
 waiting in a collective; the full training state is written to ``last.ckpt`` (rank 0 writes, under a
 temporary name renamed into place) and every rank raises :class:`Preempted`, whose exit status is 128 + the
 signal number, as a shell reports a process killed by it: 143 for SIGTERM, 130 for SIGINT, 138 for SIGUSR1.
@@ -117,8 +117,7 @@ class InterruptCheckpoint(Checkpoint):
         received = self._received(trainer)
         if trainer.world_size == 1:
             return received
-        if not trainer.strategy.reduce_boolean_decision(bool(received), all=False):
-            return 0
+        # one all-reduce (max: 0 when no rank received one), not a boolean decision followed by a second one
         signum = torch.tensor(received, device=trainer.strategy.root_device)
         return int(trainer.strategy.reduce(signum, reduce_op="max").item())
 
@@ -182,6 +181,6 @@ class InterruptCheckpoint(Checkpoint):
             if trainer.is_global_zero:
                 print("interrupted again: stopped at once, without saving this step", file=sys.stderr, flush=True)
             return
-        trainer.save_checkpoint(self.ckpt_path)
+        self._save(trainer)  # as on a signal: written under a temporary name, so a kill mid-write keeps the old file
         if trainer.is_global_zero:
             print(f"interrupted at step {trainer.global_step}: resume with ckpt_path={self.ckpt_path}", flush=True)
