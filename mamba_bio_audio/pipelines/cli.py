@@ -25,6 +25,9 @@ COMMANDS = {
     "compare": ("commands.compare", "train several models and compare them: compare experiment=compare/species_lengths "
                 "(accuracy vs window length) or compare/dna_models (Mamba vs BiMamba vs RCPS); JSON + PNG"),
     "evaluate-audio": ("commands.evaluate_audio", "SC09 metrics (FID, IS, mIS, AM) of generated and real test clips with a digit classifier (trained with --train-classifier)"),
+    "embed": ("commands.embed", "embeddings of FASTA records or BED regions from a DNA model folder: per sequence or per base, any layer; .npy, .safetensors or Parquet"),
+    "score": ("commands.score", "per-base log-likelihoods and entropies of FASTA records (bedGraph, bigWig) and per-record perplexity, any length"),
+    "vep": ("commands.vep", "variant effect scores: each VCF variant's log-likelihood ratio alt vs ref (VCF with an INFO field, TSV, Parquet)"),
     "quickstart": ("commands.quickstart", "fetch the example data, pretrain DNA and audio LMs, fine-tune the species5 classifier, sample audio, "
                    "write quickstart/report.md (about 15 minutes on 2 CPU cores)"),
 }
@@ -35,7 +38,10 @@ BENCHMARKS = {
     "memory": ("bench.memory", "peak training memory and tokens/s vs sequence length: Mamba chunked/unchunked vs Transformer++"),
     "train": ("bench.batch_sweep", "training memory and tokens/s vs batch at L 2048 (paper Table 15): Mamba vs Transformer++"),
     "generate": ("bench.generate", "SaShiMi audio sampling speed, samples/s per stream and in total, batch 1 ... 256"),
+    "genomics": ("bench.genomics", "vep variants/s with prefix reuse vs naive rescoring (1 kb, 8 kb, 131 kb), score bases/s and memory at 1 and 10 Mb, embed sequences/s"),
+    "cpu": ("bench.cpu", "CPU training step by op and decoding vs the measured matmul rate, chunked L 16384, torch.compile, mambapy/transformers peers"),
     "kernels": ("bench.kernels", "static report, no GPU needed: every Triton kernel compiled for sm_80/sm_90, registers, spills, occupancy, SASS mix, modelled bound vs floor"),
+    "reviewers": ("bench.reviewers", "the reviewers' studies (docs/reviewers.md): copying, induction, ablation, mqar (recall vs state size), cost (vs Transformer++); JSON + PNG each"),
 }
 
 

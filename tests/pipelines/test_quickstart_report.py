@@ -34,9 +34,14 @@ def test_classifier_verdict_flags_collapse_and_chance_in_words():
     spread = [[16, 16, 16, 16]] * 4
     kind, text = classifier_verdict(spread, names, 0.25, 0.25)
     assert kind == "chance" and "macro F1 0.250" in text
-    good = [[60, 2, 1, 1], [2, 58, 2, 2], [1, 1, 61, 1], [0, 3, 1, 60]]
+    good = [[60, 2, 1, 1], [2, 58, 2, 2], [1, 1, 61, 1], [0, 3, 1, 60]]  # 239 of 256: 93.4 %
     kind, text = classifier_verdict(good, names, 0.93, 0.80)
-    assert kind == "learned" and "+13.4 points" in text
+    assert kind == "above" and "is above the k-mer baseline" in text and "+13.4 points" in text
+    assert classifier_verdict(good, names, 0.93, 0.94)[0] == "level with"  # -0.6 points
+    assert classifier_verdict(good, names, 0.93, 0.99)[0] == "below"  # -5.6 points
+    poor = [[40, 10, 8, 6], [10, 40, 8, 6], [8, 8, 40, 8], [6, 8, 10, 40]]  # 160 of 256: 62.5 %
+    kind, text = classifier_verdict(poor, names, 0.62, 0.992)
+    assert kind == "far below" and "far below the k-mer baseline" in text and "-36.7 points" in text
 
 
 def test_pitch_clarity_tells_notes_from_noise():

@@ -22,6 +22,8 @@ def test_species_lengths_on_tiny_data(data_dir, tmp_path, capsys):
         correct, total = sum(confusion[i][i] for i in range(4)), sum(map(sum, confusion))
         assert abs(row["test_acc"] - correct / total) < 1e-6  # the accuracy is the confusion matrix's
         assert (tmp_path / "runs" / f"L{row['seq_len']}").is_dir() and row["run_folder"].endswith(f"L{row['seq_len']}")
+        assert row["steps"] == 2 and not row["converged"]  # 2 steps: stopped by compare.steps, not by the criterion
+        assert len(row["curve"]["val_acc"]["step"]) == len(row["curve"]["val_acc"]["value"]) == 1  # one validation
     assert report["chance"] == 0.25 and (tmp_path / "results" / report["plot"]).read_bytes()[:4] == b"\x89PNG"
     assert "L 256: classifier" in capsys.readouterr().out
 

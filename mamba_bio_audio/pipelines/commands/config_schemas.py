@@ -95,6 +95,30 @@ class AudioDataSchema(DataSchema):
     sample_rate: int = 16000
 
 
+@dataclass
+class SyntheticDataSchema:
+    """``SyntheticDataModule``'s arguments: the synthetic tasks drawn on demand (pipelines/training/synthetic_data.py)."""
+
+    _target_: str = MISSING
+    seq_len: int = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: Optional[int] = None
+    train_items: int = 8192
+    eval_items: int = 256
+    num_workers: int = 0
+    seed: int = 0
+
+
+@dataclass
+class MqarDataSchema(SyntheticDataSchema):
+    """``MqarDataModule``: multi-query associative recall (pipelines/training/synthetic_mqar.py)."""
+
+    vocab_size: int = 8192
+    num_pairs: int = 4
+    power_a: float = 0.01
+    random_non_queries: bool = False
+
+
 # --- net: pipelines/training/nets.py build_net
 
 
@@ -162,9 +186,12 @@ class MaskedLMTaskSchema(TaskSchema):
 
 @dataclass
 class ClassificationTaskSchema(TaskSchema):
-    """``SequenceClassificationTask``."""
+    """``SequenceClassificationTask``: ``head_init`` random or linear_probe (fit the head first)."""
 
     num_classes: int = MISSING
+    head_init: str = "random"
+    probe_items: int = 512
+    probe_l2: float = 1.0e-3
 
 
 # --- trainer
@@ -311,6 +338,7 @@ SCHEMAS = {  # (ConfigStore group, name) -> schema
     ("schema/data", "dna"): DnaDataSchema,
     ("schema/data", "species"): SpeciesDataSchema,
     ("schema/data", "audio"): AudioDataSchema,
+    ("schema/data", "synthetic_mqar"): MqarDataSchema,
     ("schema/task", "causal_lm"): TaskSchema,
     ("schema/task", "masked_lm"): MaskedLMTaskSchema,
     ("schema/task", "classification"): ClassificationTaskSchema,

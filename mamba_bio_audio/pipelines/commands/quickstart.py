@@ -158,8 +158,10 @@ def train_phase(name: str, seconds: float, out: Path, data: Path, seed: int, con
             "logger=csv", f"seed={seed}", *extra]
     cfg = compose("train", base)
     per_step, threads = _seconds_per_step(cfg)
-    # the validations and the test: forward passes only, about 0.4 of a training step per batch
+    # the validations, the test and a linear probe: forward passes only, about 0.4 of a training step per batch
     eval_batches = VALIDATIONS * (cfg.trainer.limit_val_batches or 8) + -(-cfg.data.eval_items // cfg.data.batch_size)
+    if cfg.task.get("head_init") == "linear_probe":
+        eval_batches += -(-cfg.task.probe_items // cfg.data.batch_size)
     steps = max(2 * VALIDATIONS, int((0.85 * seconds - 0.4 * eval_batches * per_step) / per_step))
     items_key = "data.train_items" if name == "species" else "data.train_windows"
     console.print(f"{name}: {per_step:.2f} s per step of {cfg.data.batch_size} × {cfg.data.seq_len} tokens on "
@@ -290,8 +292,9 @@ def figures(out: Path, dna, species, audio, baselines: dict, audio_unigram: floa
 
 
 def verdicts(m: dict) -> dict[str, str]:
-    """What each phase achieved, in words: the DNA LM against the best Markov chain, the classifier (collapse,
-    chance or learned, against the k-mer classifier), the audio samples against real piano."""
+    """What each phase achieved, in words: the DNA LM against the best Markov chain, the classifier (collapsed,
+    at chance, or far below / below / level with / above the k-mer classifier), the audio samples against real
+    piano."""
     from mamba_bio_audio.pipelines.reporting.quickstart_report import classifier_verdict
 
     gap = m["dna_val_bits_per_base"] - m["dna_markov_best_bits_per_base"]
@@ -338,6 +341,9 @@ def table_rows(m: dict) -> list[tuple[str, str]]:
         ("DNA LM test perplexity", f"{m['dna_test_ppl']:.3f}"),
         (f"species5 test accuracy (chance {100 / classes:.0f} %)", f"{100 * m['species_test_acc']:.1f} %"),
         (f"species5 test macro F1 (chance about {1 / classes:.2f})", f"{m['species_test_macro_f1']:.3f}"),
+        ("species5 head started from a linear probe on the frozen LM's pooled features: its training accuracy "
+         "(seconds)", "no (random head)" if m["species_probe_train_acc"] != m["species_probe_train_acc"] else
+         f"{100 * m['species_probe_train_acc']:.1f} % ({m['species_probe_seconds']:.0f} s)"),
         ("same windows: k-mer (k <= 4) logistic regression test accuracy (its training accuracy)",
          f"{100 * kmer['test_acc']:.1f} % ({100 * kmer['train_acc']:.1f} %)"),
         ("audio LM validation / test bits per sample", f"{m['audio_val_bits_per_sample']:.3f} / "

@@ -140,6 +140,10 @@ def collect(dna, species, audio, baselines, audio_unigram: float, clips, dna_sam
         "dna_markov_best_order": baselines["best_order"],
         "species_test_acc": species.metrics["test/acc"],
         "species_test_macro_f1": species.metrics["test/f1"],
+        # the linear probe the head started from (task.head_init=linear_probe): its accuracy on its training
+        # windows and its seconds; NaN when the head started from random weights
+        "species_probe_train_acc": species.metrics.get("probe/train_acc", nan),
+        "species_probe_seconds": species.metrics.get("probe/seconds", nan),
         "species_kmer_baseline": baselines["species_kmer"],
         "species_confusion": species.confusion,
         "species_classes": species.class_names,

@@ -72,12 +72,28 @@ def plot_confusion(path: Path, matrix: list[list[int]], names: list[str], title:
     save_png(fig, path)
 
 
+LEVEL_POINTS = 2.0  # within this many accuracy points of the baseline: level with it
+FAR_POINTS = 10.0  # this many points or more below the baseline: far below it
+
+
+def against_baseline(accuracy: float, baseline_acc: float) -> str:
+    """Where an accuracy stands beside a baseline's, in words: ``far below`` (10 points or more under it),
+    ``below``, ``level with`` (within 2 points) or ``above``."""
+    points = 100 * (accuracy - baseline_acc)
+    if points <= -FAR_POINTS:
+        return "far below"
+    if points < -LEVEL_POINTS:
+        return "below"
+    return "level with" if points <= LEVEL_POINTS else "above"
+
+
 def classifier_verdict(confusion: list[list[int]], names: list[str], macro_f1: float, baseline_acc: float | None,
                        collapse_share: float = 0.8) -> tuple[str, str]:
-    """(``collapsed`` | ``chance`` | ``learned``, a sentence) for a classifier's test confusion matrix (rows:
-    true class, columns: predicted): collapsed when one class takes more than ``collapse_share`` of the
-    predictions, at chance when macro F1 is below 1.5 / classes, else learned; the sentence gives the accuracy
-    beside chance and ``baseline_acc`` (the k-mer classifier on the same windows)."""
+    """(kind, a sentence) for a classifier's test confusion matrix (rows: true class, columns: predicted):
+    ``collapsed`` when one class takes more than ``collapse_share`` of the predictions, ``chance`` when macro F1
+    is below 1.5 / classes; otherwise where it stands beside ``baseline_acc`` (the k-mer classifier on the same
+    windows, :func:`against_baseline`: ``far below``, ``below``, ``level with``, ``above``), or ``better than
+    chance`` without a baseline. The sentence gives the accuracy beside chance and the baseline."""
     classes, total = len(names), sum(map(sum, confusion))
     predicted = [sum(row[j] for row in confusion) for j in range(classes)]
     accuracy = sum(confusion[i][i] for i in range(classes)) / max(total, 1)
@@ -93,8 +109,15 @@ def classifier_verdict(confusion: list[list[int]], names: list[str], macro_f1: f
     if macro_f1 < 1.5 * chance:
         return "chance", (f"**The classifier is at chance**: macro F1 {macro_f1:.3f} against {chance:.3f} for "
                           f"guessing, accuracy {100 * accuracy:.1f} % (chance {100 * chance:.0f} %){against}.")
-    return "learned", (f"The classifier learned the task: test accuracy {100 * accuracy:.1f} % against "
-                       f"{100 * chance:.0f} % chance, macro F1 {macro_f1:.3f}{against}.")
+    if baseline_acc is None:
+        return "better than chance", (f"The classifier does better than chance: test accuracy {100 * accuracy:.1f} % "
+                                      f"against {100 * chance:.0f} % chance, macro F1 {macro_f1:.3f}.")
+    kind = against_baseline(accuracy, baseline_acc)
+    emphasis = "**" if kind in ("far below", "below") else ""
+    return kind, (f"{emphasis}The classifier is {kind} the k-mer baseline{emphasis}: test accuracy "
+                  f"{100 * accuracy:.1f} % against {100 * baseline_acc:.1f} % for the k-mer (k <= 4) logistic "
+                  f"regression on the same windows ({100 * (accuracy - baseline_acc):+.1f} points); chance "
+                  f"{100 * chance:.0f} %, macro F1 {macro_f1:.3f}.")
 
 
 def write_report(path: Path, rows: list[tuple[str, str]], sections: list[str]) -> None:
