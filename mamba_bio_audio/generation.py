@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 __all__ = ["GenerateOutput", "InferenceParams", "Samples", "generate", "modify_logit_for_repetition_penalty", "sample",
-           "sample_sequences", "token_log_probs"]
+           "sample_sequences", "token_log_probs", "uses_fast_step"]
 
 
 @dataclass
@@ -40,19 +40,28 @@ class InferenceParams:
 
     ``seqlen_offset`` is the number of tokens already consumed (0: the next forward is a fresh prompt);
     ``key_value_memory_dict`` maps layer_idx to that layer's (conv_state, ssm_state). Layers allocate their
-    state lazily; ``model.allocate_inference_cache`` preallocates it.
+    state lazily; ``model.allocate_inference_cache`` preallocates it. ``fast_step``: the fused CPU step over
+    these states (:mod:`mamba_bio_audio.models.fast_decode`) that ``model.step`` takes where it applies, or None
+    (``allocate_inference_cache(..., fast=False)``, or a model it does not handle): the generic step.
     """
 
     max_seqlen: int | None
     max_batch_size: int
     seqlen_offset: int = 0
     key_value_memory_dict: dict = field(default_factory=dict)
+    fast_step: object | None = field(default=None, repr=False)
 
     def reset(self, max_seqlen: int, max_batch_size: int) -> None:
         """Start a new sequence; states are overwritten by the next prompt (seqlen_offset 0)."""
         self.max_seqlen = max_seqlen
         self.max_batch_size = max_batch_size
         self.seqlen_offset = 0
+
+
+def uses_fast_step(state) -> bool:
+    """Whether ``model.step`` on this decoding state (an ``InferenceParams`` or a SaShiMi state) takes the fused
+    CPU step; it still falls back to the generic step for a call the fused step does not handle."""
+    return getattr(state, "fast_step", None) is not None
 
 
 @dataclass
@@ -169,6 +178,9 @@ def _eval_mode(model):
         model.train(was_training)
 
 
+_LOG_PROB_CHUNK = 64  # tokens whose log-probabilities the decoding loop computes together
+
+
 def _decode(model, prompt: torch.Tensor, length: int, choose, teacher: torch.Tensor | None = None,
             eos_token_id: int | None = None, keep_scores: bool = False):
     """The decoding loop. prompt (batch, P) int64 on the model's device; ``choose(logits (batch, V), sequence
@@ -188,6 +200,14 @@ def _decode(model, prompt: torch.Tensor, length: int, choose, teacher: torch.Ten
     next_logits, scores = logits[:, -1], []
     finished = torch.zeros(batch, dtype=torch.bool, device=prompt.device)
     end = total
+    pending: list = []  # (logits, token) of the positions from `first` on whose log-probabilities are not written yet
+
+    def write_log_probs(first: int) -> None:
+        # one log_softmax per _LOG_PROB_CHUNK tokens instead of one per token: per-token overhead of the loop
+        log_probs[:, first:first + len(pending)] = token_log_probs(torch.stack([p[0] for p in pending], dim=1),
+                                                                   torch.stack([p[1] for p in pending], dim=1))
+        pending.clear()
+
     for position in range(prompt_length, total):
         if keep_scores:
             scores.append(next_logits)
@@ -199,12 +219,16 @@ def _decode(model, prompt: torch.Tensor, length: int, choose, teacher: torch.Ten
             token = token.masked_fill(finished, eos_token_id)
             finished |= token == eos_token_id
         tokens[:, position] = token
-        log_probs[:, position] = token_log_probs(next_logits, token)
+        pending.append((next_logits, token))
         if position + 1 == total or (eos_token_id is not None and bool(finished.all())):
             end = position + 1
             break
+        if len(pending) == _LOG_PROB_CHUNK:
+            write_log_probs(position + 1 - _LOG_PROB_CHUNK)
         next_logits, state = model.step(token, state)
         next_logits = next_logits[:, :vocab_size]
+    if pending:
+        write_log_probs(end - len(pending))
     return tokens[:, :end], log_probs[:, :end], scores
 
 

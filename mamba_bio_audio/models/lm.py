@@ -20,6 +20,7 @@ from mamba_bio_audio.config import MambaConfig
 from mamba_bio_audio.losses import shift_labels, token_loss
 from mamba_bio_audio.models import chunked
 from mamba_bio_audio.models.base import PreTrainedModel
+from mamba_bio_audio.models.fast_decode import FastMambaStep
 from mamba_bio_audio.models.mamba_folders import MambaFolders
 from mamba_bio_audio.models.mixer_model import MixerModel
 from mamba_bio_audio.targets import IGNORE_INDEX
@@ -71,14 +72,17 @@ class CausalLM(PreTrainedModel):
             else []
 
     def allocate_inference_cache(self, batch_size: int, max_seqlen: int | None = None,
-                                 dtype=None) -> generation.InferenceParams:
+                                 dtype=None, *, fast: bool = True) -> generation.InferenceParams:
         """A zeroed decoding state for ``batch_size`` sequences: ``InferenceParams`` whose
         ``key_value_memory_dict`` maps layer_idx to the layer's state (Mamba: conv_state (batch, d_inner, d_conv),
         ssm_state (batch, d_inner, d_state) fp32). ``max_seqlen`` bounds the sequence for backbones whose state
-        grows (the Transformer++'s key/value cache); a Mamba state does not."""
+        grows (the Transformer++'s key/value cache); a Mamba state does not. ``fast`` (keyword only): let
+        :meth:`step` take the fused CPU step (:mod:`~mamba_bio_audio.models.fast_decode`) where it applies;
+        False: always the generic step."""
         cache = self.backbone.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
         return generation.InferenceParams(max_seqlen=max_seqlen, max_batch_size=batch_size,
-                                          key_value_memory_dict=cache)
+                                          key_value_memory_dict=cache,
+                                          fast_step=FastMambaStep.build(self, cache, batch_size) if fast else None)
 
     def forward(self, input_ids: torch.Tensor, position_ids=None, inference_params=None, num_last_tokens: int = 0,
                 labels: torch.Tensor | None = None, *, targets: torch.Tensor | None = None,
@@ -116,8 +120,12 @@ class CausalLM(PreTrainedModel):
     @torch.no_grad()
     def step(self, input_ids: torch.Tensor, state: generation.InferenceParams):
         """input_ids (batch,) int64, the next token → (next-token logits (batch, padded_vocab), state advanced
-        by one in place): one recurrent step."""
-        logits = self.forward(input_ids[:, None], inference_params=state, num_last_tokens=1).logits[:, -1]
+        by one in place): one recurrent step, fused where the state's ``fast_step`` applies."""
+        fast = getattr(state, "fast_step", None)
+        if fast is not None and fast.applies(input_ids):
+            logits = fast(input_ids)
+        else:
+            logits = self.forward(input_ids[:, None], inference_params=state, num_last_tokens=1).logits[:, -1]
         state.seqlen_offset += 1
         return logits, state
 

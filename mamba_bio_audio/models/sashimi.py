@@ -21,7 +21,7 @@ forwards and one whole forward give the same outputs (up to fp32 rounding).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import torch
@@ -30,6 +30,7 @@ from torch import nn
 from mamba_bio_audio.generation import InferenceParams
 from mamba_bio_audio.losses import token_loss
 from mamba_bio_audio.models.base import PreTrainedModel, init_weights
+from mamba_bio_audio.models.fast_decode import FastSashimiStep
 from mamba_bio_audio.models.lm import CausalLMOutput, causal_targets
 from mamba_bio_audio.models.mamba_folders import MAMBA_SHAPE_FIELDS
 from mamba_bio_audio.models.mixer_model import create_block
@@ -51,6 +52,7 @@ class SashimiState:
     layers: dict
     down: list
     up: list
+    fast_step: object | None = field(default=None, repr=False)  # models/fast_decode.FastSashimiStep, or None
 
 
 def _block_forward(block: Block, x: torch.Tensor, params: InferenceParams | None) -> torch.Tensor:
@@ -193,9 +195,16 @@ class SashimiLM(PreTrainedModel):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, **factory_kwargs)
         self.apply(partial(init_weights, n_layer=config.n_blocks, initializer_range=config.initializer_range))
 
-    def allocate_inference_cache(self, batch_size: int, max_seqlen: int | None = None, dtype=None) -> SashimiState:
-        """A zeroed :class:`SashimiState` for ``batch_size`` streams (see :meth:`SashimiBackbone.forward`)."""
-        return self.backbone.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int | None = None, dtype=None, *,
+                                 fast: bool = True) -> SashimiState:
+        """A zeroed :class:`SashimiState` for ``batch_size`` streams (see :meth:`SashimiBackbone.forward`).
+        ``fast`` (keyword only): let :meth:`step` take the fused CPU step
+        (:class:`~mamba_bio_audio.models.fast_decode.FastSashimiStep`) where it applies; False: always the generic
+        step."""
+        state = self.backbone.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype)
+        if fast:
+            state.fast_step = FastSashimiStep.build(self, state, batch_size)
+        return state
 
     def forward(self, input_ids: torch.Tensor, state: SashimiState | None = None,
                 labels: torch.Tensor | None = None, *, targets: torch.Tensor | None = None) -> CausalLMOutput:
@@ -218,6 +227,10 @@ class SashimiLM(PreTrainedModel):
 
     @torch.no_grad()
     def step(self, input_ids: torch.Tensor, state: SashimiState):
-        """input_ids (batch,) int64, the next input sample → (logits (batch, vocab_size), state)."""
+        """input_ids (batch,) int64, the next input sample → (logits (batch, vocab_size), state); fused where the
+        state's ``fast_step`` applies."""
+        fast = state.fast_step
+        if fast is not None and fast.applies(input_ids, state):
+            return fast(input_ids, state), state
         hidden, state = self.backbone.step(self.embedding(input_ids), state)
         return self.lm_head(hidden), state

@@ -9,6 +9,13 @@ paper-scale targets are for ``sc09_small`` on a GPU: 16,000 samples/s for one st
 time at 16 kHz) and 2M samples/s in total at batch 256. The JSON records the load average before the run: other
 work on the machine slows every figure.
 
+``--fast-vs-generic`` adds, in the same run, the CPU decode step fused by
+:mod:`mamba_bio_audio.models.fast_decode` against the generic one (``allocate_inference_cache(..., fast=False)``),
+greedy, through :mod:`~mamba_bio_audio.pipelines.bench.decode_speed`: SaShiMi's CPU twin (the quickstart's audio model,
+``audio/piano_sashimi_cpu``: 1.10M parameters) at batch 1, 16 and 64, and a Mamba LM of 4 layers, d_model 256, N 16
+(issue 22's model) at batch 1, ``--compare-steps`` steps each, with the speedups and issue 22's targets
+(``fast_vs_generic`` in the JSON).
+
 ``--decode-steps N`` adds the decode loop alone (``decode`` in the JSON): ``model.step`` on a (batch,) token
 tensor and a Gumbel-max draw from the whole vocabulary into the same tensor, N steps (rounded up to a multiple of
 the pools' product) after one warm-up pass through every phase of the U-Net; its latency per step and samples/s,
@@ -26,13 +33,22 @@ from mamba_bio_audio.pipelines.reporting.bench_results import start, write_resul
 
 from mamba_bio_audio import ops
 from mamba_bio_audio.audio_generation import sample_audio
+from mamba_bio_audio.config import MambaConfig
+from mamba_bio_audio.models import MambaLMHeadModel
 from mamba_bio_audio.models.sashimi import SashimiLM
 from mamba_bio_audio.models.sashimi_config import SashimiConfig
+from mamba_bio_audio.pipelines.bench.decode_speed import measure_decode, measure_sashimi_sampling
 from mamba_bio_audio.pipelines.bench.timing import failure, sync
 from mamba_bio_audio.tokenizers import MU_LAW_START_TOKEN
 
 TARGETS = {"preset": "sc09_small", "device": "cuda", "single_stream_samples_per_s": 16_000,
            "batch_256_total_samples_per_s": 2_000_000}
+# --fast-vs-generic: the models and issue 22's CPU targets (speedups over the generic step measured in the same run)
+SASHIMI_CPU_TWIN = {"preset": "youtubemix", "d_model": 64, "n_layers": 1, "pool": [4, 4]}  # audio/piano_sashimi_cpu
+SASHIMI_BATCHES = (1, 16, 64)
+MAMBA_LM = {"d_model": 256, "n_layer": 4, "vocab_size": 12, "ssm_cfg": {"d_state": 16}}
+CPU_TARGETS = {"mamba_lm_batch_1_speedup": 10.0, "mamba_lm_batch_1_tokens_per_s": 1_800,
+               "sashimi_batch_16_speedup": 5.0, "sashimi_batch_64_total_samples_per_s": 16_000}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decode-steps", type=int, default=0,
                         help="also time the decode loop alone, eager and with CUDA graphs, over this many steps "
                              "(default: %(default)s: off)")
+    parser.add_argument("--fast-vs-generic", action="store_true",
+                        help="also compare the fused CPU decode step with the generic one (SaShiMi's CPU twin at batch "
+                             "1, 16, 64; a 4-layer d_model 256 Mamba LM at batch 1), in this run")
+    parser.add_argument("--compare-steps", type=int, default=512,
+                        help="decode steps per --fast-vs-generic timing (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON goes")
 
@@ -168,6 +189,45 @@ def _bench_decode(config: SashimiConfig, device: torch.device, sizes: list[int],
     return rows
 
 
+def _compare_row(model: str, batch: int, generic: dict, fast: dict, rate: str) -> dict:
+    speedup = fast[rate] / generic[rate]
+    print(f"cpu   {model:16s} batch {batch:3d}  generic {generic[rate]:10.1f}  fast {fast[rate]:10.1f}  {rate}  "
+          f"{speedup:6.2f}x  (fast path: {fast['path']})", flush=True)
+    return {"model": model, "batch": batch, "rate": rate, "generic": generic, "fast": fast,
+            "speedup": round(speedup, 2)}
+
+
+def fast_vs_generic(steps: int, seed: int) -> dict:
+    """The fused CPU decode step against the generic one, side by side in this process (see the module
+    docstring): {"rows": one per model and batch, "meets_targets": issue 22's CPU targets}."""
+    torch.manual_seed(seed)
+    preset, overrides = SASHIMI_CPU_TWIN["preset"], {k: v for k, v in SASHIMI_CPU_TWIN.items() if k != "preset"}
+    sashimi = SashimiLM(SashimiConfig.from_preset(preset, **overrides)).eval()
+    samples = -(-steps // sashimi.config.total_pool) * sashimi.config.total_pool
+    rows = []
+    for batch in SASHIMI_BATCHES:
+        generic, fast = (measure_sashimi_sampling(sashimi, batch=batch, samples=samples, seed=seed, fast=f)
+                         for f in (False, True))
+        rows.append(_compare_row("sashimi_cpu_twin", batch, generic, fast, "samples_per_s_total"))
+    torch.manual_seed(seed)
+    lm = MambaLMHeadModel(MambaConfig(**MAMBA_LM)).eval()
+    generic, fast = (measure_decode(lm, batch=1, tokens=steps, seed=seed, fast=f) for f in (False, True))
+    rows.append(_compare_row("mamba_lm_4x256", 1, generic, fast, "tokens_per_s"))
+    by = {(r["model"], r["batch"]): r for r in rows}
+    lm_row, s16, s64 = by[("mamba_lm_4x256", 1)], by[("sashimi_cpu_twin", 16)], by[("sashimi_cpu_twin", 64)]
+    verdict = {
+        "mamba_lm_batch_1_speedup": lm_row["speedup"] >= CPU_TARGETS["mamba_lm_batch_1_speedup"],
+        "mamba_lm_batch_1_tokens_per_s": lm_row["fast"]["tokens_per_s"] >= CPU_TARGETS["mamba_lm_batch_1_tokens_per_s"],
+        "sashimi_batch_16_speedup": s16["speedup"] >= CPU_TARGETS["sashimi_batch_16_speedup"],
+        "sashimi_batch_64_total_samples_per_s":
+            s64["fast"]["samples_per_s_total"] >= CPU_TARGETS["sashimi_batch_64_total_samples_per_s"],
+    }
+    return {"models": {"sashimi_cpu_twin": {**SASHIMI_CPU_TWIN, "params": sum(p.numel() for p in sashimi.parameters())},
+                       "mamba_lm_4x256": {**MAMBA_LM, "params": sum(p.numel() for p in lm.parameters())}},
+            "steps": steps, "sashimi_samples": samples, "torch_threads": torch.get_num_threads(),
+            "targets": CPU_TARGETS, "meets_targets": verdict, "rows": rows}
+
+
 def _meets_targets(preset: str, results: list) -> dict | None:
     """For sc09_small on CUDA: whether batch 1 and batch 256 reach the targets (None when not measured)."""
     if preset != TARGETS["preset"]:
@@ -188,6 +248,8 @@ def run(args) -> int:
         raise ValueError(f"--samples must be >= 1; got {args.samples}")
     if args.decode_steps < 0:
         raise ValueError(f"--decode-steps must be >= 0; got {args.decode_steps}")
+    if args.compare_steps < 1:
+        raise ValueError(f"--compare-steps must be >= 1; got {args.compare_steps}")
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1; got {args.threads}")
@@ -202,6 +264,7 @@ def run(args) -> int:
         results += _bench_device(config, device, sizes, args.samples, args.seed)
         if args.decode_steps:
             decode += _bench_decode(config, device, sizes, args.decode_steps, args.seed)
+    compared = fast_vs_generic(args.compare_steps, args.seed) if args.fast_vs_generic else None
     report = {
         "parameters": {"preset": args.preset, "config": config.to_dict(), "dtype": "float32",
                        "params": sum(p.numel() for p in SashimiLM(config, device="meta").parameters()),
@@ -214,6 +277,7 @@ def run(args) -> int:
         "decode": decode,
         "decode_meets_targets": {mode: _meets_targets(args.preset, [r for r in decode if r["mode"] == mode])
                                  for mode in ("eager", "cuda_graph")} if decode else None,
+        "fast_vs_generic": compared,
     }
     write_result(args.out_dir, "generate", report, started=run_start)
     return 0

@@ -1,0 +1,327 @@
+"""The fused CPU decode step of Mamba LMs and SaShiMi: about one numba call per residual block per token.
+
+The generic step (``Mamba.step`` through :mod:`mamba_bio_audio.ops`) validates every argument and runs about
+twenty small PyTorch ops per layer per token; at batch 1 that dispatch, not the arithmetic, is the time. Here the
+shapes are checked once, when the decoding state is allocated, and each token runs the kernels of
+``ops.cpu_decode_kernels()`` on numpy views of the model's parameters and of the state's tensors: the conv and SSM
+states (and SaShiMi's pool buffers) are the ones in the state object, updated in place, so the generic path
+(prefill, chunked prefill, a generic step) and this one can follow each other. A whole block is one
+``block_step`` call (add → norm → in_proj → conv → x_proj / dt_proj → state update → gate → out_proj [→ add → norm
+→ gated MLP]) at every batch size: its projections are numba GEMMs as fast as torch's on one thread from batch 16
+to 64 and faster below (``cpu_block.linear``), and they never wake a thread pool, which on a busy machine costs
+milliseconds per call.
+
+What it handles (:func:`unsupported`): fp32 models on the CPU whose blocks are plain ``Block``s holding a plain
+Mamba-1 mixer (no ablation switch, SiLU, conv state of ``d_conv`` steps), LayerNorm or RMSNorm, with or without
+the gated MLP; everything else decodes through the generic step. A step falls back to the generic one (the
+model's ``step`` asks :meth:`FastMambaStep.applies`) when autograd is recording, the input is not a CPU tensor of
+the state's batch, the kernel settings name a backend other than ``cpu``, or a parameter object of the model was
+replaced after the state was allocated (a state views the parameters it was built on). The weights are read in
+place at every step, so in-place changes (an optimizer step, ``load_state_dict``) are seen; ``A = -exp(A_log)`` is
+cached and recomputed when ``A_log``'s version changes.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mamba_bio_audio import ops
+from mamba_bio_audio.models.mixer_model import MixerModel
+from mamba_bio_audio.modules.block import Block, GatedMLP, final_norm
+from mamba_bio_audio.modules.mamba import Mamba
+from mamba_bio_audio.modules.rms_norm import RMSNorm
+
+__all__ = ["FastMambaStep", "FastSashimiStep", "unsupported"]
+
+_EMPTY = np.zeros(0, dtype=np.float32)
+
+
+def _array(t: torch.Tensor | None) -> np.ndarray:
+    """A numpy view of ``t`` (fp32, C-contiguous: checked by :func:`unsupported`), or an empty array for None."""
+    return _EMPTY if t is None else t.detach().numpy()
+
+
+def _norm_unsupported(norm: nn.Module) -> str | None:
+    if type(norm) is RMSNorm and norm.bias is None:
+        return None
+    if type(norm) is nn.LayerNorm and norm.elementwise_affine and norm.weight is not None \
+            and len(norm.normalized_shape) == 1:
+        return None
+    return f"norm {type(norm).__name__} (LayerNorm or RMSNorm with weights only)"
+
+
+def _mixer_unsupported(mixer: nn.Module) -> str | None:
+    if type(mixer) is not Mamba:
+        return f"mixer {type(mixer).__name__} (plain Mamba-1 only)"
+    if not getattr(mixer, "is_default_layer", True):
+        return "a Mamba mixer with ablation switches"
+    if (type(mixer.conv1d) is not nn.Conv1d or type(mixer.dt_proj) is not nn.Linear or mixer.activation != "silu"
+            or mixer.x_proj.out_features != mixer.dt_rank + 2 * mixer.d_state or mixer.x_proj.bias is not None):
+        return "a Mamba mixer with a replaced conv, dt projection, activation or x_proj"
+    return None
+
+
+def _block_unsupported(block: nn.Module) -> str | None:
+    if type(block) is not Block:
+        return f"block {type(block).__name__} (Block only)"
+    for reason in (_norm_unsupported(block.norm), _mixer_unsupported(block.mixer)):
+        if reason:
+            return reason
+    if block.mlp is not None:
+        if type(block.mlp) is not GatedMLP or block.mlp.activation is not F.silu:
+            return f"MLP {type(block.mlp).__name__} (GatedMLP with SiLU only)"
+        if type(block.norm2) is not type(block.norm) or block.norm2.eps != block.norm.eps:
+            return "an MLP norm that differs from the mixer norm"
+    return None
+
+
+def unsupported(module: nn.Module, blocks) -> str | None:
+    """Why ``module`` (its ``blocks``) cannot take the fused step, or None when it can: every parameter fp32,
+    C-contiguous and on the CPU, every block supported."""
+    for name, param in module.named_parameters():
+        if param.device.type != "cpu" or param.dtype != torch.float32 or not param.is_contiguous():
+            return f"parameter {name} ({param.dtype}, {param.device}; fp32 contiguous CPU only)"
+    for block in blocks:
+        reason = _block_unsupported(block)
+        if reason:
+            return reason
+    return None
+
+
+def _owners(*modules: nn.Module) -> list:
+    """(parameter dict, name, parameter) of every parameter of ``modules``: what :func:`_same_parameters` checks."""
+    return [(m._parameters, n, p) for module in modules for m in module.modules() for n, p in m._parameters.items()
+            if p is not None]
+
+
+def _same_parameters(owners: list) -> bool:
+    return all(owner.get(name) is param for owner, name, param in owners)
+
+
+def _token_ids(input_ids: torch.Tensor, rows: int) -> np.ndarray:
+    """input_ids (batch,) as numpy, refused as the embedding refuses them (numpy would wrap negative ids)."""
+    ids = input_ids.numpy()
+    if ids.min() < 0 or ids.max() >= rows:
+        raise IndexError(f"token ids must be in [0, {rows}); got values in [{ids.min()}, {ids.max()}]")
+    return ids
+
+
+def _linear_args(linear: nn.Linear) -> tuple:
+    """``cpu_block.linear``'s weight, bias, has_bias for one nn.Linear."""
+    return _array(linear.weight), _array(linear.bias), linear.bias is not None
+
+
+def _norm_args(norm: nn.Module) -> tuple:
+    bias = getattr(norm, "bias", None)
+    return _array(norm.weight), _array(bias), bias is not None, np.float32(norm.eps), type(norm) is RMSNorm
+
+
+class _BlockCall:
+    """One Block over its decoding state: the kernel arguments, and the scratch buffers of its batch."""
+
+    def __init__(self, kernels, block: Block, conv_state: torch.Tensor, ssm_state: torch.Tensor, batch: int):
+        mixer = block.mixer
+        if (conv_state.dtype != torch.float32 or tuple(conv_state.shape) != (batch, mixer.d_inner, mixer.d_conv)
+                or not conv_state.is_contiguous() or ssm_state.dtype != torch.float32 or not ssm_state.is_contiguous()
+                or tuple(ssm_state.shape) != (batch, mixer.d_inner, mixer.d_state)):
+            raise ValueError(f"the state of layer {mixer.layer_idx} does not fit the fused step: conv_state "
+                             f"{tuple(conv_state.shape)} {conv_state.dtype}, ssm_state {tuple(ssm_state.shape)}")
+        self.kernels = kernels
+        self.a_log, self.a_version = mixer.A_log, -1
+        self.a = np.empty(tuple(mixer.A_log.shape), dtype=np.float32)
+        self.owners = _owners(block)
+        mlp = block.mlp
+        hidden = mlp.fc2.in_features if mlp is not None else 0
+        scratch = lambda *shape: np.zeros(shape, dtype=np.float32)  # noqa: E731
+        mlp_args = (_EMPTY, _EMPTY, False, _EMPTY.reshape(0, 0), _EMPTY, False, _EMPTY.reshape(0, 0), _EMPTY, False)
+        if mlp is not None:
+            mlp_args = (*_norm_args(block.norm2)[:3], *_linear_args(mlp.fc1), *_linear_args(mlp.fc2))
+        self.args = (
+            *_norm_args(block.norm), *_linear_args(mixer.in_proj),
+            _array(mixer.conv1d.weight).reshape(mixer.d_inner, mixer.d_conv), _array(mixer.conv1d.bias),
+            mixer.conv1d.bias is not None, _array(conv_state), _array(mixer.x_proj.weight),
+            _array(mixer.dt_proj.weight), _array(mixer.dt_proj.bias), self.a, _array(mixer.D), _array(ssm_state),
+            *_linear_args(mixer.out_proj), mlp is not None, *mlp_args,
+            scratch(batch, mixer.d_model), scratch(batch, 2 * mixer.d_inner), scratch(batch, mixer.d_inner),
+            scratch(batch, mixer.dt_rank + 2 * mixer.d_state), scratch(batch, mixer.d_inner), scratch(mixer.d_inner),
+            scratch(mixer.d_state), scratch(mixer.d_state), scratch(batch, 2 * hidden), scratch(batch, hidden),
+        )
+
+    def current(self) -> bool:
+        """Whether the block still holds the parameter objects the arguments view; refreshes A after a change
+        of A_log's values."""
+        if not _same_parameters(self.owners):
+            return False
+        if self.a_log._version != self.a_version:
+            with torch.no_grad():
+                self.a[...] = -torch.exp(self.a_log.float()).numpy()
+            self.a_version = self.a_log._version
+        return True
+
+    def __call__(self, hidden: np.ndarray, resid: np.ndarray, first: bool, sum_out: bool) -> None:
+        """The block in place (``cpu_block.block_step``'s contract): hidden, resid (B, D)."""
+        self.kernels.block_step(hidden, resid, first, sum_out, *self.args)
+
+
+def _settings_allow() -> bool:
+    return ops.settings().backend in (None, "cpu")
+
+
+class FastMambaStep:
+    """The fused step of a causal LM over a :class:`~mamba_bio_audio.models.mixer_model.MixerModel` of Mamba blocks:
+    ``step(input_ids (batch,) int64) -> logits (batch, padded_vocab) fp32`` (a new tensor each call), the layer
+    states in ``cache`` (layer_idx → (conv_state, ssm_state)) updated in place."""
+
+    def __init__(self, model: nn.Module, cache: dict, batch: int):
+        backbone = model.backbone
+        self.kernels = kernels = ops.cpu_decode_kernels()
+        self.batch = batch
+        self.blocks = [_BlockCall(kernels, layer, *cache[i], batch) for i, layer in enumerate(backbone.layers)]
+        embedding = backbone.get_submodule(backbone.embedding_name)
+        self.owners = _owners(embedding, model.lm_head, backbone.norm_f)
+        width = backbone.norm_f.weight.shape[0]
+        self.hidden, self.resid, self.normed = (np.zeros((batch, width), dtype=np.float32) for _ in range(3))
+        self.norm_f, self.head = _norm_args(backbone.norm_f), _linear_args(model.lm_head)
+        self.logits_shape = (batch, model.lm_head.weight.shape[0])
+        self.embedding = _array(embedding.weight)
+
+    def __deepcopy__(self, memo) -> None:
+        return None  # a copied state holds copied tensors that this step's views do not see: it steps generically
+
+    @staticmethod
+    def build(model: nn.Module, cache: dict, batch: int) -> FastMambaStep | None:
+        """The fused step for ``model`` (a CausalLM) and its zeroed ``cache``, or None where it does not apply."""
+        backbone = getattr(model, "backbone", None)
+        if type(backbone) is not MixerModel or not isinstance(getattr(model, "lm_head", None), nn.Linear) \
+                or len(cache) != len(backbone.layers):
+            return None
+        embedding = backbone.get_submodule(backbone.embedding_name)
+        if _norm_unsupported(backbone.norm_f) or backbone.final_norm is not final_norm \
+                or type(embedding) is not nn.Embedding or embedding.max_norm is not None \
+                or unsupported(model, backbone.layers):
+            return None
+        if any(not isinstance(cache.get(i), tuple) or len(cache[i]) != 2
+               or any(t.dtype != torch.float32 or not t.is_contiguous() for t in cache[i])
+               for i in range(len(backbone.layers))):
+            return None
+        return FastMambaStep(model, cache, batch)
+
+    def applies(self, input_ids: torch.Tensor) -> bool:
+        """Whether this step may run for ``input_ids``: (batch,) on the CPU, autograd off, the settings' backend
+        cpu or unset, the model's parameter objects those the state was built on."""
+        if (torch.is_grad_enabled() or input_ids.device.type != "cpu" or tuple(input_ids.shape) != (self.batch,)
+                or not _settings_allow()):
+            return False
+        return _same_parameters(self.owners) and all(block.current() for block in self.blocks)
+
+    def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
+        hidden, resid = self.hidden, self.resid
+        np.take(self.embedding, _token_ids(input_ids, self.embedding.shape[0]), axis=0, out=hidden)
+        for i, block in enumerate(self.blocks):
+            block(hidden, resid, i == 0, False)
+        self.kernels.add_norm(hidden, resid, not self.blocks, *self.norm_f, self.normed)
+        logits = np.empty(self.logits_shape, dtype=np.float32)
+        self.kernels.linear(self.normed, *self.head, logits)
+        return torch.from_numpy(logits)
+
+
+class FastSashimiStep:
+    """The fused step of a :class:`~mamba_bio_audio.models.sashimi.SashimiLM` (``SashimiBackbone.step``'s U-Net
+    walk): ``step(input_ids (batch,) int64, state) -> logits (batch, vocab) fp32``, the block and pool states of
+    ``state`` updated in place."""
+
+    def __init__(self, model: nn.Module, state, batch: int):
+        backbone = model.backbone
+        self.kernels = kernels = ops.cpu_decode_kernels()
+        self.batch = batch
+        calls = {block.layer_idx: _BlockCall(kernels, block, *state.layers[block.layer_idx], batch)
+                 for block in backbone._all_blocks()}
+        self.blocks = list(calls.values())
+        self.down_blocks = [[calls[b.layer_idx] for b in blocks] for blocks in backbone.down_blocks]
+        self.center = [calls[b.layer_idx] for b in backbone.center]
+        self.up_blocks = [[calls[b.layer_idx] for b in blocks] for blocks in backbone.up_blocks]
+        self.down_pools = [(_linear_args(p.linear), p.pool, _array(s.buffer))
+                           for p, s in zip(backbone.down_pools, state.down)]
+        self.up_pools = [(_linear_args(p.linear), p.pool, _array(s.buffer))
+                         for p, s in zip(backbone.up_pools, state.up)]
+        widths = backbone.config.widths
+        self.pooled = [np.zeros((batch, w), dtype=np.float32) for w in widths[1:]]
+        self.resid = [np.zeros((batch, w), dtype=np.float32) for w in widths]
+        self.normed = np.zeros((batch, widths[0]), dtype=np.float32)
+        self.norm_f, self.head = _norm_args(backbone.norm_f), _linear_args(model.lm_head)
+        self.logits_shape = (batch, model.lm_head.weight.shape[0])
+        self.embedding = _array(model.embedding.weight)
+        self.owners = _owners(model.embedding, model.lm_head, backbone.norm_f, *backbone.down_pools,
+                              *backbone.up_pools)
+
+    def __deepcopy__(self, memo) -> None:
+        return None  # as FastMambaStep's
+
+    @staticmethod
+    def build(model: nn.Module, state, batch: int) -> FastSashimiStep | None:
+        """The fused step for ``model`` and its zeroed ``state``, or None where it does not apply."""
+        backbone = model.backbone
+        if type(backbone.norm_f) is not nn.LayerNorm or _norm_unsupported(backbone.norm_f) \
+                or type(model.embedding) is not nn.Embedding or model.embedding.max_norm is not None \
+                or unsupported(model, list(backbone._all_blocks())):
+            return None
+        tensors = [s.buffer for s in (*state.down, *state.up)] + [t for pair in state.layers.values() for t in pair]
+        if any(t.dtype != torch.float32 or not t.is_contiguous() for t in tensors):
+            return None
+        return FastSashimiStep(model, state, batch)
+
+    def applies(self, input_ids: torch.Tensor, state) -> bool:
+        """As :meth:`FastMambaStep.applies`."""
+        if (torch.is_grad_enabled() or input_ids.device.type != "cpu" or tuple(input_ids.shape) != (self.batch,)
+                or not _settings_allow()):
+            return False
+        return _same_parameters(self.owners) and all(block.current() for block in self.blocks)
+
+    def __call__(self, input_ids: torch.Tensor, state) -> torch.Tensor:
+        k = self.kernels
+        x = np.take(self.embedding, _token_ids(input_ids, self.embedding.shape[0]), axis=0)
+        skips = []
+        stages = len(self.down_pools)
+        top = stages - 1  # the deepest stage whose up path runs on this sample
+        for i in range(stages):
+            for block in self.down_blocks[i]:
+                skips.append(x.copy())
+                block(x, self.resid[i], True, True)
+            skips.append(x.copy())
+            linear, pool, buffer = self.down_pools[i]
+            pool_state = state.down[i]
+            buffer[:, pool_state.index] = x
+            pool_state.index += 1
+            if pool_state.index < pool:
+                top, x = i, None
+                break
+            pool_state.index = 0
+            x = self.pooled[i]
+            k.linear(buffer.reshape(self.batch, -1), *linear, x)
+        else:
+            center_in = x.copy()
+            for block in self.center:
+                block(x, self.resid[stages], True, True)
+            x += center_in
+        for i in range(top, -1, -1):
+            linear, pool, buffer = self.up_pools[i]
+            pool_state = state.up[i]
+            y = buffer[:, pool_state.index].copy()
+            pool_state.index += 1
+            if (pool_state.index == pool) != (x is not None):  # the generic UpPool.step's checks
+                raise ValueError(f"the pool states of stage {i} are out of step (UpPool index {pool_state.index - 1}"
+                                 f" of {pool}, a pooled input {'given' if x is not None else 'missing'})")
+            if x is not None:
+                pool_state.index = 0
+                k.linear(x, *linear, buffer.reshape(self.batch, -1))
+            x = y + skips.pop()
+            for block in self.up_blocks[i]:
+                block(x, self.resid[i], True, True)
+                x += skips.pop()
+        state.seqlen_offset += 1
+        k.add_norm(x, self.resid[0], True, *self.norm_f, self.normed)
+        logits = np.empty(self.logits_shape, dtype=np.float32)
+        k.linear(self.normed, *self.head, logits)
+        return torch.from_numpy(logits)

@@ -1,0 +1,82 @@
+"""Decode speed of one model, greedy, in one process: the figures ``bench generate`` and ``bench cpu`` print.
+
+:func:`measure_decode` times ``tokens`` recurrent steps of a causal LM (Mamba or Transformer++) after a prompt of
+``prompt_len`` seeded random ids; :func:`measure_sashimi_sampling` times ``samples`` steps of a SaShiMi LM from the
+mu-law start token. Each step is ``model.step`` and an argmax over the real vocabulary into the next input; the
+clock runs over the steps only (state allocation and prefill are outside), after a warm-up run of the same loop
+(numba compilation, the allocator, the caches). ``fast=False`` decodes through the generic step
+(``allocate_inference_cache(..., fast=False)``), so the two paths can be compared in one run.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from mamba_bio_audio.generation import uses_fast_step
+from mamba_bio_audio.pipelines.bench.timing import sync
+from mamba_bio_audio.tokenizers import MU_LAW_START_TOKEN
+
+__all__ = ["measure_decode", "measure_sashimi_sampling"]
+
+
+def _positive(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+
+
+def _timed_loop(model, prompt: torch.Tensor, steps: int, fast: bool) -> tuple[float, str]:
+    """Allocate, prefill ``prompt`` (batch, P), then time ``steps`` greedy steps: (wall seconds, path)."""
+    vocab = model.config.vocab_size
+    device = prompt.device
+    state = model.allocate_inference_cache(prompt.shape[0], prompt.shape[1] + steps, fast=fast)
+    logits, state = model.prefill(prompt, state)
+    token = logits[:, -1, :vocab].argmax(-1)
+    sync(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        logits, state = model.step(token, state)
+        token = logits[:, :vocab].argmax(-1)
+    sync(device)
+    return time.perf_counter() - started, "fast" if uses_fast_step(state) else "generic"
+
+
+def _measure(model, prompt: torch.Tensor, steps: int, warmup: int, fast: bool) -> tuple[float, str]:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            _timed_loop(model, prompt, warmup, fast)
+            return _timed_loop(model, prompt, steps, fast)
+    finally:
+        model.train(was_training)
+
+
+def measure_decode(model, *, batch: int, tokens: int, prompt_len: int = 1, seed: int = 0, fast: bool = True) -> dict:
+    """Greedy decoding speed of a causal LM: ``tokens`` steps at ``batch`` rows after a seeded random prompt
+    (batch, ``prompt_len``). Returns {"tokens_per_s" (per row), "us_per_token" (wall per step), "batch",
+    "tokens", "path": "fast" | "generic" (the step that ran)}."""
+    for name, value in (("batch", batch), ("tokens", tokens), ("prompt_len", prompt_len)):
+        _positive(name, value)
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(0, model.config.vocab_size, (batch, prompt_len), generator=generator).to(device)
+    wall, path = _measure(model, prompt, tokens, min(tokens, 16), fast)
+    return {"tokens_per_s": round(tokens / wall, 1), "us_per_token": round(wall / tokens * 1e6, 2),
+            "batch": batch, "tokens": tokens, "path": path}
+
+
+def measure_sashimi_sampling(model, *, batch: int, samples: int, seed: int = 0, fast: bool = True) -> dict:
+    """Greedy sampling speed of a SaShiMi LM: ``samples`` steps at ``batch`` streams from the start token (a
+    multiple of ``config.total_pool`` weighs every phase of the U-Net its share). Returns
+    {"samples_per_s_total", "samples_per_s_per_stream", "us_per_sample" (wall per step), "batch", "samples",
+    "path"}. ``seed`` seeds nothing random today (greedy from the start token) and is kept for the interface."""
+    _positive("batch", batch)
+    _positive("samples", samples)
+    torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    prompt = torch.full((batch, 1), MU_LAW_START_TOKEN, dtype=torch.long, device=device)
+    wall, path = _measure(model, prompt, samples, model.config.total_pool, fast)
+    per_stream = samples / wall
+    return {"samples_per_s_total": round(per_stream * batch, 1), "samples_per_s_per_stream": round(per_stream, 1),
+            "us_per_sample": round(wall / samples * 1e6, 2), "batch": batch, "samples": samples, "path": path}
