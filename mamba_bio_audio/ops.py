@@ -39,6 +39,7 @@ __all__ = [
     "causal_conv1d_update",
     "rms_norm_fn",
     "selective_state_update",
+    "cpu_decode_kernels",
     "max_cpu_threads",
     "cpu_threads",
     "set_cpu_threads",
@@ -115,7 +116,7 @@ DISPATCH: dict[str, dict[str, str]] = {
     },
     "causal_conv1d_fn": {
         "reference": "causal_conv1d.reference:causal_conv1d_ref",
-        "cpu": "causal_conv1d.reference:causal_conv1d_ref",  # torch's conv1d is already fast
+        "cpu": "causal_conv1d.cpu:causal_conv1d_cpu",
         "triton": "causal_conv1d.triton:causal_conv1d_triton",
     },
     "causal_conv1d_update": {
@@ -166,6 +167,13 @@ def _dispatch(op: str, device: torch.device, backend: str | None):
 def _cpu_scan():
     # its num_threads / set_num_threads choose numba's threading layer before numba starts its threads
     return importlib.import_module("mamba_bio_audio.kernels.selective_scan.cpu")
+
+
+def cpu_decode_kernels():
+    """The numba kernels of the fused CPU decode step (``kernels/selective_state_update/cpu_block.py``:
+    ``block_step``, ``add_norm``, ``linear``), imported on first use. They take numpy arrays and validate nothing:
+    ``mamba_bio_audio.models.fast_decode`` checks the shapes once per decoding state."""
+    return importlib.import_module("mamba_bio_audio.kernels.selective_state_update.cpu_block")
 
 
 def max_cpu_threads() -> int:

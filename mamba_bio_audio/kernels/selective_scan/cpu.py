@@ -2,7 +2,10 @@
 
 :func:`selective_scan_cpu` has the signature and semantics of ``reference.selective_scan_ref``; u, delta, z
 (batch, d_inner, L) any float dtype; A (d_inner, N) fp32; B, C (batch, N, L) or (batch, G, N, L); D, delta_bias
-(d_inner,) fp32; initial_state (batch, d_inner, N) fp32. :func:`selective_scan_tuned` adds the backend's knob,
+(d_inner,) fp32; initial_state (batch, d_inner, N) fp32. When u is stored as (batch, L, d_inner)
+(:func:`channels_last`: a transposed linear layer's output), every L-axis tensor is read in that layout and out and
+the gradients of u, delta and z come back in it (still shaped (batch, d_inner, L)): no transposes either way.
+:func:`selective_scan_tuned` adds the backend's knob,
 ``checkpoint_every``. The forward keeps only the state entering every ``checkpoint_every`` steps, (batch,
 d_inner, ceil(L / checkpoint_every), N) fp32; the backward recomputes the states between two checkpoints from them.
 Every gradient comes out of the kernels, bitwise reproducible whatever the thread count (:func:`set_num_threads`).
@@ -35,8 +38,8 @@ from mamba_bio_audio.kernels.selective_scan import cpu_numba as nb
 from mamba_bio_audio.kernels.selective_scan.common import (as_gradients, fake_forward, fake_gradients,
                                                            register_scan_autograd)
 
-__all__ = ["selective_scan_cpu", "selective_scan_tuned", "DEFAULT_CHECKPOINT_EVERY", "choose_threading_layer",
-           "max_threads", "num_threads", "set_num_threads"]
+__all__ = ["selective_scan_cpu", "selective_scan_tuned", "DEFAULT_CHECKPOINT_EVERY", "channels_last",
+           "choose_threading_layer", "max_threads", "num_threads", "set_num_threads"]
 
 # single-thread fwd+bwd kernel time at (1, 512, 16, 16384): 330 ms with checkpoint_every 64, 302 with 128, 295
 # with 256, 280 with 512; the backward's scratch grows as 2 * checkpoint_every * N * 16 floats per work queue
@@ -76,6 +79,31 @@ def _f32(t: Tensor) -> Tensor:
     return t.detach().to(_F32).contiguous()
 
 
+def channels_last(u: Tensor) -> bool:
+    """Whether u (batch, d_inner, L) is laid out as (batch, L, d_inner) (channel stride 1, as a transposed linear
+    layer output): the kernels then read and write every L-axis tensor in that layout, with no transposes."""
+    return u.shape[1] > 1 and u.shape[2] > 1 and u.stride(1) == 1
+
+
+def _lanes(t: Tensor, cl: bool):
+    """An L-axis tensor (batch, d_inner, L) as the kernels read it: fp32 (batch, d_inner, L) contiguous, or
+    (batch, L, d_inner) contiguous when ``cl``; no copy when it already is."""
+    return (_f32(t.transpose(1, 2)) if cl else _f32(t)).numpy()
+
+
+def _empty_lanes(batch: int, d_inner: int, length: int, cl: bool) -> Tensor:
+    """A new (batch, d_inner, L) fp32 tensor, stored as (batch, L, d_inner) when ``cl``."""
+    return torch.empty(batch, length, d_inner, dtype=_F32).transpose(1, 2) if cl else _empty(batch, d_inner, length)
+
+
+def _fake_lanes(like: Tensor, cl: bool, dtype=None) -> Tensor:
+    """Fake twin of :func:`_empty_lanes`: the strides the real op returns, so compiled graphs agree."""
+    b, d, length = like.shape
+    dtype = like.dtype if dtype is None else dtype
+    return like.new_empty((b, length, d), dtype=dtype).transpose(1, 2) if cl else like.new_empty(like.shape,
+                                                                                                  dtype=dtype)
+
+
 def _f32_or_zeros(t: Optional[Tensor], *shape) -> Tensor:
     return torch.zeros(*shape, dtype=_F32) if t is None else _f32(t)
 
@@ -89,12 +117,12 @@ def _grouped(bc: Tensor) -> Tensor:
     return _f32(bc.unsqueeze(1) if bc.dim() == 3 else bc)
 
 
-def _kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-    """The numpy arrays and flags both kernels take first."""
+def _kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cl):
+    """The numpy arrays and flags both kernels take first (the L-axis ones in the layout ``cl`` says)."""
     d_inner = u.shape[1]
-    z32 = _empty(0, 0, 0) if z is None else _f32(z)
+    z32 = _empty(0, 0, 0).numpy() if z is None else _lanes(z, cl)
     return (
-        _f32(u).numpy(), _f32(delta).numpy(), z32.numpy(), z is not None, _f32(A).numpy(), _grouped(B).numpy(),
+        _lanes(u, cl), _lanes(delta, cl), z32, z is not None, _f32(A).numpy(), _grouped(B).numpy(),
         _grouped(C).numpy(), _f32_or_zeros(D, d_inner).numpy(), _f32_or_zeros(delta_bias, d_inner).numpy(),
         bool(delta_softplus),
     )
@@ -113,21 +141,23 @@ def selective_scan_cpu_fwd(
     (batch, d_inner, ceil(L / checkpoint_every), N) fp32."""
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
-    out = _empty(batch, d_inner, length)
+    cl = channels_last(u)
+    out = _empty_lanes(batch, d_inner, length, cl)
     ckpt = _empty(batch, d_inner, math.ceil(length / checkpoint_every), n_state)
     last = _empty(batch, d_inner, n_state)
     with _launching():
         nb.scan_fwd(
-            *_kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus),
+            *_kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cl),
             _f32_or_zeros(initial_state, batch, d_inner, n_state).numpy(), checkpoint_every, _max_slots(),
-            out.numpy(), ckpt.numpy(), last.numpy(),
+            _lanes(out, cl), ckpt.numpy(), last.numpy(), cl,
         )
     return out.to(u.dtype), last, ckpt
 
 
 @selective_scan_cpu_fwd.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, checkpoint_every):
-    return fake_forward(u, A, math.ceil(u.shape[-1] / checkpoint_every))
+    _, last, ckpt = fake_forward(u, A, math.ceil(u.shape[-1] / checkpoint_every))
+    return _fake_lanes(u, channels_last(u)), last, ckpt
 
 
 @torch.library.custom_op("mamba_bio_audio::selective_scan_cpu_bwd", mutates_args=())
@@ -140,9 +170,10 @@ def selective_scan_cpu_bwd(
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
     n_groups = 1 if B.dim() == 3 else B.shape[1]
-    du = _empty(batch, d_inner, length)
-    ddelta = _empty(batch, d_inner, length)
-    dz = _empty(0, 0, 0) if z is None else _empty(batch, d_inner, length)
+    cl = channels_last(u)
+    du = _empty_lanes(batch, d_inner, length, cl)
+    ddelta = _empty_lanes(batch, d_inner, length, cl)
+    dz = _empty(0, 0, 0) if z is None else _empty_lanes(batch, d_inner, length, cl)
     dA = _empty(d_inner, n_state)
     dD = _empty(d_inner)
     dbias = _empty(d_inner)
@@ -151,17 +182,22 @@ def selective_scan_cpu_bwd(
     dh0 = _empty(batch, d_inner, n_state)
     with _launching():
         nb.scan_bwd(
-            *_kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus), ckpt.numpy(), _f32(dout).numpy(),
+            *_kernel_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cl), ckpt.numpy(), _lanes(dout, cl),
             _f32_or_zeros(dlast, batch, d_inner, n_state).numpy(), checkpoint_every, _max_slots(),
-            du.numpy(), ddelta.numpy(), dz.numpy(), dA.numpy(), dD.numpy(), dbias.numpy(), dB.numpy(), dC.numpy(),
-            dh0.numpy(),
+            _lanes(du, cl), _lanes(ddelta, cl), dz.numpy() if z is None else _lanes(dz, cl), dA.numpy(), dD.numpy(),
+            dbias.numpy(), dB.numpy(), dC.numpy(), dh0.numpy(), cl,
         )
     return (*as_gradients((du, ddelta, dA, dB, dC, dD, dz, dbias), (u, delta, A, B, C, D, z, delta_bias)), dh0)
 
 
 @selective_scan_cpu_bwd.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, ckpt, dout, dlast, delta_softplus, checkpoint_every):
-    return fake_gradients(u, delta, A, B, C, D, z, delta_bias)
+    grads = list(fake_gradients(u, delta, A, B, C, D, z, delta_bias))
+    cl = channels_last(u)
+    for i, t in ((0, u), (1, delta), (6, z)):  # du, ddelta, dz come in the kernels' layout
+        if t is not None:
+            grads[i] = _fake_lanes(t, cl)
+    return tuple(grads)
 
 
 register_scan_autograd(selective_scan_cpu_fwd, selective_scan_cpu_bwd)

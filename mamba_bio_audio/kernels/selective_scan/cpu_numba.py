@@ -17,7 +17,10 @@ the no-alias guarantee for all arguments.
 
 The kernels choose no threading layer: ``cpu.py`` does, when the backend is first used.
 
-All arrays are C-contiguous float32; optional inputs arrive as zeros (``D``, ``delta_bias``, initial state,
+Layouts: the tensors with an L axis (u, delta, z, out and their gradients) come either as (batch, d_inner, L) or,
+with ``channels_last``, as (batch, L, d_inner) — the layout of the model's linear layers, which then need no
+transposes around the scan; in the kernels only the tile loads and stores differ. All arrays are C-contiguous
+float32; optional inputs arrive as zeros (``D``, ``delta_bias``, initial state,
 ``dlast``) or as an empty array plus a flag (``z``), so each kernel compiles for exactly one signature.
 """
 from __future__ import annotations
@@ -135,22 +138,34 @@ def _item_coords(item, n_groups, blocks, d_group):
 
 
 @_jit()
-def _load_tile(src, b, d0, w, t0, steps, tile, s):
-    """tile[s, k, j] = src[b, d0 + j, t0 + k] for the item's w channels (time-major tile, lanes innermost).
+def _load_tile(src, b, d0, w, t0, steps, tile, s, channels_last):
+    """tile[s, k, j] = src[b, d0 + j, t0 + k] for the item's w channels (time-major tile, lanes innermost);
+    src[b, t0 + k, d0 + j] when ``channels_last`` (src (batch, L, d_inner): a contiguous copy per step).
 
     Loop order here and in the other transposes: the innermost loop writes contiguously (strided stores measured
     5-6x slower than strided loads)."""
-    for k in range(steps):
-        for j in range(w):
-            tile[s, k, j] = src[b, _nonneg(d0 + j), _nonneg(t0 + k)]
+    if channels_last:
+        for k in range(steps):
+            for j in range(w):
+                tile[s, k, j] = src[b, _nonneg(t0 + k), _nonneg(d0 + j)]
+    else:
+        for k in range(steps):
+            for j in range(w):
+                tile[s, k, j] = src[b, _nonneg(d0 + j), _nonneg(t0 + k)]
 
 
 @_jit()
-def _store_tile(tile, s, b, d0, w, t0, steps, dst):
-    """dst[b, d0 + j, t0 + k] = tile[s, k, j]: the inverse of :func:`_load_tile`."""
-    for j in range(w):
+def _store_tile(tile, s, b, d0, w, t0, steps, dst, channels_last):
+    """dst[b, d0 + j, t0 + k] (or dst[b, t0 + k, d0 + j] when ``channels_last``) = tile[s, k, j]: the inverse of
+    :func:`_load_tile`."""
+    if channels_last:
         for k in range(steps):
-            dst[b, d0 + j, _nonneg(t0 + k)] = tile[s, k, j]
+            for j in range(w):
+                dst[b, _nonneg(t0 + k), _nonneg(d0 + j)] = tile[s, k, j]
+    else:
+        for j in range(w):
+            for k in range(steps):
+                dst[b, d0 + j, _nonneg(t0 + k)] = tile[s, k, j]
 
 
 @_jit()
@@ -232,14 +247,15 @@ def _sum_batch(dA_part, dD_part, dbias_part, dA, dD, dbias):
 
 @_jit(parallel=True)
 def scan_fwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, h0, checkpoint_every, max_slots, out, ckpt,
-             last):
+             last, channels_last):
     """Forward scan.
 
-    u, delta, out: (batch, d_inner, L); z: (batch, d_inner, L) when ``has_z``, else any empty array;
+    u, delta, out: (batch, d_inner, L), or (batch, L, d_inner) when ``channels_last`` (likewise z and, in the
+    backward, dout, du, ddelta, dz); z: like u when ``has_z``, else any empty array;
     A: (d_inner, N); B, C: (batch, G, N, L); D, delta_bias: (d_inner,);
     h0, last: (batch, d_inner, N); ckpt: (batch, d_inner, n_chunks, N) receives the state before each chunk.
     """
-    batch, d_inner, length = u.shape
+    batch, d_inner, length = u.shape[0], A.shape[0], B.shape[3]
     n_state = A.shape[1]
     n_groups = B.shape[1]
     d_group = d_inner // n_groups
@@ -278,8 +294,8 @@ def scan_fwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, h0, che
                 for j in range(w):
                     for n in range(n_state):
                         ckpt[b, d0 + j, c, n] = h[s, n, j]
-                _load_tile(delta, b, d0, w, t0, steps, x_k, s)
-                _load_tile(u, b, d0, w, t0, steps, u_k, s)
+                _load_tile(delta, b, d0, w, t0, steps, x_k, s, channels_last)
+                _load_tile(u, b, d0, w, t0, steps, u_k, s, channels_last)
                 _discretise(x_k, dt_k, u_k, dtu_k, bias, s, steps, delta_softplus)
                 for k in range(steps):
                     for j in range(LANES):
@@ -291,6 +307,18 @@ def scan_fwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, h0, che
                             hn = exp2(dt_k[s, k, j] * a2[s, n, j]) * h[s, n, j] + dtu_k[s, k, j] * bn
                             h[s, n, j] = hn
                             y_k[s, k, j] += hn * cn
+                if channels_last:  # gate in the time-major tiles (x_k is free now: it takes z), store by step
+                    if has_z:
+                        _load_tile(z, b, d0, w, t0, steps, x_k, s, channels_last)
+                    for k in range(steps):
+                        for j in range(w):
+                            yy = y_k[s, k, j] + D[d0 + j] * u_k[s, k, j]
+                            if has_z:
+                                zz = x_k[s, k, j]
+                                yy = yy * zz * sigmoid(zz)
+                            y_k[s, k, j] = yy
+                    _store_tile(y_k, s, b, d0, w, t0, steps, out, channels_last)
+                    continue
                 _transpose_tile(y_k, s, steps, y_t)
                 for j in range(w):
                     dj = D[d0 + j]
@@ -310,7 +338,7 @@ def scan_fwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, h0, che
 
 @_jit(parallel=True)
 def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, dout, dlast, checkpoint_every,
-             max_slots, du, ddelta, dz, dA, dD, dbias, dB, dC, dh0):
+             max_slots, du, ddelta, dz, dA, dD, dbias, dB, dC, dh0, channels_last):
     """Backward scan: walks the chunks in reverse, recomputing each chunk's states from its checkpoint.
 
     Inputs as in :func:`scan_fwd`, plus dout: (batch, d_inner, L) and dlast: (batch, d_inner, N) (zeros when
@@ -319,7 +347,7 @@ def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, d
     items (B and C by the channel blocks, A, D and delta_bias by the sequences) are written as per-item partials
     and summed afterwards in a fixed order: bitwise reproducible, whatever the thread count.
     """
-    batch, d_inner, length = u.shape
+    batch, d_inner, length = u.shape[0], A.shape[0], B.shape[3]
     n_state = A.shape[1]
     n_groups = B.shape[1]
     d_group = d_inner // n_groups
@@ -383,8 +411,8 @@ def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, d
                 for n in range(n_state):
                     for j in range(LANES):
                         hs[s, 0, n, j] = ckpt[b, d0 + j, c, n] if j < w else 0.0
-                _load_tile(u, b, d0, w, t0, steps, u_k, s)
-                _load_tile(delta, b, d0, w, t0, steps, x_k, s)
+                _load_tile(u, b, d0, w, t0, steps, u_k, s, channels_last)
+                _load_tile(delta, b, d0, w, t0, steps, x_k, s, channels_last)
                 _discretise(x_k, dt_k, u_k, dtu_k, bias, s, steps, delta_softplus)
                 # recompute the chunk's states, and the pre-gate output y + D u for dz
                 for k in range(steps):
@@ -399,7 +427,18 @@ def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, d
                             decay[s, k, n, j] = a
                             hs[s, k + 1, n, j] = hn
                             y_k[s, k, j] += hn * cn
-                if has_z:  # out = y * silu(z): dy = dout * silu(z), dz = dout * y * silu'(z)
+                if has_z and channels_last:  # as below, in time-major tiles: du_k takes z, ddt_k dout (free here)
+                    _load_tile(z, b, d0, w, t0, steps, du_k, s, channels_last)
+                    _load_tile(dout, b, d0, w, t0, steps, ddt_k, s, channels_last)
+                    for k in range(steps):
+                        for j in range(w):
+                            zz = du_k[s, k, j]
+                            g_out = ddt_k[s, k, j]
+                            sig = sigmoid(zz)
+                            dy_k[s, k, j] = g_out * zz * sig
+                            du_k[s, k, j] = g_out * y_k[s, k, j] * sig * (_ONE + zz * (_ONE - sig))
+                    _store_tile(du_k, s, b, d0, w, t0, steps, dz, channels_last)
+                elif has_z:  # out = y * silu(z): dy = dout * silu(z), dz = dout * y * silu'(z)
                     _transpose_tile(y_k, s, steps, y_t)
                     for j in range(w):
                         for k in range(steps):
@@ -413,7 +452,7 @@ def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, d
                         for j in range(w):
                             dy_k[s, k, j] = dy_t[s, j, k]
                 else:
-                    _load_tile(dout, b, d0, w, t0, steps, dy_k, s)
+                    _load_tile(dout, b, d0, w, t0, steps, dy_k, s, channels_last)
                 # adjoint recurrence, backwards in time: adj = d loss / d h_t, then d loss / d h_{t-1}
                 for k in range(steps - 1, -1, -1):
                     t = t0 + k
@@ -446,8 +485,8 @@ def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, d
                         dD_acc[s, j] += dy_k[s, k, j] * u_k[s, k, j]
                 _store_partial(dB_k, s, steps, dB_part, b, g, blk, t0)
                 _store_partial(dC_k, s, steps, dC_part, b, g, blk, t0)
-                _store_tile(du_k, s, b, d0, w, t0, steps, du)
-                _store_tile(ddt_k, s, b, d0, w, t0, steps, ddelta)
+                _store_tile(du_k, s, b, d0, w, t0, steps, du, channels_last)
+                _store_tile(ddt_k, s, b, d0, w, t0, steps, ddelta, channels_last)
             for j in range(w):
                 dD_part[b, d0 + j] = dD_acc[s, j]
                 dbias_part[b, d0 + j] = dbias_acc[s, j]
