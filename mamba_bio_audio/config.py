@@ -30,6 +30,7 @@ POOLINGS = ("last", "mean", "first")
 SSM_CFG_KEYS = (
     "d_state", "d_conv", "expand", "dt_rank", "dt_min", "dt_max", "dt_init", "dt_scale", "dt_init_floor",
     "conv_bias", "bias", "use_fast_path", "layer",
+    "use_conv", "selective_dt", "selective_B", "selective_C", "A_init",  # ablation switches (modules/ssm_ablation.py)
 )
 
 
@@ -77,8 +78,9 @@ def check_ssm_cfg(ssm_cfg, d_model: int, owner: str) -> dict:
     dt_min, dt_max = cfg.get("dt_min", 0.001), cfg.get("dt_max", 0.1)
     require(dt_min <= dt_max, "ssm_cfg['dt_max']", f">= dt_min ({dt_min})", dt_max, owner)
     check("dt_init", lambda v: v in ("random", "constant"), "'random' or 'constant'")
-    for key in ("conv_bias", "bias", "use_fast_path"):
+    for key in ("conv_bias", "bias", "use_fast_path", "use_conv", "selective_dt", "selective_B", "selective_C"):
         check(key, lambda v: isinstance(v, bool), "true or false")
+    check("A_init", lambda v: v in ("s4d_real", "s4d_lin"), "'s4d_real' or 's4d_lin'")
     return cfg
 
 

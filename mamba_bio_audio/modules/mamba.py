@@ -8,13 +8,15 @@ dt = dt_proj.weight · dt_low (the bias enters the scan as ``delta_bias`` with s
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, repeat
+from einops import rearrange
 from torch import nn
 
 from mamba_bio_audio import ops
+from mamba_bio_audio.modules import ssm_ablation
 
 __all__ = ["Mamba"]
 
@@ -24,7 +26,10 @@ class Mamba(nn.Module):
 
     ``d_inner = expand · d_model``; ``dt_rank = ceil(d_model / 16)`` when "auto". ``use_fast_path`` is accepted
     for ``mamba_ssm`` compatibility only: :mod:`mamba_bio_audio.ops` picks the kernels. ``layer_idx`` keys this
-    layer's state in ``inference_params.key_value_memory_dict`` and is required for decoding.
+    layer's state in ``inference_params.key_value_memory_dict`` and is required for decoding. The keyword-only
+    ablation switches (``use_conv``, ``selective_dt``, ``selective_B``, ``selective_C``, ``A_init``; see
+    :mod:`mamba_bio_audio.modules.ssm_ablation`) default to this layer; ``is_default_layer`` is False when any
+    differs (fast decoders then use :meth:`step`).
     """
 
     def __init__(
@@ -45,6 +50,12 @@ class Mamba(nn.Module):
         layer_idx: int | None = None,
         device=None,
         dtype=None,
+        *,
+        use_conv: bool = True,
+        selective_dt: bool = True,
+        selective_B: bool = True,
+        selective_C: bool = True,
+        A_init: str = "s4d_real",
     ):
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
@@ -57,11 +68,23 @@ class Mamba(nn.Module):
         self.use_fast_path = use_fast_path
         self.layer_idx = layer_idx
         self.activation = "silu"
+        # ablation switches (modules/ssm_ablation.py); at their defaults nothing below differs from mamba_ssm
+        self.switches = dict(use_conv=use_conv, selective_dt=selective_dt, selective_B=selective_B,
+                             selective_C=selective_C, A_init=A_init)
+        self.is_default_layer = ssm_ablation.is_default(self.switches)  # False: decode through the generic step
+        if not self.is_default_layer:
+            self.selection = ssm_ablation.SelectionSplit(self.dt_rank, d_state, selective_dt, selective_B,
+                                                         selective_C, device=device)
 
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=bias, **factory_kwargs)
         self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner,
                                 padding=d_conv - 1, bias=conv_bias, **factory_kwargs)
-        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + d_state * 2, bias=False, **factory_kwargs)
+        if not use_conv:
+            self.conv1d = ssm_ablation.IdentityConv(self.d_inner, d_conv, **factory_kwargs)
+        x_width = self.selection.width if not self.is_default_layer else self.dt_rank + d_state * 2
+        with warnings.catch_warnings():  # x_width is 0 when none of dt, B, C is selective: nothing to init
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+            self.x_proj = nn.Linear(self.d_inner, x_width, bias=False, **factory_kwargs)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory_kwargs)
 
         dt_init_std = self.dt_rank**-0.5 * dt_scale
@@ -78,10 +101,11 @@ class Mamba(nn.Module):
         with torch.no_grad():
             self.dt_proj.bias.copy_(inv_dt)
         self.dt_proj.bias._no_reinit = True  # init_weights must not zero it
+        if not selective_dt:
+            self.dt_proj = ssm_ablation.InputIndependentDt(self.dt_proj)
 
-        # S4D-Real: A_n = -(n + 1), stored as log for positivity; fp32 whatever the module dtype.
-        A = repeat(torch.arange(1, d_state + 1, dtype=torch.float32, device=device), "n -> d n", d=self.d_inner)
-        self.A_log = nn.Parameter(torch.log(A).contiguous())
+        # S4D-Real (A_n = -(n + 1)) or A_init's, stored as log for positivity; fp32 whatever the module dtype.
+        self.A_log = nn.Parameter(ssm_ablation.a_log_init(A_init, self.d_inner, d_state, device=device))
         self.A_log._no_weight_decay = True
         self.D = nn.Parameter(torch.ones(self.d_inner, device=device, dtype=torch.float32))
         self.D._no_weight_decay = True
@@ -94,12 +118,21 @@ class Mamba(nn.Module):
         return rearrange(self.conv1d.weight, "d 1 w -> d w")
 
     def _ssm_params(self, x_dbl: torch.Tensor):
-        """Split x_proj output (..., dt_rank + 2N) into dt_low, B, C."""
+        """Split x_proj output (..., dt_rank + 2N) into dt_low (..., dt_rank), B, C (..., N); with ablation
+        switches set, the input-independent parts are filled in (``ssm_ablation.SelectionSplit``)."""
+        if not self.is_default_layer:
+            return self.selection(x_dbl)
         return torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
 
     def _in_proj(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """hidden_states (batch, L, d_model) → x, z (batch, d_inner, L) with L contiguous, as the scan wants
-        (one (2·d_inner, batch·L) GEMM, then a view)."""
+        """hidden_states (batch, L, d_model) → x, z (batch, d_inner, L), views of one GEMM's output.
+
+        On the CPU they are stored as (batch, L, d_inner) (a plain linear layer), the layout the CPU conv and scan
+        read and write natively, so no (B, L, D) ↔ (B, D, L) transpose is ever copied; elsewhere L is contiguous,
+        as the GPU kernels want (one (2·d_inner, batch·L) GEMM, then a view)."""
+        if hidden_states.device.type == "cpu":
+            # split along the stored channel axis, so that autograd joins dx and dz there without a transpose
+            return tuple(rearrange(half, "b l d -> b d l") for half in self.in_proj(hidden_states).chunk(2, dim=-1))
         seqlen = hidden_states.shape[1]
         xz = rearrange(self.in_proj.weight @ rearrange(hidden_states, "b l d -> d (b l)"), "d (b l) -> b d l",
                        l=seqlen)
@@ -110,13 +143,18 @@ class Mamba(nn.Module):
     def _scan_out(self, x: torch.Tensor, z: torch.Tensor, initial_state: torch.Tensor | None,
                   return_last_state: bool):
         """x (after the conv), z (batch, d_inner, L); initial_state (batch, d_inner, d_state) fp32 or None.
-        Returns out (batch, L, d_model) [, last_state (batch, d_inner, d_state) fp32]."""
-        seqlen = x.shape[-1]
-        x_dbl = self.x_proj(rearrange(x, "b d l -> (b l) d"))
+        Returns out (batch, L, d_model) [, last_state (batch, d_inner, d_state) fp32]. Either layout of x: stored
+        as (batch, L, d_inner) (the CPU path) every linear layer below reads and writes without a copy."""
+        x_dbl = self.x_proj(rearrange(x, "b d l -> b l d"))
         dt, B, C = self._ssm_params(x_dbl)
-        dt = rearrange(self.dt_proj.weight @ dt.t(), "d (b l) -> b d l", l=seqlen)
-        B = rearrange(B, "(b l) n -> b n l", l=seqlen).contiguous()
-        C = rearrange(C, "(b l) n -> b n l", l=seqlen).contiguous()
+        # the bias enters the scan; dt is stored like x: (batch, L, d_inner) on the CPU path, L contiguous otherwise
+        if x.stride(1) == 1:
+            dt = rearrange(F.linear(dt, self.dt_proj.weight), "b l d -> b d l")
+        else:
+            dt = rearrange(self.dt_proj.weight @ rearrange(dt, "b l r -> r (b l)"), "d (b l) -> b d l",
+                           l=x.shape[-1])
+        B = rearrange(B, "b l n -> b n l").contiguous()
+        C = rearrange(C, "b l n -> b n l").contiguous()
         A = -torch.exp(self.A_log.float())
         result = ops.selective_scan_fn(
             x, dt, A, B, C, self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(), delta_softplus=True,

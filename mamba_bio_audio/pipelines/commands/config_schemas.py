@@ -110,6 +110,13 @@ class SyntheticDataSchema:
 
 
 @dataclass
+class SelectiveCopyingDataSchema(SyntheticDataSchema):
+    """``SelectiveCopyingDataModule``: the tokens to copy among noise (pipelines/training/synthetic_data.py)."""
+
+    n_tokens: int = 16
+
+
+@dataclass
 class MqarDataSchema(SyntheticDataSchema):
     """``MqarDataModule``: multi-query associative recall (pipelines/training/synthetic_mqar.py)."""
 
@@ -339,6 +346,8 @@ SCHEMAS = {  # (ConfigStore group, name) -> schema
     ("schema/data", "species"): SpeciesDataSchema,
     ("schema/data", "audio"): AudioDataSchema,
     ("schema/data", "synthetic_mqar"): MqarDataSchema,
+    ("schema/data", "synthetic_induction_heads"): SyntheticDataSchema,
+    ("schema/data", "synthetic_selective_copying"): SelectiveCopyingDataSchema,
     ("schema/task", "causal_lm"): TaskSchema,
     ("schema/task", "masked_lm"): MaskedLMTaskSchema,
     ("schema/task", "classification"): ClassificationTaskSchema,

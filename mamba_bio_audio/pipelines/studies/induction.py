@@ -1,0 +1,121 @@
+"""Study 2: induction-heads accuracy against test length, 2^8 ... 2^20 tokens, for a Mamba and a Transformer++ of
+the same parameter count, both trained at length 256 (Gu & Dao 2023, §4.1.2, Table 2: 2-layer models,
+vocabulary 16, trained at 256; the paper's Mamba stays exact up to 2^20).
+
+Mamba is evaluated through chunked state passing (:func:`~.synthetic_runs.last_token_accuracy` with a chunk):
+memory stays that of one chunk whatever the length. The Transformer++ runs one causal attention pass with RoPE
+positions beyond the training length, up to ``transformer_max_length``: its time grows as L², and its memory
+(keys and values of every token) with L; past that length it is not run and the result says so.
+"""
+from __future__ import annotations
+
+import math
+
+from mamba_bio_audio.data_prep.synthetic.induction_heads import VOCAB_SIZE, induction_heads
+from mamba_bio_audio.pipelines.reporting.plots import pyplot, save_png
+from mamba_bio_audio.pipelines.studies import synthetic_runs as runs
+
+NAME = "induction"
+
+# quick: a smoke test (seconds, figures meaningless). default: minutes on 2 CPU cores. full: the paper's models
+# and lengths, more steps and test sequences (a GPU).
+SIZES = {
+    "quick": dict(d_model=16, n_layer=2, d_state=4, train_length=256, steps=3, batch=2, lr=3e-3,
+                  lengths=[256, 1024, 4096], tokens_per_length=4096, max_sequences=4, chunk=512,
+                  transformer_max_length=1024),
+    "default": dict(d_model=32, n_layer=2, d_state=16, train_length=256, steps=2000, batch=16, lr=3e-3,
+                lengths=[2**e for e in range(8, 21)], tokens_per_length=2**20, max_sequences=64, chunk=2**14,
+                transformer_max_length=2**14),
+    "full": dict(d_model=64, n_layer=2, d_state=16, train_length=256, steps=20000, batch=32, lr=1e-3,
+               lengths=[2**e for e in range(8, 21)], tokens_per_length=2**24, max_sequences=512, chunk=2**16,
+               transformer_max_length=2**16),
+}
+
+
+def matched_transformer_width(mamba_layer_params: int, d_model: int) -> int:
+    """SwiGLU hidden units giving a Transformer++ layer (4·d² attention, 3·d·h MLP, 2 norms) the parameters of
+    one Mamba layer."""
+    return max(1, round((mamba_layer_params - 4 * d_model**2 - 2 * d_model) / (3 * d_model)))
+
+
+def sequences_at(length: int, size: dict) -> int:
+    """Test sequences at ``length``: ``tokens_per_length`` tokens, at least 4, at most ``max_sequences``."""
+    return max(4, min(size["max_sequences"], size["tokens_per_length"] // length))
+
+
+def run_study(*, full: bool, seed: int, quick: bool = False) -> dict:
+    size = SIZES["full" if full else "quick" if quick else "default"]
+    mamba = runs.mamba_lm(VOCAB_SIZE, size["d_model"], size["n_layer"], seed, d_state=size["d_state"])
+    layer_params = runs.n_params(mamba.backbone.layers[0])
+    transformer = runs.transformer_lm(VOCAB_SIZE, size["d_model"], size["n_layer"], n_head=4,
+                                      d_intermediate=matched_transformer_width(layer_params, size["d_model"]),
+                                      seed=seed)
+    models = {"mamba": mamba, "transformer": transformer}
+    results = {"models": {}}
+    with runs.progress() as bar:
+        for name, model in models.items():
+            info = runs.train(model, induction_heads, steps=size["steps"], batch=size["batch"],
+                              length=size["train_length"], lr=size["lr"], seed=seed, bar=bar, label=f"train {name}")
+            accuracy, sequences = {}, {}
+            evaluate = bar.add_task(f"test {name}", total=len(size["lengths"]))
+            for length in size["lengths"]:
+                if name == "transformer" and length > size["transformer_max_length"]:
+                    bar.update(evaluate, advance=1)
+                    continue
+                n = sequences_at(length, size)
+                accuracy[length] = runs.last_token_accuracy(
+                    model, induction_heads, n=n, length=length, seed=seed + 1000 + length,
+                    batch=max(1, min(n, 2**16 // length)) if name == "transformer" else max(1, min(n, 2**18 // length)),
+                    chunk=size["chunk"] if name == "mamba" else None)
+                sequences[length] = n
+                bar.update(evaluate, advance=1)
+            results["models"][name] = {"parameters": runs.n_params(model), "train_seconds": info["seconds"],
+                                       "final_train_loss": info["final_loss"],
+                                       "accuracy": {str(k): v for k, v in accuracy.items()},
+                                       "sequences": {str(k): v for k, v in sequences.items()}}
+    results["transformer_stops_at"] = size["transformer_max_length"]
+    return {"parameters": {"size": "full" if full else "quick" if quick else "default", "seed": seed,
+                           "vocab_size": VOCAB_SIZE, **size},
+            "results": results, "verdict": verdict(results)}
+
+
+def verdict(results: dict) -> list[str]:
+    """The target (Mamba >= 99 % at every length) met or missed, and where the Transformer++ falls."""
+    lines = []
+    mamba = {int(k): v for k, v in results["models"]["mamba"]["accuracy"].items()}
+    worst = min(mamba, key=mamba.get)
+    if all(v >= 0.99 for v in mamba.values()):
+        lines.append(f"target met: Mamba >= 99 % at every length 2^{int(math.log2(min(mamba)))} .. "
+                     f"2^{int(math.log2(max(mamba)))} (lowest {mamba[worst]:.1%} at {worst})")
+    else:
+        missed = [k for k, v in sorted(mamba.items()) if v < 0.99]
+        lines.append(f"target MISSED: Mamba below 99 % at {len(missed)} of {len(mamba)} lengths "
+                     f"({', '.join(f'2^{int(math.log2(k))}: {mamba[k]:.1%}' for k in missed)}); final training "
+                     f"loss {results['models']['mamba']['final_train_loss']:.3f} nats (chance: ln 15 = 2.708): "
+                     + ("not learned at the training length in these steps" if mamba.get(256, 0) < 0.99
+                        else "learned at 256, lost at longer lengths"))
+    transformer = {int(k): v for k, v in results["models"]["transformer"]["accuracy"].items()}
+    below = [k for k, v in sorted(transformer.items()) if v < 0.99]
+    lines.append("Transformer++: " + ", ".join(f"2^{int(math.log2(k))} {v:.0%}" for k, v in sorted(transformer.items()))
+                 + (f"; below 99 % from {below[0]} tokens" if below else "")
+                 + f"; not run beyond 2^{int(math.log2(results['transformer_stops_at']))} (attention time grows "
+                   f"as L^2 and its key/value memory as L)")
+    return lines
+
+
+def plot(result: dict, png_path) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, entry in result["results"]["models"].items():
+        points = sorted((int(k), v) for k, v in entry["accuracy"].items())
+        ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o",
+                label=f"{name} ({entry['parameters']:,} params)")
+    ax.axvline(result["parameters"]["train_length"], color="grey", linestyle=":", label="training length")
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(0, 102)
+    ax.set_xlabel("test sequence length (tokens)")
+    ax.set_ylabel("induction-heads accuracy (%)")
+    ax.set_title("Induction heads: trained at 256, tested up to 2^20")
+    ax.legend()
+    fig.tight_layout()
+    save_png(fig, png_path)
