@@ -32,7 +32,7 @@ from mamba_bio_audio.modules.pooling import PoolSummary, merge, pool, pooled, su
 from mamba_bio_audio.modules.rcps import rc_invariant_pool
 from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
-__all__ = ["backbone_of", "check_dna_model", "embed_sequences", "embed_tokens", "head_features", "is_causal",
+__all__ = ["backbone_of", "check_dna_model", "embed_sequences", "embed_tokens", "head_features", "is_unidirectional",
            "is_rcps", "padded_batch"]
 
 DNA_VOCAB_SIZES = range(NucleotideTokenizer.vocab_size, 17)  # 12 ids, padded up to 16 by some folders
@@ -56,7 +56,7 @@ def check_dna_model(model: nn.Module, name: str = "the model") -> None:
     if vocab not in DNA_VOCAB_SIZES:
         raise ValueError(f"{name} is not a DNA model: its vocabulary has {vocab} tokens, where a DNA model reads the "
                          f"{NucleotideTokenizer.vocab_size} DNA ids (A C G T N and specials); an audio or text model "
-                         "cannot embed DNA")
+                         "cannot read DNA")
 
 
 def is_rcps(model: nn.Module) -> bool:
@@ -64,7 +64,7 @@ def is_rcps(model: nn.Module) -> bool:
     return bool(getattr(getattr(model, "config", None), "rcps", False))
 
 
-def is_causal(model: nn.Module) -> bool:
+def is_unidirectional(model: nn.Module) -> bool:
     """Whether a token's hidden states depend only on the tokens before it (Mamba, Transformer++), so right
     padding leaves the real tokens' states unchanged; Caduceus reads both directions."""
     return getattr(getattr(model, "config", None), "architecture", None) != "caduceus"

@@ -14,7 +14,7 @@ import torch
 
 from mamba_bio_audio import MambaLMHeadModel
 from mamba_bio_audio.models import CaduceusConfig, CaduceusForMaskedLM
-from mamba_bio_audio.scoring import (Variant, causal_scores, check_dna_model, masked_scores, rc_average,
+from mamba_bio_audio.scoring import (Variant, causal_scores, check_dna_lm, masked_scores, rc_average,
                                      reverse_complement_ids, score_variants, variant_window)
 
 BASES = "ACGT"
@@ -141,5 +141,5 @@ def test_masked_model_scores_snvs_by_the_masked_marginal(mlm):
 
 def test_a_model_that_is_not_dna_is_refused(make_mamba_config):
     audio = MambaLMHeadModel(make_mamba_config(vocab_size=256, pad_token_id=None))
-    with pytest.raises(ValueError, match="its tokenizer is not DNA \\(vocabulary of 256 tokens"):
-        check_dna_model(audio, "piano_lm")
+    with pytest.raises(ValueError, match="is not a DNA model: its vocabulary has 256 tokens"):
+        check_dna_lm(audio, "piano_lm")

@@ -97,11 +97,11 @@ def embed_batch(model, source, regions, per: str, layer: int | None, chunk_size:
     of a causal model share a right-padded batch; a bidirectional model's are batched by length."""
     import torch
 
-    from mamba_bio_audio.embedding import embed_sequences, embed_tokens, is_causal, padded_batch
+    from mamba_bio_audio.embedding import embed_sequences, embed_tokens, is_unidirectional, padded_batch
     from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
     device = next(model.parameters()).device
-    causal = is_causal(model)
+    causal = is_unidirectional(model)
     pad = getattr(model.config, "pad_token_id", None)
     pad = NucleotideTokenizer.pad_token_id if pad is None else pad
     ids = [torch.from_numpy(source.tokens(r.chrom, r.start, r.end).astype(np.int64)) for r in regions]

@@ -37,10 +37,10 @@ def load_dna_model(path: str | Path):
     """The model of an exported folder (ours, mamba_ssm's, a published Caduceus folder) or a Lightning .ckpt,
     in eval mode; ValueError unless it is a DNA causal LM or masked LM."""
     from mamba_bio_audio.pipelines.training.nets import load_net
-    from mamba_bio_audio.scoring import check_dna_model
+    from mamba_bio_audio.scoring import check_dna_lm
 
     model = load_net(path)
-    check_dna_model(model, str(path))
+    check_dna_lm(model, str(path))
     return model
 
 

@@ -130,7 +130,7 @@ def test_a_model_that_is_not_dna_is_refused(genomics, tmp_path, capsys):
     MambaLMHeadModel(MambaConfig(d_model=8, n_layer=1, vocab_size=256)).save_pretrained(tmp_path / "audio")
     err = _fails(["vep", str(tmp_path / "audio"), str(genomics.vcf), str(genomics.fasta), "--out",
                   str(tmp_path / "out")], capsys)
-    assert "its tokenizer is not DNA (vocabulary of 256 tokens" in err
+    assert "is not a DNA model: its vocabulary has 256 tokens" in err
     assert not (tmp_path / "out").exists()
 
 
