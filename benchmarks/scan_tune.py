@@ -41,7 +41,7 @@ NUM_WARPS_NOTE = "not swept: ops.selective_scan_tuned takes no num_warps knob"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shapes", default=DEFAULT_SHAPES,
                         help="comma-separated BATCHxD_INNERxNxL[:bf16|:fp16] (default: %(default)s)")
-    parser.add_argument("--block-l", dest="block_l", default="32,64,128",
+    parser.add_argument("--block-l", dest="block_l", default="16,32,64",
                         help="BLOCK_L values (steps per tile along L), powers of two (default: %(default)s)")
     parser.add_argument("--block-d", default="1,2,4,8,16", help="BLOCK_D values, powers of two (default: %(default)s)")
     parser.add_argument("--max-tile", type=int, default=8192,

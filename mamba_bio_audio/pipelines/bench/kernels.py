@@ -92,45 +92,64 @@ def _compile(launch, archs: list[str], sass: bool) -> dict:
 
 
 def report_shape(shape: dict, archs: list[str], deterministic: bool) -> dict:
-    """Every launch of ``shape`` compiled for ``archs``, with its mix and, per device of those archs, its model."""
+    """Every launch of ``shape`` compiled for ``archs``, with its mix and, per device of those archs, its model.
+
+    The launches are recorded per device (the SM count picks grids, the scan's layout and its segments along L), and
+    each device's own launch of a kernel is compiled for that device's arch; a row is one kernel, in launch order,
+    with the configuration of the first device that launches it (a device without the kernel, e.g. without a split
+    of L, has no entry for it)."""
     devices = {name: dev for name, dev in DEVICES.items() if dev["arch"] in archs}
+    per_device = {name: {kernel_name(launch.kernel): launch for launch in _launches(shape, dev["sms"], deterministic)}
+                  for name, dev in devices.items()}
     rows = []
-    # the grid of the RMSNorm backward depends on the SM count: record the launches per device
-    per_device = {name: _launches(shape, dev["sms"], deterministic) for name, dev in devices.items()}
-    for i, launch in enumerate(next(iter(per_device.values()))):
-        name = kernel_name(launch.kernel)
-        elements, iterations, unit = element_work(name, launch)
-        row = {"kernel": name, **_config(launch), "iterations_per_program": iterations, "element": unit}
-        for arch, compiled in _compile(launch, archs, sass=True).items():
+    for name in _merged_order([list(launches) for launches in per_device.values()]):
+        first = next(launches[name] for launches in per_device.values() if name in launches)
+        _, iterations, unit = element_work(name, first)
+        row = {"kernel": name, **_config(first), "iterations_per_program": iterations, "element": unit,
+               "devices": [dev_name for dev_name, launches in per_device.items() if name in launches]}
+        for dev_name in row["devices"]:
+            dev, launch = devices[dev_name], per_device[dev_name][name]
+            arch = dev["arch"]
+            compiled = _compile(launch, [arch], sass=True)[arch]
             if isinstance(compiled, str):
                 row[arch] = {"error": compiled}
                 continue
+            elements, _, _ = element_work(name, launch)
             loop, whole, found = mix(compiled.sass)
             row[arch] = compiled.fields() | {
                 "inner_loop": "loop" if found else "whole kernel", "inner_loop_warp_instructions": loop.instructions,
                 "mix_per_element": loop.per_element(compiled.num_warps, elements)}
-            for dev_name, dev in devices.items():
-                if dev["arch"] == arch:
-                    dev_launch = per_device[dev_name][i]
-                    row.setdefault("model", {})[dev_name] = {"grid": list(dev_launch.grid)} | bound(
-                        name, dev_launch, compiled, loop, whole, dev)
+            row.setdefault("model", {})[dev_name] = {"grid": list(launch.grid)} | bound(
+                name, launch, compiled, loop, whole, dev)
         rows.append(row)
     return {"shape": shape, "launches": rows, "summary": _summary(rows, devices)}
+
+
+def _merged_order(orders: list[list[str]]) -> list[str]:
+    """The kernel names of several launch lists in one order: the first list's, each other name placed after the
+    name it follows in its own list."""
+    merged: list[str] = []
+    for order in orders:
+        for i, name in enumerate(order):
+            if name not in merged:
+                merged.insert(merged.index(order[i - 1]) + 1 if i else 0, name)
+    return merged
 
 
 def _summary(rows: list[dict], devices: dict) -> dict:
     """Per device: the step's bound and floor (sum over launches), and the scan's forward and forward+backward."""
     out = {}
     for dev_name in devices:
-        models = [(r["kernel"], r["model"][dev_name]) for r in rows if dev_name in r.get("model", {})]
-        if len(models) != len(rows):
+        mine = [r for r in rows if dev_name in r["devices"]]
+        models = [(r["kernel"], r["model"][dev_name]) for r in mine if dev_name in r.get("model", {})]
+        if len(models) != len(mine):  # a launch of this device did not compile
             continue
         entry = {"bound_ms": sum(m["bound_ms"] for _, m in models), "floor_ms": sum(m["floor_ms"] for _, m in models)}
-        scan = {k: m for k, m in models if k.startswith("_scan_")}
-        for label, kernels in (("scan_fwd", ["_scan_fwd_kernel"]),
-                               ("scan_fwd_bwd", ["_scan_fwd_kernel", "_scan_bwd_kernel"])):
-            if all(k in scan for k in kernels):
-                b, f = sum(scan[k]["bound_ms"] for k in kernels), sum(scan[k]["floor_ms"] for k in kernels)
+        # a direction's launches: its kernel and, when L is split, its first pass (``_scan_*_local_kernel``)
+        for label, prefixes in (("scan_fwd", ("_scan_fwd",)), ("scan_fwd_bwd", ("_scan_fwd", "_scan_bwd"))):
+            scan = [m for k, m in models if k.startswith(prefixes)]
+            if {k[:9] for k, _ in models if k.startswith(prefixes)} == set(prefixes):
+                b, f = sum(m["bound_ms"] for m in scan), sum(m["floor_ms"] for m in scan)
                 entry[label] = {"bound_ms": round(b, 5), "floor_ms": round(f, 5), "bound_over_floor": round(b / f, 3)}
         entry["bound_over_floor"] = round(entry["bound_ms"] / entry["floor_ms"], 3)
         out[dev_name] = {k: round(v, 5) if isinstance(v, float) else v for k, v in entry.items()}
@@ -174,7 +193,7 @@ def print_table(shapes: list[dict], console: Console) -> None:
                              f"{res['registers']} / {res['spill_store_bytes'] + res['spill_load_bytes']}")
                 cells += (["—"] * 3 if model is None else
                           [f"{model['occupancy']:.1%} / {model['waves']:.2f}", f"{model['bound_ms'] * 1e3:.1f}",
-                           f"{model['bound_over_floor']:.2f}"])
+                           "—" if model["bound_over_floor"] is None else f"{model['bound_over_floor']:.2f}"])
             table.add_row(*cells)
             label = ""
     console.print(table)

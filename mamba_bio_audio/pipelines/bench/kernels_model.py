@@ -45,10 +45,11 @@ def named_args(launch) -> dict:
 def element_work(name: str, launch) -> tuple[int, int, str]:
     """(elements per inner-loop iteration, iterations per program, element unit) of a launch of kernel ``name``."""
     a = named_args(launch)
-    if name == "_scan_fwd_kernel":  # one iteration per sub-chunk of SUB steps
-        return a["BLOCK_D"] * a["SUB"] * a["N"], a["n_chunks"] * (a["BLOCK_L"] // a["SUB"]), "channel·step·state"
-    if name == "_scan_bwd_kernel":
-        return a["BLOCK_D"] * a["BLOCK_L"] * a["N"], a["n_chunks"], "channel·step·state"
+    if name in ("_scan_fwd_kernel", "_scan_fwd_local_kernel", "_scan_bwd_local_kernel"):  # a sub-chunk each
+        return (a["BLOCK_D"] * a["SUB"] * a["N"], a["chunks_per_seg"] * (a["BLOCK_L"] // a["SUB"]),
+                "channel·step·state")
+    if name == "_scan_bwd_kernel":  # one iteration per chunk (its sub-chunks unrolled)
+        return a["BLOCK_D"] * a["BLOCK_L"] * a["N"], a["chunks_per_seg"], "channel·step·state"
     if name in ("_conv_fwd_kernel", "_conv_bwd_kernel"):
         return a["BLOCK_D"] * a["BLOCK_L"], 1, "channel·step"
     if name == "_conv_update_kernel":
@@ -85,7 +86,10 @@ def occupancy(registers: int, shared_bytes: int, num_warps: int, device: dict) -
 
 
 def scan_floor_ms(launch, name: str, device: dict) -> float:
-    """The physical floor of one scan kernel (forward, or backward = fwd+bwd minus fwd) on ``device``."""
+    """The physical floor of one scan kernel (forward, or backward = fwd+bwd minus fwd) on ``device``; 0 for the
+    first pass of a split along L (``_scan_*_local_kernel``): its time counts against its direction's floor."""
+    if name.endswith("_local_kernel"):
+        return 0.0
     a = named_args(launch)
     u, A = a["u_ptr"], a["A_ptr"]
     batch, d_inner, length = u.shape

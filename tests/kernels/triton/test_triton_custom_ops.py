@@ -36,7 +36,7 @@ def scan_args(device, grad):
 
 def test_opcheck_selective_scan(device):
     args = scan_args(device, grad=True)
-    torch.library.opcheck(selective_scan_fwd, (*args, True, 16, 2, True, True))
+    torch.library.opcheck(selective_scan_fwd, (*args, True, 16, 2, True, True, 1))
 
 
 def test_opcheck_causal_conv1d(device):
@@ -130,9 +130,9 @@ def test_ops_are_registered(name):
 def test_opcheck_backward_ops(device):
     """The backward kernels are custom ops of their own (one node in a compiled backward graph)."""
     u, delta, A, B, C, D, z, bias, h0 = scan_args(device, grad=False)
-    _, _, states = selective_scan_fwd(u, delta, A, B, C, D, z, bias, h0, True, 16, 2, True, True)
+    _, _, states = selective_scan_fwd(u, delta, A, B, C, D, z, bias, h0, True, 16, 2, True, True, 1)
     torch.library.opcheck(selective_scan_bwd, (u, delta, A, B, C, D, z, bias, states, torch.ones_like(u),
-                                                          torch.ones_like(h0), True, 16, 2, True))
+                                                          torch.ones_like(h0), True, 16, 2, True, 1))
     x, weight, init = rand(device, 2, 4, 9, seed=0), rand(device, 4, 3, seed=1), rand(device, 2, 4, 2, seed=2)
     torch.library.opcheck(causal_conv1d_bwd, (x, weight, None, init, torch.ones_like(x), True))
     s, weight, dy = rand(device, 6, 24, seed=3), rand(device, 24, seed=4), rand(device, 6, 24, seed=5)

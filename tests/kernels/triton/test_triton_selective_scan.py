@@ -1,7 +1,10 @@
 """Parity of the fused Triton selective scan with ``selective_scan_ref``, forward and every gradient.
 
 Small shapes (the interpreter runs every tile element in Python): L crosses tile boundaries and is not a multiple
-of block_l; ``block_d`` below d_inner exercises the dB/dC reduction across channel blocks.
+of block_l; ``block_d`` below d_inner exercises the dB/dC reduction across channel blocks. Off a GPU the launchers
+count 4 SMs, so these grids would split L into segments: the cases where the split is not the point run in one
+segment (``segments=1``, half the interpreter's time); ``full``, ``default-config``, the op-API tests and the
+deterministic-mode test take the automatic split.
 """
 import pytest
 import torch
@@ -9,6 +12,7 @@ import torch
 from mamba_bio_audio import ops
 from mamba_bio_audio.kernels import _triton_common
 from mamba_bio_audio.kernels.selective_scan import triton as scan_triton
+from mamba_bio_audio.kernels.selective_scan import triton_kernels as scan_kernels
 from mamba_bio_audio.kernels.selective_scan.reference import selective_scan_ref
 from mamba_bio_audio.kernels.selective_scan.triton import scan_config, selective_scan_tuned
 
@@ -58,15 +62,18 @@ def gradients(fn, inputs, delta_softplus, seed=1, **kwargs):
 
 
 CASES = {
-    # every feature, two groups with two channel blocks each (atomic dB/dC), block_l 32 over L = 75
+    # every feature, two groups with two channel blocks each (atomic dB/dC), block_l 32 over L = 75; L split into
+    # 3 segments (chained by the carry pass; the interpreter counts as 4 SMs, so small grids are split)
     "full": dict(make=dict(groups=2), softplus=True, kwargs=dict(block_l=32, block_d=2)),
+    # the same in one segment: the kernels' own walk over L, no carry pass
+    "full-one-segment": dict(make=dict(groups=2), softplus=True, kwargs=dict(block_l=32, block_d=2, segments=1)),
     # ungrouped (batch, N, L) B/C, no optional inputs, no softplus
     "bare": dict(make=dict(z=False, D=False, bias=False, initial_state=False, length=70), softplus=False,
-                 kwargs=dict(block_l=32)),
+                 kwargs=dict(block_l=32, segments=1)),
     # N and d_inner not powers of two, a partial channel block, L shorter than two tiles of block_l
     "ragged": dict(make=dict(d_inner=6, n_state=3, D=False, bias=False, length=45), softplus=True,
-                   kwargs=dict(block_l=16, block_d=4)),
-    # the launch configuration the op API picks (block_l 64 here), grouped, no initial state
+                   kwargs=dict(block_l=16, block_d=4, segments=1)),
+    # the launch configuration the op API picks (block_l 16 here: 7 chunks), grouped, no initial state
     "default-config": dict(make=dict(groups=2, z=False, initial_state=False, length=100), softplus=True,
                            kwargs=dict()),
 }
@@ -90,7 +97,7 @@ def test_forward_and_backward_match_reference(case, device, assert_close):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_inputs_fp32_state(dtype, device, assert_close):
     inputs = make_inputs(device, groups=2, length=70, dtype=dtype)
-    out, last, grads = gradients(selective_scan_tuned, inputs, True, block_l=32)
+    out, last, grads = gradients(selective_scan_tuned, inputs, True, block_l=32, segments=1)
     ref_out, ref_last, ref_grads = gradients(selective_scan_ref, inputs, True)
     assert out.dtype == dtype and last.dtype == torch.float32
     assert_close(out, ref_out, dtype, name="out")
@@ -110,7 +117,7 @@ def test_strided_inputs(device, assert_close):
     inputs = dict(rest, u=xz[:, :d_inner], z=xz[:, d_inner:], delta=delta_t.transpose(1, 2))
     present = [xz, delta_t, rest["A"], rest["B"], rest["C"]]
     results = []
-    for fn, kwargs in ((selective_scan_tuned, dict(block_l=16)), (selective_scan_ref, {})):
+    for fn, kwargs in ((selective_scan_tuned, dict(block_l=16, segments=1)), (selective_scan_ref, {})):
         out, last = run_scan(fn, inputs, True, **kwargs)
         results.append((out, torch.autograd.grad((out * out).sum() + last.sum(), present)))
     (out, grads), (ref_out, ref_grads) = results
@@ -163,7 +170,7 @@ def test_deterministic_default_follows_the_settings(configure_kernels):
 def test_no_grad_forward_saves_no_states(device, assert_close):
     inputs = make_inputs(device, length=20, seed=7)
     with torch.no_grad():
-        out, last = run_scan(selective_scan_tuned, inputs, True, block_l=16)
+        out, last = run_scan(selective_scan_tuned, inputs, True, block_l=16, segments=1)
         ref_out, ref_last = run_scan(selective_scan_ref, inputs, True)
     assert not out.requires_grad
     assert_close(out, ref_out, name="out")
@@ -171,10 +178,24 @@ def test_no_grad_forward_saves_no_states(device, assert_close):
 
 
 def test_launch_configuration():
-    assert scan_config(1024, 1, 16, 65536) == (4, 64)
-    # the longest L tile is the library's SCAN_TILE_STEPS, the unit of a training chunk; 64 is the known answer
-    assert ops.SCAN_TILE_STEPS == 64 == max(scan_config(64, 1, n, 1 << 20)[1] for n in (1, 4, 16, 64))
+    assert scan_config(1024, 1, 16, 65536) == (4, 16)
+    # BLOCK_L is 16 whatever N and L (the backward holds BLOCK_L steps per thread); BLOCK_D fills a 1024-element tile
+    assert {scan_config(64, 1, n, length)[1] for n in (1, 4, 16, 64, 256) for length in (5, 1 << 20)} == {16}
+    assert [scan_config(64, 1, n, 4096)[0] for n in (1, 4, 16, 64, 256)] == [64, 16, 4, 1, 1]
+    # a training chunk (a multiple of the library's SCAN_TILE_STEPS, 64) is a whole number of tiles
+    assert ops.SCAN_TILE_STEPS == 64 and 64 % scan_config(64, 1, 16, 1 << 20)[1] == 0
     assert scan_config(24, 4, 16, 100, block_l=32)[0] == 2  # 6 channels per group
+    # the tiles (SUB, NK, BLOCK_D, NL) at N 16: forward NL 4 (8 channels per warp), NL 8 where that leaves fewer than
+    # 16 warps per SM (batch 8 × 2048 channels: 2,048 one-warp programs on an H100's 132 SMs, not on an A100's 108)
+    assert scan_kernels.forward_plan(8, 2048, 1, 16, 16, 4, 108) == dict(BLOCK_D=8, NK=4, NL=4, SUB=8, num_warps=1)
+    assert scan_kernels.forward_plan(8, 2048, 1, 16, 16, 4, 132) == dict(BLOCK_D=4, NK=2, NL=8, SUB=16, num_warps=1)
+    assert scan_kernels.backward_layout(4, 16, 16, 2048) == dict(BLOCK_D=4, NK=2, NL=8, SUB=8, num_warps=1)
+    # segments: the fewest that give 16 warps on every SM, at most one per chunk (batch 1 × 1024 channels, L 2^16)
+    assert scan_kernels.scan_segments(128, 1, 4096, 132) == (17, 241)
+    assert scan_kernels.scan_segments(4096, 1, 128, 132) == (1, 128)
+    assert scan_kernels.scan_segments(2, 1, 3, 132, segments=5) == (3, 1)
+    with pytest.raises(ValueError, match="segments"):
+        run_scan(selective_scan_tuned, make_inputs("cpu", length=4), True, segments=0)
     with pytest.raises(ValueError, match="power of two"):
         scan_config(8, 1, 4, 64, block_l=48)
     with pytest.raises(ValueError, match="block_d"):
