@@ -88,7 +88,8 @@ def _dna_model(size: dict, seed: int, switches: dict):
 
     torch.manual_seed(seed)
     return MambaLMHeadModel(MambaConfig(d_model=size["d_model"], n_layer=size["n_layer"], vocab_size=12,
-                                        pad_token_id=4, ssm_cfg={"d_state": size["d_state"], **switches}))
+                                        pad_token_id=4, ssm_cfg={"d_state": size["d_state"], **switches}),
+                            device=runs.study_device())
 
 
 def run_study(*, full: bool, seed: int, quick: bool = False) -> dict:

@@ -3,7 +3,9 @@ seeded training loop on freshly drawn batches, and accuracy on the answer positi
 last token of a very long one through chunked state passing, memory flat in length).
 
 Batches come from a ``draw(rng, batch, length) -> (inputs, targets)`` generator of
-:mod:`mamba_bio_audio.data_prep.synthetic` (int64 numpy (batch, L), targets -100 except at the answers).
+:mod:`mamba_bio_audio.data_prep.synthetic` (int64 numpy (batch, L), targets -100 except at the answers). Models
+are built on :func:`study_device` (the GPU when there is one, so ``--full`` runs where it was sized to run) and
+batches go to the model's device; parameters and activations stay fp32.
 """
 from __future__ import annotations
 
@@ -20,10 +22,20 @@ from mamba_bio_audio.models.chunked import run_chunks
 from mamba_bio_audio.models.transformer import TransformerLMHeadModel
 from mamba_bio_audio.targets import counted_mask
 
-__all__ = ["answer_accuracy", "last_token_accuracy", "mamba_lm", "n_params", "progress", "train",
+__all__ = ["answer_accuracy", "last_token_accuracy", "mamba_lm", "n_params", "progress", "study_device", "train",
            "transformer_lm"]
 
 Draw = Callable[[np.random.Generator, int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def study_device() -> torch.device:
+    """Where the studies' models run: the first CUDA device when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _batch(model: torch.nn.Module, arrays) -> tuple[torch.Tensor, ...]:
+    device = next(model.parameters()).device
+    return tuple(torch.from_numpy(a).to(device) for a in arrays)
 
 
 def mamba_lm(vocab_size: int, d_model: int, n_layer: int, seed: int, **ssm_cfg) -> MambaLMHeadModel:
@@ -31,7 +43,8 @@ def mamba_lm(vocab_size: int, d_model: int, n_layer: int, seed: int, **ssm_cfg) 
     ``ssm_cfg`` the mixer's settings and ablation switches."""
     torch.manual_seed(seed)
     return MambaLMHeadModel(MambaConfig(d_model=d_model, n_layer=n_layer, vocab_size=vocab_size,
-                                        pad_vocab_size_multiple=1, pad_token_id=None, ssm_cfg=ssm_cfg))
+                                        pad_vocab_size_multiple=1, pad_token_id=None, ssm_cfg=ssm_cfg),
+                            device=study_device())
 
 
 def transformer_lm(vocab_size: int, d_model: int, n_layer: int, n_head: int, d_intermediate: int,
@@ -40,7 +53,8 @@ def transformer_lm(vocab_size: int, d_model: int, n_layer: int, n_head: int, d_i
     torch.manual_seed(seed)
     return TransformerLMHeadModel(TransformerConfig(d_model=d_model, n_layer=n_layer, n_head=n_head,
                                                     d_intermediate=d_intermediate, vocab_size=vocab_size,
-                                                    pad_vocab_size_multiple=1, pad_token_id=None))
+                                                    pad_vocab_size_multiple=1, pad_token_id=None),
+                                  device=study_device())
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -68,7 +82,7 @@ def train(model: torch.nn.Module, draw: Draw, *, steps: int, batch: int, length:
     losses, start = [], time.perf_counter()
     model.train()
     for _ in range(steps):
-        inputs, targets = (torch.from_numpy(a) for a in draw(rng, batch, length))
+        inputs, targets = _batch(model, draw(rng, batch, length))
         loss = model(inputs, targets=targets).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -91,7 +105,7 @@ def answer_accuracy(model: torch.nn.Module, draw: Draw, *, n: int, length: int, 
     rng = np.random.default_rng(seed)
     right = total = 0
     for start in range(0, n, batch):
-        inputs, targets = (torch.from_numpy(a) for a in draw(rng, min(batch, n - start), length))
+        inputs, targets = _batch(model, draw(rng, min(batch, n - start), length))
         logits = model(inputs).logits
         mask = counted_mask(targets)
         right += int((logits.argmax(-1)[mask] == targets[mask]).sum())
@@ -113,7 +127,7 @@ def last_token_accuracy(model: torch.nn.Module, draw: Draw, *, n: int, length: i
     rng = np.random.default_rng(seed)
     right = 0
     for start in range(0, n, batch):
-        inputs, targets = (torch.from_numpy(a) for a in draw(rng, min(batch, n - start), length))
+        inputs, targets = _batch(model, draw(rng, min(batch, n - start), length))
         if chunk is not None and length > chunk:
             logits = run_chunks(model, inputs, chunk, _last_logits)[0][-1]
         else:
