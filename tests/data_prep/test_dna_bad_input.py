@@ -96,7 +96,7 @@ def test_bed_name_missing(tmp_path, dna):
           bed=tmp_path / "r.bed")
 
 
-@pytest.mark.parametrize("line, match", [("chr1\t0\t10", "expected 4 columns"), ("chr1\tx\t10\ttrain", "integers"),
+@pytest.mark.parametrize("line, match", [("chr1\t0\t10", "expected at least 4 columns"), ("chr1\tx\t10\ttrain", "integers"),
                                          ("chr1\t10\t10\ttrain", "start < end"), ("chr1\t0\t10\tva-lid", "identifier")])
 def test_malformed_bed(tmp_path, dna, line, match):
     dna.write_fasta(tmp_path / "g.fa", [("chr1", "ACGT" * 10)])

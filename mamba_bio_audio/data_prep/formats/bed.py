@@ -7,7 +7,9 @@ splits, so :func:`read_bed` refuses them, naming both lines.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from mamba_bio_audio.data_prep.formats.fasta_stream import check_readable
@@ -22,28 +24,46 @@ class BedInterval:
     line: int
 
 
-def read_bed(path: str | Path) -> list[BedInterval]:
-    """All intervals of a 4-column BED, in file order. Malformed lines raise ValueError with file and line."""
-    path = check_readable(path, "BED file")
-    intervals = []
+class BedLine(NamedTuple):
+    """One data line of a BED: its number, "path, line N" for messages, its columns, and start < end."""
+
+    number: int
+    where: str
+    fields: list[str]
+    start: int
+    end: int
+
+
+def bed_lines(path: Path, columns: int, layout: str) -> Iterator[BedLine]:
+    """Every data line of the BED at ``path``, in file order: header and blank
+    lines skipped, at least ``columns`` columns (``layout`` names them in the message), integers
+    ``0 <= start < end``. A malformed line raises ValueError naming file and line."""
     with open(path, encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
             fields = line.split()
             if not fields or fields[0].startswith("#") or fields[0] in ("track", "browser"):
                 continue
             where = f"{path}, line {number}"
-            if len(fields) < 4:
-                raise ValueError(f"{where}: expected 4 columns (chrom start end split), got {len(fields)}")
-            name, start, end, split = fields[:4]
+            if len(fields) < columns:
+                raise ValueError(f"{where}: expected at least {columns} columns ({layout}), got {len(fields)}")
             try:
-                start, end = int(start), int(end)
+                start, end = int(fields[1]), int(fields[2])
             except ValueError:
                 raise ValueError(f"{where}: start and end must be integers, got {fields[1]!r} {fields[2]!r}") from None
             if not 0 <= start < end:
                 raise ValueError(f"{where}: need 0 <= start < end, got {start} {end}")
-            if not split.isidentifier():
-                raise ValueError(f"{where}: split name {split!r} must be an identifier such as train, valid, test")
-            intervals.append(BedInterval(name, start, end, split, number))
+            yield BedLine(number, where, fields, start, end)
+
+
+def read_bed(path: str | Path) -> list[BedInterval]:
+    """All intervals of a 4-column BED, in file order. Malformed lines raise ValueError with file and line."""
+    path = check_readable(path, "BED file")
+    intervals = []
+    for line in bed_lines(path, 4, "chrom start end split"):
+        split = line.fields[3]
+        if not split.isidentifier():
+            raise ValueError(f"{line.where}: split name {split!r} must be an identifier such as train, valid, test")
+        intervals.append(BedInterval(line.fields[0], line.start, line.end, split, line.number))
     if not intervals:
         raise ValueError(f"{path}: no intervals")
     check_split_overlaps(intervals, path)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mamba_bio_audio.data_prep.formats.bed import bed_lines
 from mamba_bio_audio.data_prep.formats.fasta import read_fasta
 from mamba_bio_audio.data_prep.formats.fasta_stream import check_readable, compression, token_table
 from mamba_bio_audio.data_prep.formats.indexed_fasta import IndexedSequence, open_indexed
@@ -100,29 +101,17 @@ def read_regions(path: str | Path, lengths: dict[str, int], fasta: str | Path = 
     FASTA they lie on (named ``fasta`` in messages). A region without a name is called ``chrom:start-end``."""
     path = check_readable(path, "BED file")
     regions = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, start=1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#") or fields[0] in ("track", "browser"):
-                continue
-            where = f"{path}, line {number}"
-            if len(fields) < 3:
-                raise ValueError(f"{where}: expected at least 3 columns (chrom start end [name]), got {len(fields)}")
-            chrom = fields[0]
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise ValueError(f"{where}: start and end must be integers, got {fields[1]!r} {fields[2]!r}") from None
-            if not 0 <= start < end:
-                raise ValueError(f"{where}: need 0 <= start < end, got {start} {end}")
-            if chrom not in lengths:
-                known = ", ".join(list(lengths)[:5]) + (", ..." if len(lengths) > 5 else "")
-                raise ValueError(f"{where}: chromosome {chrom!r} is not in {fasta} (its records: {known})")
-            if end > lengths[chrom]:
-                raise ValueError(f"{where}: region {chrom}:{start}-{end} ends past the end of {chrom} "
-                                 f"({lengths[chrom]:,} bases in {fasta})")
-            name = fields[3] if len(fields) > 3 else f"{chrom}:{start}-{end}"
-            regions.append(Region(name, chrom, start, end))
+    for line in bed_lines(path, 3, "chrom start end [name]"):
+        where, fields, start, end = line.where, line.fields, line.start, line.end
+        chrom = fields[0]
+        if chrom not in lengths:
+            known = ", ".join(list(lengths)[:5]) + (", ..." if len(lengths) > 5 else "")
+            raise ValueError(f"{where}: chromosome {chrom!r} is not in {fasta} (its records: {known})")
+        if end > lengths[chrom]:
+            raise ValueError(f"{where}: region {chrom}:{start}-{end} ends past the end of {chrom} "
+                             f"({lengths[chrom]:,} bases in {fasta})")
+        name = fields[3] if len(fields) > 3 else f"{chrom}:{start}-{end}"
+        regions.append(Region(name, chrom, start, end))
     if not regions:
         raise ValueError(f"{path}: no regions")
     return regions
