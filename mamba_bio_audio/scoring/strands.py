@@ -17,9 +17,12 @@ def complement_table() -> np.ndarray:
     return table
 
 
+_COMPLEMENT = complement_table()  # built once: reverse_complement_ids runs per window and per allele
+
+
 def reverse_complement_ids(ids: np.ndarray) -> np.ndarray:
     """ids (L,) integer → the reverse-complement strand's ids (L,) int64."""
-    return complement_table()[np.asarray(ids, dtype=np.int64)[::-1]]
+    return _COMPLEMENT[np.asarray(ids, dtype=np.int64)[::-1]]
 
 
 def rc_average(forward: np.ndarray, reverse: np.ndarray, per_base: bool = False) -> np.ndarray:

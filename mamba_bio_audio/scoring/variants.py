@@ -26,12 +26,14 @@ Log-probabilities: log-softmax over the model's padded vocabulary in fp32, summe
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from mamba_bio_audio.scoring.models import device_of, is_causal
 from mamba_bio_audio.scoring.per_base import MASK_ID
@@ -96,7 +98,6 @@ def _stack_states(states: list[list]) -> list:
             for i in range(len(states[0]))]
 
 
-@torch.inference_mode()
 def snapshot_points(positions: list[int], min_piece: int) -> list[int]:
     """Where the reference pass keeps its state: the first variant position, then every variant position at
     least ``min_piece`` bases after the last point kept (``min_piece`` <= 1: every variant position)."""
@@ -117,12 +118,13 @@ def _causal_window(model, ref: torch.Tensor, edits: list[tuple[int, int, np.ndar
     backbone, head = model.backbone, model.lm_head
     n = ref.shape[0]
     cuts = snapshot_points([q for q, _, _ in edits], min_piece)
-    bounds = sorted(set(cuts) | {0, n} | set(range(0, n, chunk)))
+    kept = set(cuts)
+    bounds = sorted(kept | {0, n} | set(range(0, n, chunk)))
     at: dict[int, tuple[list, torch.Tensor]] = {}
     ref_ll = torch.zeros(n, dtype=torch.float64, device=ref.device)
     states, last = None, None
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        if lo in cuts:
+        if lo in kept:
             at[lo] = (states, last)
         hidden, states = backbone.forward_with_state(ref[None, lo:hi], states)
         logp = torch.log_softmax(head(hidden)[0].float(), dim=-1)
@@ -130,25 +132,23 @@ def _causal_window(model, ref: torch.Tensor, edits: list[tuple[int, int, np.ndar
             ref_ll[lo] = _token_ll(last, ref[lo])
         ref_ll[lo + 1:hi] = _token_ll(logp[:-1], ref[lo + 1:hi]).double()
         last = logp[-1]
-    suffix = ref_ll.flip(0).cumsum(0).flip(0)  # suffix[q] = sum of ref_ll[q:]
-    base = [max(c for c in cuts if c <= q) for q, _, _ in edits]
+    suffix = ref_ll.flip(0).cumsum(0).flip(0).cpu()  # suffix[q] = sum of ref_ll[q:]; on the host: no sync per variant
+    base = [cuts[bisect_right(cuts, q) - 1] for q, _, _ in edits]
     scores = [0.0] * len(edits)
     order = sorted(range(len(edits)), key=lambda i: (base[i], edits[i][0]))  # similar tail lengths per batch
     for lo in range(0, len(edits), batch_size):
         rows = order[lo:lo + batch_size]
         tails = [torch.cat([ref[base[i]:edits[i][0]], torch.as_tensor(edits[i][2], device=ref.device),
                             ref[edits[i][0] + edits[i][1]:]]) for i in rows]
-        width = max(t.shape[0] for t in tails)
-        tokens = torch.full((len(rows), width), PAD_ID, dtype=torch.long, device=ref.device)
-        for j, t in enumerate(tails):
-            tokens[j, :t.shape[0]] = t
+        tokens = pad_sequence(tails, batch_first=True, padding_value=PAD_ID)
         hidden, _ = backbone.forward_with_state(tokens, _stack_states([at[base[i]][0] for i in rows]))
         logp = torch.log_softmax(head(hidden).float(), dim=-1)
         first = torch.stack([at[base[i]][1] for i in rows])  # predicts each tail's first token
-        ll = torch.cat([_token_ll(first, tokens[:, 0])[:, None], _token_ll(logp[:, :-1], tokens[:, 1:])], dim=1)
+        ll = torch.cat([_token_ll(first, tokens[:, 0])[:, None], _token_ll(logp[:, :-1], tokens[:, 1:])],
+                       dim=1).double().cpu()
         for j, (i, t) in enumerate(zip(rows, tails)):
             skip = edits[i][0] - base[i]  # the reference bases [b, q): the same terms in both windows
-            scores[i] = float(ll[j, skip:t.shape[0]].double().sum() - suffix[edits[i][0]])
+            scores[i] = float(ll[j, skip:t.shape[0]].sum() - suffix[edits[i][0]])
     return scores
 
 

@@ -66,29 +66,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_output(out: Path, inputs: list[Path | None], force: bool) -> None:
     """ValueError before any work: an unknown suffix, an existing output without ``force``, an output that is
-    one of the inputs or a folder."""
+    one of the inputs or lies inside an input folder (the model's own files), or a folder."""
     if out.suffix not in FORMATS:
         raise ValueError(f"--out {out}: the suffix decides the format: one of {', '.join(FORMATS)}")
     for path in inputs:
-        if path is not None and path.exists() and out.exists() and out.resolve() == path.resolve():
-            raise ValueError(f"--out {out} is one of the inputs; choose another output file")
+        if path is not None and path.exists() and out.exists():
+            target, source = out.resolve(), path.resolve()
+            if target == source or source in target.parents:
+                raise ValueError(f"--out {out} is one of the inputs or lies inside {path}; choose another output file")
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give a file name ending in {', '.join(FORMATS)}")
     if out.exists() and not force:
         raise ValueError(f"--out {out} exists; --force replaces it (nothing was changed)")
 
 
-def _file_stamp(path: Path | None) -> list | None:
-    if path is None:
-        return None
-    stat = path.stat()
-    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
-
-
 def fingerprint(args, model: Path) -> dict:
-    """What the embeddings depend on: the model's files, the FASTA and BED (path, size, time), --per, --layer."""
-    files = sorted(p for p in model.iterdir() if p.is_file()) if model.is_dir() else [model]
-    return {"model": [_file_stamp(p) for p in files], "fasta": _file_stamp(args.fasta), "bed": _file_stamp(args.bed),
+    """What the embeddings depend on: the model's files, the FASTA and BED (path, size, time), --per, --layer,
+    --unknown."""
+    from mamba_bio_audio.pipelines.genomics.common import fingerprint_files
+
+    return {"files": fingerprint_files(*(p for p in (model, args.fasta, args.bed) if p is not None)),
             "per": args.per, "layer": args.layer, "unknown": args.unknown}
 
 

@@ -88,7 +88,7 @@ def run(args) -> int:
     from mamba_bio_audio.folder_kinds import check_folder
     from mamba_bio_audio.pipelines.genomics.common import (SCORE_FOLDER, ReferenceFasta, fingerprint_files,
                                                            load_dna_model)
-    from mamba_bio_audio.pipelines.genomics.sharded import predict_sharded
+    from mamba_bio_audio.pipelines.genomics.sharded import predict_sharded, work_dir_for
     from mamba_bio_audio.scoring import is_causal
 
     started = time.perf_counter()
@@ -119,7 +119,7 @@ def run(args) -> int:
     fingerprint = {"command": "score", "files": fingerprint_files(args.model, args.fasta), "window": window,
                    "rc_average": args.rc_average}
     result = predict_sharded(names, compute_batch, batch_size=args.batch_size, outputs=outputs,
-                             fingerprint=fingerprint, model=model, work_dir=out.with_name(out.name + ".work"),
+                             fingerprint=fingerprint, model=model, work_dir=work_dir_for(out),
                              devices=args.devices, num_nodes=args.num_nodes, accelerator=args.accelerator,
                              progress_label="score", progress=not args.quiet, restart=args.restart)
     if result is None:

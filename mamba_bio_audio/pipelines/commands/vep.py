@@ -110,7 +110,7 @@ def run(args) -> int:
     from mamba_bio_audio.folder_kinds import check_folder
     from mamba_bio_audio.pipelines.genomics.common import (VEP_FOLDER, ReferenceFasta, fingerprint_files,
                                                            load_dna_model)
-    from mamba_bio_audio.pipelines.genomics.sharded import predict_sharded
+    from mamba_bio_audio.pipelines.genomics.sharded import predict_sharded, work_dir_for
     from mamba_bio_audio.scoring import Variant, is_causal, score_variants
 
     started = time.perf_counter()
@@ -145,7 +145,7 @@ def run(args) -> int:
     fingerprint = {"command": "vep", "files": fingerprint_files(args.model, vcf, args.fasta), "window": args.window,
                    "rc_average": args.rc_average, "skip_mismatch": args.skip_mismatch}
     result = predict_sharded(items, compute_batch, batch_size=args.batch_size, outputs=outputs,
-                             fingerprint=fingerprint, model=model, work_dir=out.with_name(out.name + ".work"),
+                             fingerprint=fingerprint, model=model, work_dir=work_dir_for(out),
                              devices=args.devices, num_nodes=args.num_nodes, accelerator=args.accelerator,
                              progress_label="vep", progress=not args.quiet, restart=args.restart)
     if result is None:  # another rank: rank 0 reports

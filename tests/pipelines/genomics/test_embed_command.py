@@ -4,6 +4,7 @@ bad input ends in one line naming the file and line, with no output left."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -140,3 +141,8 @@ def test_bad_input_is_one_line_naming_file_and_line(inputs, tmp_path, capsys):
     out.write_bytes(b"someone's file")
     assert "exists; --force replaces it" in _error(capsys, lm, fasta, "--out", out)
     assert out.read_bytes() == b"someone's file"
+    own = tmp_path / "own_lm"  # --force never replaces a file of an input folder: the model's own weights
+    shutil.copytree(lm, own)
+    weights = (own / "model.safetensors").read_bytes()
+    assert "lies inside" in _error(capsys, own, fasta, "--out", own / "model.safetensors", "--force")
+    assert (own / "model.safetensors").read_bytes() == weights
