@@ -115,3 +115,13 @@ def configure_kernels():
     previous = ops.settings()
     yield ops.configure
     ops.configure(**dataclasses.asdict(previous))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module, restored afterwards: tiny models' many short ops run faster so, and much
+    faster on a busy machine, where a second OpenMP thread waits for its descheduled partner."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

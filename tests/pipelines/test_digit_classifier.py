@@ -35,13 +35,7 @@ def tone_clip(label: str, voice: int, index: int) -> np.ndarray:
     return (wave + 0.01 * rng.standard_normal(CLIP)).astype(np.float32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core machine two threads spin against each other in these tiny ops."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -29,16 +29,6 @@ def vcf_lines(chr1: str, chr2: str) -> list[str]:
             snv("chr1", chr1, 700), snv("chr2", chr2, 100), snv("chr2", chr2, 250)]
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """One torch thread for a module: the tiny models' many short passes are faster so (much faster on a busy
-    machine); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def genomics(tmp_path_factory):
     """SimpleNamespace(lm, caduceus, fasta, vcf, chr1, chr2, root)."""

@@ -13,7 +13,7 @@ import torch
 from mamba_bio_audio.models import load_pretrained
 from mamba_bio_audio.pipelines.cli import main
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _bedgraph(path) -> dict[tuple[str, int], float]:

@@ -9,7 +9,7 @@ import pytest
 
 from mamba_bio_audio.pipelines.genomics.sharded import predict_sharded, work_dir_for
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _record(i: int) -> dict:

@@ -19,7 +19,7 @@ from mamba_bio_audio.scoring import Variant, score_variants
 
 WINDOW = "128"
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _rows(out):
