@@ -242,9 +242,10 @@ class FastSashimiStep:
         self.down_blocks = [[calls[b.layer_idx] for b in blocks] for blocks in backbone.down_blocks]
         self.center = [calls[b.layer_idx] for b in backbone.center]
         self.up_blocks = [[calls[b.layer_idx] for b in blocks] for blocks in backbone.up_blocks]
-        self.down_pools = [(_linear_args(p.linear), p.pool, _array(s.buffer))
+        # (linear args, pool, buffer (B, pool, width), the same buffer as (B, pool * width): the pool's linear's side)
+        self.down_pools = [(_linear_args(p.linear), p.pool, _array(s.buffer), _array(s.buffer).reshape(batch, -1))
                            for p, s in zip(backbone.down_pools, state.down)]
-        self.up_pools = [(_linear_args(p.linear), p.pool, _array(s.buffer))
+        self.up_pools = [(_linear_args(p.linear), p.pool, _array(s.buffer), _array(s.buffer).reshape(batch, -1))
                          for p, s in zip(backbone.up_pools, state.up)]
         widths = backbone.config.widths
         self.pooled = [np.zeros((batch, w), dtype=np.float32) for w in widths[1:]]
@@ -290,7 +291,7 @@ class FastSashimiStep:
                 skips.append(x.copy())
                 block(x, self.resid[i], True, True)
             skips.append(x.copy())
-            linear, pool, buffer = self.down_pools[i]
+            linear, pool, buffer, flat = self.down_pools[i]
             pool_state = state.down[i]
             buffer[:, pool_state.index] = x
             pool_state.index += 1
@@ -299,14 +300,14 @@ class FastSashimiStep:
                 break
             pool_state.index = 0
             x = self.pooled[i]
-            k.linear(buffer.reshape(self.batch, -1), *linear, x)
+            k.linear(flat, *linear, x)
         else:
             center_in = x.copy()
             for block in self.center:
                 block(x, self.resid[stages], True, True)
             x += center_in
         for i in range(top, -1, -1):
-            linear, pool, buffer = self.up_pools[i]
+            linear, pool, buffer, flat = self.up_pools[i]
             pool_state = state.up[i]
             y = buffer[:, pool_state.index].copy()
             pool_state.index += 1
@@ -315,7 +316,7 @@ class FastSashimiStep:
                                  f" of {pool}, a pooled input {'given' if x is not None else 'missing'})")
             if x is not None:
                 pool_state.index = 0
-                k.linear(x, *linear, buffer.reshape(self.batch, -1))
+                k.linear(x, *linear, flat)
             x = y + skips.pop()
             for block in self.up_blocks[i]:
                 block(x, self.resid[i], True, True)

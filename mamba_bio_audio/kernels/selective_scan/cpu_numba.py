@@ -128,6 +128,19 @@ def _nonneg(index):
 
 
 @_jit(inline="always")
+def _work_shape(u, A, B, ckpt, max_slots):
+    """The scan's sizes: (batch, d_inner, L, N, groups G, channels per group, LANES-wide blocks per group, chunks,
+    work items (one per sequence, group and block), scratch slots)."""
+    batch, d_inner, length = u.shape[0], A.shape[0], B.shape[3]
+    n_groups = B.shape[1]
+    d_group = d_inner // n_groups
+    blocks = (d_group + LANES - 1) // LANES
+    n_items = batch * n_groups * blocks
+    return (batch, d_inner, length, A.shape[1], n_groups, d_group, blocks, ckpt.shape[2], n_items,
+            max(1, min(n_items, max_slots)))
+
+
+@_jit(inline="always")
 def _item_coords(item, n_groups, blocks, d_group):
     """Work item -> (batch index, group, block within the group, first channel, channel count)."""
     b = item // (n_groups * blocks)
@@ -255,14 +268,8 @@ def scan_fwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, h0, che
     A: (d_inner, N); B, C: (batch, G, N, L); D, delta_bias: (d_inner,);
     h0, last: (batch, d_inner, N); ckpt: (batch, d_inner, n_chunks, N) receives the state before each chunk.
     """
-    batch, d_inner, length = u.shape[0], A.shape[0], B.shape[3]
-    n_state = A.shape[1]
-    n_groups = B.shape[1]
-    d_group = d_inner // n_groups
-    blocks = (d_group + LANES - 1) // LANES
-    n_chunks = ckpt.shape[2]
-    n_items = batch * n_groups * blocks
-    n_slots = max(1, min(n_items, max_slots))
+    batch, d_inner, length, n_state, n_groups, d_group, blocks, n_chunks, n_items, n_slots = _work_shape(
+        u, A, B, ckpt, max_slots)
     a2 = np.zeros((n_slots, n_state, LANES), np.float32)  # A * log2(e), lanes = channels
     h = np.zeros((n_slots, n_state, LANES), np.float32)
     bias = np.zeros((n_slots, LANES), np.float32)
@@ -347,14 +354,8 @@ def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, d
     items (B and C by the channel blocks, A, D and delta_bias by the sequences) are written as per-item partials
     and summed afterwards in a fixed order: bitwise reproducible, whatever the thread count.
     """
-    batch, d_inner, length = u.shape[0], A.shape[0], B.shape[3]
-    n_state = A.shape[1]
-    n_groups = B.shape[1]
-    d_group = d_inner // n_groups
-    blocks = (d_group + LANES - 1) // LANES
-    n_chunks = ckpt.shape[2]
-    n_items = batch * n_groups * blocks
-    n_slots = max(1, min(n_items, max_slots))
+    batch, d_inner, length, n_state, n_groups, d_group, blocks, n_chunks, n_items, n_slots = _work_shape(
+        u, A, B, ckpt, max_slots)
     a2 = np.zeros((n_slots, n_state, LANES), np.float32)
     adj = np.zeros((n_slots, n_state, LANES), np.float32)  # adjoint state, d loss / d h_t
     dA_acc = np.zeros((n_slots, n_state, LANES), np.float32)
