@@ -78,7 +78,8 @@ class SelectionSplit(nn.Module):
         super().__init__()
         self.dt_rank, self.d_state = dt_rank, d_state
         self.selective = {"dt": selective_dt, "B": selective_B, "C": selective_C}
-        self.sizes = {"dt": dt_rank, "B": d_state, "C": d_state}
+        sizes = {"dt": dt_rank, "B": d_state, "C": d_state}
+        self.split_sizes = [sizes[name] for name, on in self.selective.items() if on]  # x_proj's output parts
         if not selective_B:  # S4D's B init (ones)
             self.B = nn.Parameter(torch.ones(d_state, device=device, dtype=torch.float32))
         if not selective_C:  # unit-variance readout of the N states
@@ -89,11 +90,10 @@ class SelectionSplit(nn.Module):
     @property
     def width(self) -> int:
         """Output features ``x_proj`` must produce."""
-        return sum(self.sizes[name] for name, on in self.selective.items() if on)
+        return sum(self.split_sizes)
 
     def forward(self, x_dbl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        sizes = [self.sizes[name] for name, on in self.selective.items() if on]
-        parts = iter(torch.split(x_dbl, sizes, dim=-1) if sizes else ())
+        parts = iter(torch.split(x_dbl, self.split_sizes, dim=-1) if self.split_sizes else ())
         lead = x_dbl.shape[:-1]
         dt = next(parts) if self.selective["dt"] else x_dbl.new_zeros(*lead, self.dt_rank)
         B = next(parts) if self.selective["B"] else self.B.to(x_dbl.dtype).expand(*lead, self.d_state)

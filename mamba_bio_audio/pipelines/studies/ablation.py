@@ -18,6 +18,8 @@ import torch
 from mamba_bio_audio.data_prep.synthetic.induction_heads import VOCAB_SIZE, induction_heads
 from mamba_bio_audio.pipelines.reporting.plots import pyplot, save_png
 from mamba_bio_audio.pipelines.studies import synthetic_runs as runs
+from mamba_bio_audio.targets import counted_mask
+from mamba_bio_audio.tokenizers import NucleotideTokenizer
 
 NAME = "ablation"
 
@@ -68,15 +70,16 @@ class _DnaBatches:
 
 @torch.no_grad()
 def _dna_valid_loss(model, path: Path, length: int, windows: int) -> float:
-    from mamba_bio_audio.data_prep.datasets.dna_windows import DnaWindowDataset
+    from mamba_bio_audio.data_prep.datasets.dna_windows import PAD_ID, DnaWindowDataset
 
     dataset = DnaWindowDataset(path, "valid", length, "mamba")
     picks = np.linspace(0, len(dataset) - 1, min(windows, len(dataset))).round().astype(int)
     total = count = 0.0
     for start in range(0, len(picks), 8):
         items = [dataset[int(i)] for i in picks[start:start + 8]]
-        inputs, targets = (torch.as_tensor(np.stack([np.asarray(it[k]) for it in items])).long() for k in (0, 1))
-        weight = float((targets != -100).logical_and(targets != 4).sum())
+        inputs, targets = runs._batch(model, [np.stack([np.asarray(it[k]) for it in items]).astype(np.int64)
+                                              for k in (0, 1)])
+        weight = float(counted_mask(targets, PAD_ID).sum())
         total += float(model(inputs, targets=targets).loss) * weight
         count += weight
     return total / max(count, 1.0)
@@ -87,13 +90,16 @@ def _dna_model(size: dict, seed: int, switches: dict):
     from mamba_bio_audio.models import MambaLMHeadModel
 
     torch.manual_seed(seed)
-    return MambaLMHeadModel(MambaConfig(d_model=size["d_model"], n_layer=size["n_layer"], vocab_size=12,
-                                        pad_token_id=4, ssm_cfg={"d_state": size["d_state"], **switches}),
+    return MambaLMHeadModel(MambaConfig(d_model=size["d_model"], n_layer=size["n_layer"],
+                                        vocab_size=NucleotideTokenizer.vocab_size,
+                                        pad_token_id=NucleotideTokenizer.pad_token_id,
+                                        ssm_cfg={"d_state": size["d_state"], **switches}),
                             device=runs.study_device())
 
 
 def run_study(*, full: bool, seed: int, quick: bool = False) -> dict:
-    size = SIZES["full" if full else "quick" if quick else "default"]
+    size_name = "full" if full else "quick" if quick else "default"
+    size = SIZES[size_name]
     dna_path = Path(size["dna_path"])
     if not (dna_path / "manifest.json").is_file():
         raise FileNotFoundError(f"no prepared DNA dataset at {dna_path}: make it with `{DNA_HINT}` (from the "
@@ -121,7 +127,7 @@ def run_study(*, full: bool, seed: int, quick: bool = False) -> dict:
             row["dna_valid_bits_per_base"] = row["dna_valid_loss"] / math.log(2)
             row["dna_train_seconds"] = info["seconds"]
     results = {"rows": rows}
-    return {"parameters": {"size": "full" if full else "quick" if quick else "default", "seed": seed, **size},
+    return {"parameters": {"size": size_name, "seed": seed, **size},
             "results": results, "verdict": verdict(results)}
 
 

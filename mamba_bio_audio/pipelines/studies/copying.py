@@ -37,7 +37,8 @@ def _draw(n_tokens: int):
 
 
 def run_study(*, full: bool, seed: int, quick: bool = False) -> dict:
-    size = SIZES["full" if full else "quick" if quick else "default"]
+    size_name = "full" if full else "quick" if quick else "default"
+    size = SIZES[size_name]
     draw = _draw(size["n_tokens"])
     mamba = runs.mamba_lm(VOCAB_SIZE, size["d_model"], size["n_layer"], seed, d_state=size["d_state"])
     width = matched_transformer_width(runs.n_params(mamba.backbone.layers[0]), size["d_model"])
@@ -57,7 +58,7 @@ def run_study(*, full: bool, seed: int, quick: bool = False) -> dict:
                                             seed=seed + 1)
             results[name] = {"parameters": runs.n_params(model), "accuracy": accuracy,
                              "train_seconds": info["seconds"], "final_train_loss": info["final_loss"]}
-    return {"parameters": {"size": "full" if full else "quick" if quick else "default", "seed": seed,
+    return {"parameters": {"size": size_name, "seed": seed,
                            "vocab_size": VOCAB_SIZE, "transformer_d_intermediate": width,
                            "non_selective_switches": LTI, **size},
             "results": results, "verdict": verdict(results)}

@@ -44,7 +44,8 @@ def sequences_at(length: int, size: dict) -> int:
 
 
 def run_study(*, full: bool, seed: int, quick: bool = False) -> dict:
-    size = SIZES["full" if full else "quick" if quick else "default"]
+    size_name = "full" if full else "quick" if quick else "default"
+    size = SIZES[size_name]
     mamba = runs.mamba_lm(VOCAB_SIZE, size["d_model"], size["n_layer"], seed, d_state=size["d_state"])
     layer_params = runs.n_params(mamba.backbone.layers[0])
     transformer = runs.transformer_lm(VOCAB_SIZE, size["d_model"], size["n_layer"], n_head=4,
@@ -74,7 +75,7 @@ def run_study(*, full: bool, seed: int, quick: bool = False) -> dict:
                                        "accuracy": {str(k): v for k, v in accuracy.items()},
                                        "sequences": {str(k): v for k, v in sequences.items()}}
     results["transformer_stops_at"] = size["transformer_max_length"]
-    return {"parameters": {"size": "full" if full else "quick" if quick else "default", "seed": seed,
+    return {"parameters": {"size": size_name, "seed": seed,
                            "vocab_size": VOCAB_SIZE, **size},
             "results": results, "verdict": verdict(results)}
 

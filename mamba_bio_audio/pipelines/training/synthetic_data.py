@@ -70,7 +70,6 @@ class SyntheticDataModule(pl.LightningDataModule):
         self.seq_len, self.batch_size = seq_len, batch_size
         self.eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
         self.train_items, self.eval_items, self.num_workers, self.seed = train_items, eval_items, num_workers, seed
-        self._epoch = 0
 
     def options(self) -> dict:
         """Keyword arguments of ``draw`` beyond (rng, batch, length)."""
