@@ -28,6 +28,13 @@ def test_measure_decode_times_the_path_it_names(tiny_lm):
         assert abs(row["tokens_per_s"] * row["us_per_token"] / 1e6 - 1) < 0.01
 
 
+def test_a_fused_step_that_falls_back_is_labelled_generic(tiny_lm, tiny_model, configure_kernels):
+    configure_kernels(backend="reference")  # the fused step steps aside for any backend but cpu
+    assert measure_decode(tiny_lm, batch=1, tokens=4, fast=True)["path"] == "generic"
+    assert measure_sashimi_sampling(tiny_model, batch=1, samples=tiny_model.config.total_pool, fast=True)["path"] \
+        == "generic"
+
+
 def test_measure_sashimi_sampling_counts_every_stream(tiny_model):
     row = measure_sashimi_sampling(tiny_model, batch=3, samples=12, fast=True)
     assert row["path"] == "fast" and (row["batch"], row["samples"]) == (3, 12)

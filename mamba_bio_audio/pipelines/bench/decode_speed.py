@@ -14,6 +14,7 @@ import time
 import torch
 
 from mamba_bio_audio.generation import uses_fast_step
+from mamba_bio_audio.models.fast_decode import FastSashimiStep
 from mamba_bio_audio.pipelines.bench.timing import sync
 from mamba_bio_audio.tokenizers import MU_LAW_START_TOKEN
 
@@ -38,7 +39,16 @@ def _timed_loop(model, prompt: torch.Tensor, steps: int, fast: bool) -> tuple[fl
         logits, state = model.step(token, state)
         token = logits[:, :vocab].argmax(-1)
     sync(device)
-    return time.perf_counter() - started, "fast" if uses_fast_step(state) else "generic"
+    return time.perf_counter() - started, "fast" if _fused_step_ran(state, token) else "generic"
+
+
+def _fused_step_ran(state, token: torch.Tensor) -> bool:
+    """Whether the steps just timed took the fused step: the state has one and it applies to such a call (it
+    falls back per call, e.g. when the kernel settings name another backend)."""
+    if not uses_fast_step(state):
+        return False
+    fused = state.fast_step
+    return fused.applies(token, state) if isinstance(fused, FastSashimiStep) else fused.applies(token)
 
 
 def _measure(model, prompt: torch.Tensor, steps: int, warmup: int, fast: bool) -> tuple[float, str]:
