@@ -273,7 +273,7 @@ class FastSashimiStep:
             return None
         return FastSashimiStep(model, state, batch)
 
-    def applies(self, input_ids: torch.Tensor, state) -> bool:
+    def applies(self, input_ids: torch.Tensor) -> bool:
         """As :meth:`FastMambaStep.applies`."""
         if (torch.is_grad_enabled() or input_ids.device.type != "cpu" or tuple(input_ids.shape) != (self.batch,)
                 or not _settings_allow()):

@@ -230,7 +230,7 @@ class SashimiLM(PreTrainedModel):
         """input_ids (batch,) int64, the next input sample → (logits (batch, vocab_size), state); fused where the
         state's ``fast_step`` applies."""
         fast = state.fast_step
-        if fast is not None and fast.applies(input_ids, state):
+        if fast is not None and fast.applies(input_ids):
             return fast(input_ids, state), state
         hidden, state = self.backbone.step(self.embedding(input_ids), state)
         return self.lm_head(hidden), state

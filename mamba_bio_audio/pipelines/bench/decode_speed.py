@@ -14,7 +14,6 @@ import time
 import torch
 
 from mamba_bio_audio.generation import uses_fast_step
-from mamba_bio_audio.models.fast_decode import FastSashimiStep
 from mamba_bio_audio.pipelines.bench.timing import sync
 from mamba_bio_audio.tokenizers import MU_LAW_START_TOKEN
 
@@ -45,10 +44,7 @@ def _timed_loop(model, prompt: torch.Tensor, steps: int, fast: bool) -> tuple[fl
 def _fused_step_ran(state, token: torch.Tensor) -> bool:
     """Whether the steps just timed took the fused step: the state has one and it applies to such a call (it
     falls back per call, e.g. when the kernel settings name another backend)."""
-    if not uses_fast_step(state):
-        return False
-    fused = state.fast_step
-    return fused.applies(token, state) if isinstance(fused, FastSashimiStep) else fused.applies(token)
+    return uses_fast_step(state) and state.fast_step.applies(token)
 
 
 def _measure(model, prompt: torch.Tensor, steps: int, warmup: int, fast: bool) -> tuple[float, str]:

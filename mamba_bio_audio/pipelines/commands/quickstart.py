@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -342,7 +343,7 @@ def table_rows(m: dict) -> list[tuple[str, str]]:
         (f"species5 test accuracy (chance {100 / classes:.0f} %)", f"{100 * m['species_test_acc']:.1f} %"),
         (f"species5 test macro F1 (chance about {1 / classes:.2f})", f"{m['species_test_macro_f1']:.3f}"),
         ("species5 head started from a linear probe on the frozen LM's pooled features: its training accuracy "
-         "(seconds)", "no (random head)" if m["species_probe_train_acc"] != m["species_probe_train_acc"] else
+         "(seconds)", "no (random head)" if math.isnan(m["species_probe_train_acc"]) else
          f"{100 * m['species_probe_train_acc']:.1f} % ({m['species_probe_seconds']:.0f} s)"),
         ("same windows: k-mer (k <= 4) logistic regression test accuracy (its training accuracy)",
          f"{100 * kmer['test_acc']:.1f} % ({100 * kmer['train_acc']:.1f} %)"),
