@@ -1,6 +1,6 @@
-"""``mamba-bio-audio bench cpu`` through the real command line: its quick run writes the one writer's JSON and PNG with
-every part (ceilings, the profiled step by op, the chunked row, decoding, a peer with its ratios), and bad arguments
-are refused with one line naming the option."""
+"""``mamba-bio-audio bench cpu`` through the real command line: its quick run writes the one writer's JSON and PNG
+with every part (ceilings, the profiled step by op, the AMP bf16 step, the chunked row, decoding, a peer with its
+ratios), and bad arguments are refused with one line naming the option."""
 import json
 import subprocess
 import sys
@@ -36,6 +36,11 @@ def test_quick_run_writes_every_part(tmp_path):
         assert profile["ms"][category] > 0, category
     assert sum(profile["ms"].values()) == pytest.approx(profile["profiled_step_ms"], abs=0.1)
     assert 0 < profile["projections_fraction_of_matmul"] and 0 < profile["scan_fraction_of_scan_rate"]
+    amp = report["amp_bf16"]
+    assert amp["speedup_over_fp32"] == pytest.approx(training["step_ms"] / amp["step_ms"], rel=0.01)
+    assert amp["tokens_per_s"] == pytest.approx(settings["batch"] * settings["length"] / (amp["step_ms"] / 1e3),
+                                                rel=0.01)
+    assert "under AMP bf16" in done.stdout
     chunked = report["chunked"]
     assert (chunked["length"], chunked["chunk_size"]) == (512, 128)
     assert chunked["fraction_of_short"] == pytest.approx(chunked["tokens_per_s"] / training["tokens_per_s"],
