@@ -3,6 +3,7 @@ switches), their DataModules' seeded draws, and the studies' evaluation helpers 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -81,6 +82,29 @@ def test_transformer_matched_to_mamba_parameters_and_verdicts_name_a_miss():
                                         "transformer": {"accuracy": {"256": 1.0, "1024": 0.4}}},
                              "transformer_stops_at": 1024})
     assert met[0].startswith("target met") and "below 99 % from 1024" in met[1]
+
+
+def test_state_half_lives_of_a_layer_with_known_decay():
+    """Δ = softplus(bias) = 0.01 on every token (dt_proj's weight zeroed) and |A| = 1 .. N per channel, except one
+    channel of the second layer given |A| = 1e-6: its slowest entry halves after ln 2 / (0.01 · |A|) tokens."""
+    model = synthetic_runs.mamba_lm(16, 16, 2, seed=0, d_state=4)
+    with torch.no_grad():
+        for layer in model.backbone.layers:
+            mixer = layer.mixer
+            mixer.dt_proj.weight.zero_()
+            mixer.dt_proj.bias.fill_(math.log(math.expm1(0.01)))
+            mixer.A_log.copy_(torch.log(torch.arange(1.0, 5.0)).repeat(mixer.d_inner, 1))
+        model.backbone.layers[1].mixer.A_log[5, 2] = math.log(1e-6)
+    lives = induction.state_half_lives(model, induction_heads, n=2, length=64, seed=0)
+    assert [life["layer"] for life in lives] == [0, 1]
+    assert lives[0]["slowest_half_life"] == pytest.approx(math.log(2) / 0.01, rel=1e-4)
+    assert lives[1]["slowest_half_life"] == pytest.approx(math.log(2) / (0.01 * 1e-6), rel=1e-3)
+    assert (lives[0]["channels_beyond_2^20"], lives[1]["channels_beyond_2^20"]) == (0, 1)
+    assert lives[1]["channels"] == model.backbone.layers[1].mixer.d_inner
+    verdict = induction.verdict({"models": {"mamba": {"accuracy": {"256": 1.0, "65536": 0.5}, "final_train_loss": 0.0,
+                                                      "state_half_lives": lives},
+                                            "transformer": {"accuracy": {"256": 0.1}}}, "transformer_stops_at": 256})
+    assert "layer 0: 69 tokens" in verdict[1] and "can explain a fall" in verdict[1]
 
 
 def test_pretrain_refuses_a_net_vocabulary_smaller_than_the_task(tmp_path, capsys):

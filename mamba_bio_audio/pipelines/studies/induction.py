@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+
 from mamba_bio_audio.data_prep.synthetic.induction_heads import VOCAB_SIZE, induction_heads
 from mamba_bio_audio.pipelines.reporting.plots import pyplot, save_png
 from mamba_bio_audio.pipelines.studies import synthetic_runs as runs
 
 NAME = "induction"
 
-# quick: a smoke test (seconds, figures meaningless). default: minutes on 2 CPU cores. full: the paper's models
-# and lengths, more steps and test sequences (a GPU).
+# quick: a smoke test (seconds, figures meaningless). default: the paper's model (2 layers, d_model 64), batch (8)
+# and learning rate (1e-3, App. E.1), 8000 steps: minutes on 2 CPU cores. full: also the paper's 204,800 steps
+# (25 "epochs" of 8192) and more test sequences (a GPU).
 SIZES = {
     "quick": dict(d_model=16, n_layer=2, d_state=4, train_length=256, steps=3, batch=2, lr=3e-3,
                   lengths=[256, 1024, 4096], tokens_per_length=4096, max_sequences=4, chunk=512,
                   transformer_max_length=1024),
-    "default": dict(d_model=32, n_layer=2, d_state=16, train_length=256, steps=2000, batch=16, lr=3e-3,
+    "default": dict(d_model=64, n_layer=2, d_state=16, train_length=256, steps=8000, batch=8, lr=1e-3,
                 lengths=[2**e for e in range(8, 21)], tokens_per_length=2**20, max_sequences=64, chunk=2**14,
                 transformer_max_length=2**14),
-    "full": dict(d_model=64, n_layer=2, d_state=16, train_length=256, steps=20000, batch=32, lr=1e-3,
+    "full": dict(d_model=64, n_layer=2, d_state=16, train_length=256, steps=204800, batch=8, lr=1e-3,
                lengths=[2**e for e in range(8, 21)], tokens_per_length=2**24, max_sequences=512, chunk=2**16,
                transformer_max_length=2**16),
 }
@@ -41,6 +46,35 @@ def matched_transformer_width(mamba_layer_params: int, d_model: int) -> int:
 def sequences_at(length: int, size: dict) -> int:
     """Test sequences at ``length``: ``tokens_per_length`` tokens, at least 4, at most ``max_sequences``."""
     return max(4, min(size["max_sequences"], size["tokens_per_length"] // length))
+
+
+@torch.no_grad()
+def state_half_lives(model, draw, *, n: int, length: int, seed: int) -> list[dict]:
+    """How long each Mamba layer can hold what it writes into its state, measured on ``n`` drawn sequences of
+    ``length``: a state entry (channel d, state n) decays by exp(Δ_t(d) · A(d, n)) at token t, so over many tokens
+    it halves after ln 2 / (mean_t Δ_t(d) · |A(d, n)|) tokens. Per layer: ``slowest_half_life`` (tokens, the
+    longest of any entry), ``channels_beyond_2^20`` (channels whose slowest entry keeps half its value for more
+    than 2^20 tokens) and ``channels``. Δ_t is taken from the layer's own x_proj output and dt_proj (the
+    softplus of the scan), on the model's device."""
+    layers = [layer.mixer for layer in model.backbone.layers]
+    captured = {}
+    hooks = [mixer.x_proj.register_forward_hook(lambda module, args, out, i=i: captured.__setitem__(i, out))
+             for i, mixer in enumerate(layers)]
+    try:
+        inputs, _ = draw(np.random.default_rng(seed), n, length)
+        model(torch.from_numpy(inputs).to(next(model.parameters()).device), num_last_tokens=1)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    lives = []
+    for i, mixer in enumerate(layers):
+        dt_low = mixer._ssm_params(captured[i].float())[0]
+        delta = F.softplus(F.linear(dt_low, mixer.dt_proj.weight.float(), mixer.dt_proj.bias.float()))
+        rate = delta.mean(dim=(0, 1))[:, None] * torch.exp(mixer.A_log.float())  # (d_inner, N) per token
+        half_life = math.log(2) / rate.min(dim=1).values.clamp_min(1e-30)  # per channel, its slowest entry
+        lives.append({"layer": i, "slowest_half_life": float(half_life.max()),
+                      "channels_beyond_2^20": int((half_life > 2**20).sum()), "channels": int(half_life.numel())})
+    return lives
 
 
 def run_study(*, full: bool, seed: int, quick: bool = False) -> dict:
@@ -74,6 +108,9 @@ def run_study(*, full: bool, seed: int, quick: bool = False) -> dict:
                                        "final_train_loss": info["final_loss"],
                                        "accuracy": {str(k): v for k, v in accuracy.items()},
                                        "sequences": {str(k): v for k, v in sequences.items()}}
+            if name == "mamba":
+                results["models"][name]["state_half_lives"] = state_half_lives(
+                    model, induction_heads, n=4, length=4 * size["train_length"], seed=seed + 7)
     results["transformer_stops_at"] = size["transformer_max_length"]
     return {"parameters": {"size": size_name, "seed": seed,
                            "vocab_size": VOCAB_SIZE, **size},
@@ -95,6 +132,14 @@ def verdict(results: dict) -> list[str]:
                      f"loss {results['models']['mamba']['final_train_loss']:.3f} nats (chance: ln 15 = 2.708): "
                      + ("not learned at the training length in these steps" if mamba.get(256, 0) < 0.99
                         else "learned at 256, lost at longer lengths"))
+    lives = results["models"]["mamba"].get("state_half_lives")
+    if lives:
+        longest = {f"layer {life['layer']}": life["slowest_half_life"] for life in lives}
+        lines.append("Mamba's slowest state halves after " + ", ".join(f"{k}: {v:,.0f} tokens" for k, v in longest.items())
+                     + " (mean Δ on test sequences); " + (
+                         "every layer has channels that hold half their state beyond 2^20 tokens, so a decay of the "
+                         "stored answer does not explain a fall before 2^20" if min(longest.values()) > 2**20 else
+                         "a layer forgets within 2^20 tokens, so a decay of what it stores can explain a fall"))
     transformer = {int(k): v for k, v in results["models"]["transformer"]["accuracy"].items()}
     below = [k for k, v in sorted(transformer.items()) if v < 0.99]
     lines.append("Transformer++: " + ", ".join(f"2^{int(math.log2(k))} {v:.0%}" for k, v in sorted(transformer.items()))
