@@ -125,3 +125,25 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def run_bench():
+    """``run_bench(module, argv) -> exit code``: a ``bench`` subcommand module's ``run`` on ``argv`` parsed by its
+    own ``add_arguments``, in process; the torch and numba thread counts its ``--threads`` sets are restored
+    afterwards."""
+    import argparse
+
+    from mamba_bio_audio import ops
+
+    def run(module, argv: list[str]) -> int:
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        args = parser.parse_args(argv)
+        threads = torch.get_num_threads(), ops.cpu_threads()
+        try:
+            return module.run(args)
+        finally:
+            ops.set_cpu_threads(threads[1])
+            torch.set_num_threads(threads[0])
+    return run

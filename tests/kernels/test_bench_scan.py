@@ -5,7 +5,6 @@ import json
 import pytest
 import torch
 
-from mamba_bio_audio import ops
 from mamba_bio_audio.pipelines.bench import scan
 
 
@@ -15,14 +14,9 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
-def test_quick_bench_writes_json(tmp_path, capsys):
+def test_quick_bench_writes_json(tmp_path, capsys, run_bench):
     out = tmp_path / "scan.json"
-    threads = torch.get_num_threads(), ops.cpu_threads()
-    try:
-        assert scan.run(parse(["--quick", "--threads", "1", "--out", str(out)])) == 0
-    finally:
-        ops.set_cpu_threads(threads[1])
-        torch.set_num_threads(threads[0])
+    assert run_bench(scan, ["--quick", "--threads", "1", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["benchmark"] == "scan"
     assert list(report)[:4] == ["benchmark", "date", "machine", "versions"]  # the one writer's header

@@ -8,16 +8,9 @@ import torch
 from mamba_bio_audio.pipelines.bench import generate
 
 
-def test_bench_writes_json(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    generate.add_arguments(parser)
-    args = parser.parse_args(["--preset", "sc09_small", "--batch-sizes", "1,3", "--samples", "16", "--threads", "1",
-                              "--devices", "cpu", "--decode-steps", "10", "--out-dir", str(tmp_path)])
-    threads = torch.get_num_threads()
-    try:
-        assert generate.run(args) == 0
-    finally:
-        torch.set_num_threads(threads)
+def test_bench_writes_json(tmp_path, capsys, run_bench):
+    assert run_bench(generate, ["--preset", "sc09_small", "--batch-sizes", "1,3", "--samples", "16", "--threads", "1",
+                                "--devices", "cpu", "--decode-steps", "10", "--out-dir", str(tmp_path)]) == 0
     (out,) = tmp_path.glob("generate_*.json")
     report = json.loads(out.read_text())
     assert [(r["device"], r["batch"]) for r in report["results"]] == [("cpu", 1), ("cpu", 3)]

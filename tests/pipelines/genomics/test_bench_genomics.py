@@ -1,6 +1,5 @@
 """``bench genomics`` on a tiny grid: prefix reuse and naive rescoring measured side by side give equal scores,
 the JSON holds every row and the result header, and the PNG is written beside it."""
-import argparse
 import json
 
 import torch
@@ -8,16 +7,9 @@ import torch
 from mamba_bio_audio.pipelines.bench import genomics
 
 
-def test_bench_genomics_writes_equal_scores_and_rates(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    genomics.add_arguments(parser)
-    args = parser.parse_args(["--windows", "64,256", "--variants", "6", "--score-lengths", "", "--d-model", "16",
-                              "--n-layer", "1", "--threads", "1", "--out-dir", str(tmp_path)])
-    threads = torch.get_num_threads()
-    try:
-        assert genomics.run(args) == 0
-    finally:
-        torch.set_num_threads(threads)
+def test_bench_genomics_writes_equal_scores_and_rates(tmp_path, capsys, run_bench):
+    assert run_bench(genomics, ["--windows", "64,256", "--variants", "6", "--score-lengths", "", "--d-model", "16",
+                                "--n-layer", "1", "--threads", "1", "--out-dir", str(tmp_path)]) == 0
     (out,) = tmp_path.glob("genomics_*.json")
     report = json.loads(out.read_text())
     assert [(r["window"], r["variants"]) for r in report["vep"]] == [(64, 6), (256, 6)]
