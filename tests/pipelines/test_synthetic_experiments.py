@@ -105,6 +105,11 @@ def test_state_half_lives_of_a_layer_with_known_decay():
                                                       "state_half_lives": lives},
                                             "transformer": {"accuracy": {"256": 0.1}}}, "transformer_stops_at": 256})
     assert "layer 0: 69 tokens" in verdict[1] and "can explain a fall" in verdict[1]
+    held = [life | {"slowest_half_life": 2.0**21} for life in lives]
+    verdict = induction.verdict({"models": {"mamba": {"accuracy": {"256": 1.0, "65536": 0.5}, "final_train_loss": 0.0,
+                                                      "state_half_lives": held},
+                                            "transformer": {"accuracy": {"256": 0.1}}}, "transformer_stops_at": 256})
+    assert "does not explain a fall before 2^20" in verdict[1]
 
 
 def test_pretrain_refuses_a_net_vocabulary_smaller_than_the_task(tmp_path, capsys):
