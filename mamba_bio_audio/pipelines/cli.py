@@ -11,6 +11,7 @@ import logging
 import sys
 
 import mamba_bio_audio
+from mamba_bio_audio import process_memory
 
 # subcommand -> (module under mamba_bio_audio.pipelines, one-line help)
 COMMANDS = {
@@ -59,6 +60,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mamba-bio-audio {mamba_bio_audio.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log which kernel backend each op uses, and more")
+    parser.add_argument("--release-memory", action="store_true",
+                        help="hand freed memory back to the OS at once (the C library's default); without it, freed "
+                             "blocks below 1 GiB stay in the process for the next step to reuse, with no page faults")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     positionals = [a for a in argv if not a.startswith("-")]
@@ -84,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.release_memory and not process_memory.keep_freed_memory():
+        logging.getLogger(__name__).info("this C library has no mallopt: freed memory goes back to the OS")
     try:
         return int(args.run(args) or 0)
     except (ValueError, FileNotFoundError) as err:

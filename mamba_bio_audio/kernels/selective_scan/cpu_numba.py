@@ -270,15 +270,16 @@ def scan_fwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, h0, che
     """
     batch, d_inner, length, n_state, n_groups, d_group, blocks, n_chunks, n_items, n_slots = _work_shape(
         u, A, B, ckpt, max_slots)
+    tile = min(checkpoint_every, length)  # the most steps a chunk has: scratch for no more
     a2 = np.zeros((n_slots, n_state, LANES), np.float32)  # A * log2(e), lanes = channels
     h = np.zeros((n_slots, n_state, LANES), np.float32)
     bias = np.zeros((n_slots, LANES), np.float32)
-    x_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    u_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    dt_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    dtu_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    y_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    y_t = np.zeros((n_slots, LANES, checkpoint_every), np.float32)
+    x_k = np.zeros((n_slots, tile, LANES), np.float32)
+    u_k = np.zeros((n_slots, tile, LANES), np.float32)
+    dt_k = np.zeros((n_slots, tile, LANES), np.float32)
+    dtu_k = np.zeros((n_slots, tile, LANES), np.float32)
+    y_k = np.zeros((n_slots, tile, LANES), np.float32)
+    y_t = np.zeros((n_slots, LANES, tile), np.float32)
     Bt = np.empty((batch, n_groups, length, n_state), np.float32)
     Ct = np.empty((batch, n_groups, length, n_state), np.float32)
     for r in prange(batch * n_groups):
@@ -356,30 +357,31 @@ def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, d
     """
     batch, d_inner, length, n_state, n_groups, d_group, blocks, n_chunks, n_items, n_slots = _work_shape(
         u, A, B, ckpt, max_slots)
+    tile = min(checkpoint_every, length)  # the most steps a chunk has: scratch for no more
     a2 = np.zeros((n_slots, n_state, LANES), np.float32)
     adj = np.zeros((n_slots, n_state, LANES), np.float32)  # adjoint state, d loss / d h_t
     dA_acc = np.zeros((n_slots, n_state, LANES), np.float32)
-    # hs[k + 1]: state after step k of the chunk
-    hs = np.zeros((n_slots, checkpoint_every + 1, n_state, LANES), np.float32)
-    decay = np.zeros((n_slots, checkpoint_every, n_state, LANES), np.float32)
-    u_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    x_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    dt_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    dtu_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    y_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    dy_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    du_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    ddt_k = np.zeros((n_slots, checkpoint_every, LANES), np.float32)
-    y_t = np.zeros((n_slots, LANES, checkpoint_every), np.float32)
-    dy_t = np.zeros((n_slots, LANES, checkpoint_every), np.float32)
+    # hs[k + 1]: state after step k of the chunk; hs and decay are written (every lane) before they are read
+    hs = np.empty((n_slots, tile + 1, n_state, LANES), np.float32)
+    decay = np.empty((n_slots, tile, n_state, LANES), np.float32)
+    u_k = np.zeros((n_slots, tile, LANES), np.float32)
+    x_k = np.zeros((n_slots, tile, LANES), np.float32)
+    dt_k = np.zeros((n_slots, tile, LANES), np.float32)
+    dtu_k = np.zeros((n_slots, tile, LANES), np.float32)
+    y_k = np.zeros((n_slots, tile, LANES), np.float32)
+    dy_k = np.zeros((n_slots, tile, LANES), np.float32)
+    du_k = np.zeros((n_slots, tile, LANES), np.float32)
+    ddt_k = np.zeros((n_slots, tile, LANES), np.float32)
+    y_t = np.zeros((n_slots, LANES, tile), np.float32)
+    dy_t = np.zeros((n_slots, LANES, tile), np.float32)
     d_blk = np.zeros((n_slots, LANES), np.float32)
     bias = np.zeros((n_slots, LANES), np.float32)
     dD_acc = np.zeros((n_slots, LANES), np.float32)
     dbias_acc = np.zeros((n_slots, LANES), np.float32)
     g_b = np.zeros((n_slots, LANES), np.float32)
     s_a = np.zeros((n_slots, LANES), np.float32)
-    dB_k = np.zeros((n_slots, checkpoint_every, n_state), np.float32)
-    dC_k = np.zeros((n_slots, checkpoint_every, n_state), np.float32)
+    dB_k = np.zeros((n_slots, tile, n_state), np.float32)
+    dC_k = np.zeros((n_slots, tile, n_state), np.float32)
     Bt = np.empty((batch, n_groups, length, n_state), np.float32)
     Ct = np.empty((batch, n_groups, length, n_state), np.float32)
     for r in prange(batch * n_groups):
