@@ -27,9 +27,9 @@ NAME = "mqar"
 MATCH_TOLERANCE = 0.02
 EXPAND = 2  # the Mamba block's expansion (the mixer's default)
 
-# quick: a smoke test (seconds). default: 10 min 37 s measured on 2 idle CPU cores (over the 10-minute aim; Mamba
-# N=64 is 4.5 min of it): a size where Mamba leaves the guessing plateau (vocabulary 32, 4 trained pairs; sizes where
-# the state would bind, 8+ trained pairs or 31+ keys, kept it there for 3000+ steps: docs/reviewers.md).
+# quick: a smoke test (seconds). default: 9 min 10 s measured on 2 idle CPU cores (Mamba N=64 is 3.5 min of it): a
+# size where Mamba leaves the guessing plateau (vocabulary 32, 4 trained pairs; sizes where the state would bind, 8+
+# trained pairs or 31+ keys, kept it there for 3000+ steps: docs/reviewers.md).
 # full: Zoology's Figure 2 task (vocabulary 8192, length 256, up to 64 pairs) for a GPU.
 SIZES = {
     "quick": dict(vocab_size=16, length=32, train_pairs=[2, 4], pairs=[2, 4], states=[1, 4], d_model=16, n_layer=2,
