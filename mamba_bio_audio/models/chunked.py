@@ -5,9 +5,10 @@ A sequence (batch, L) is cut along L into chunks. Each chunk runs through
 layer's conv state and SSM state), and its head output (summed token losses, logits, or a pooling summary) is
 taken inside the chunk, so nothing of length L but the input ids and the labels is ever kept.
 
-* **Exact** (``detach=False``): with autograd recording, each chunk runs under non-reentrant activation
-  checkpointing: the forward keeps only the chunk's inputs (ids, labels, incoming states) and backward runs the
-  chunk again, then backpropagates through it and into the incoming states, i.e. into the previous chunk. Peak
+* **Exact** (``detach=False``): with autograd recording, each chunk but the last runs under non-reentrant
+  activation checkpointing: the forward keeps only the chunk's inputs (ids, labels, incoming states) and backward
+  runs the chunk again, then backpropagates through it and into the incoming states, i.e. into the previous chunk
+  (the last chunk's backward comes first, so it keeps its activations instead of recomputing them). Peak
   activation memory is that of one chunk; loss and gradients are those of one pass over the whole sequence
   (up to float summation order).
 * **Truncated BPTT** (``detach=True``): the states are detached at every chunk boundary, so gradients stay
@@ -76,19 +77,22 @@ def run_chunks(model, input_ids: torch.Tensor, chunks: int | Sequence[int], head
 
     ``head(model, hidden_states, *per_token_chunk)`` maps each chunk's hidden states (batch, C, d_model) to
     the chunk's result; ``per_token`` tensors (batch, L, ...) or None are sliced along L with the ids.
-    Chunks are checkpointed when autograd records and there is more than one. Returns (the results of the
+    When autograd records, every chunk but the last is checkpointed (the last one's backward runs first, so keeping
+    its activations costs no more memory than recomputing them). Returns (the results of the
     chunks in order, the states after the last token).
     """
     lengths = chunk_lengths(input_ids.shape[1], chunks)
-    checkpointed = torch.is_grad_enabled() and len(lengths) > 1
+    recording = torch.is_grad_enabled()
     results, start = [], 0
-    for length in lengths:
+    for i, length in enumerate(lengths):
         window = slice(start, start + length)
         start += length
         if detach:
             states = detach_states(states)
         sliced = tuple(None if t is None else t[:, window] for t in per_token)
         args = (model, head, input_ids[:, window], sliced, states)
+        # the last chunk keeps its activations: its backward comes first, and would recompute them at once
+        checkpointed = recording and i < len(lengths) - 1
         result, states = checkpoint(_chunk, *args, use_reentrant=False) if checkpointed else _chunk(*args)
         results.append(result)
     return results, states

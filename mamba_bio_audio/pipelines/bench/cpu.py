@@ -10,7 +10,8 @@ In order, on one seeded causal LM (fp32; default 4 layers, d_model 256, N 16, ba
    share, the projections' GFLOP/s and the scan's state updates/s (forward + backward counted as 3 forward
    passes) as fractions of the ceilings;
 3. the same step at ``--long-length`` (default 16,384) with chunked state passing (``chunk_size``
-   ``--chunk-size``): tokens/s as a fraction of the L ``--length`` figure (one timed step after a warm-up step);
+   ``--chunk-size``): tokens/s as a fraction of the L ``--length`` figure (the median of ``--repeats`` steps after a
+   warm-up step, as for the short step);
 4. greedy decoding at batch 1 (``decode_speed.measure_decode``): tokens/s, µs per token, and the per-token
    overhead, the time above the GEMM FLOPs at the matmul rate;
 5. ``torch.compile`` (inductor, ``fullgraph=True``) of the model's forward against eager, the same step with the
@@ -178,7 +179,7 @@ def _training(model, optimizer, s: dict, rates: dict) -> dict:
 def _chunked(s: dict, base_tokens_per_s: float) -> dict:
     model, optimizer = _model(s, chunk_size=s["chunk_size"])
     ids = _ids(s, s["long_length"])
-    seconds = median_seconds(_lm_step(model, optimizer, ids), _CPU, 1)
+    seconds = median_seconds(_lm_step(model, optimizer, ids), _CPU, s["repeats"])
     tokens_per_s = s["batch"] * s["long_length"] / seconds
     return {"length": s["long_length"], "chunk_size": s["chunk_size"], "step_ms": round(seconds * 1e3, 1),
             "tokens_per_s": round(tokens_per_s, 1),
