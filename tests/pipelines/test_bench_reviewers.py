@@ -22,8 +22,8 @@ def _n_params(preset: str) -> int:
 
 
 def test_quick_mqar_and_cost(tmp_path):
-    run = subprocess.run([*CLI, "bench", "reviewers", "--study", "mqar", "--study", "cost", "--quick",
-                          "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    run = subprocess.run([*CLI, "bench", "reviewers", "--study", "mqar", "--study", "cost", "--quick", "--threads",
+                          "1", "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     results = {}
     for name in ("mqar", "cost"):
@@ -32,6 +32,7 @@ def test_quick_mqar_and_cost(tmp_path):
         assert result["benchmark"] == f"reviewers_{name}" and {"machine", "versions", "date"} <= result.keys()
         assert (tmp_path / result["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert result["size"] == "quick" and result["verdict"]
+        assert result["machine"]["torch_threads"] == result["machine"]["numba_threads"] == 1  # --threads 1
         for line in result["verdict"]:
             assert line in run.stdout
         results[name] = result

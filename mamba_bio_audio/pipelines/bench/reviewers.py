@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="smoke-test sizes (seconds; the figures mean nothing): for the studies that offer it")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch and numba threads (default: one per core). Use 1 when other work shares the "
+                             "cores: the studies' small models run many times slower with two threads on a busy core")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON goes")
 
 
@@ -64,6 +67,10 @@ def run(args) -> int:
         refusing = [n for n, m in modules.items() if "quick" not in inspect.signature(m.run_study).parameters]
         if refusing:
             raise ValueError(f"--quick: the studies {', '.join(refusing)} have no quick size; leave them out")
+    if args.threads is not None:
+        from mamba_bio_audio import ops
+
+        ops.set_cpu_threads(args.threads)  # the result files' headers record the counts the studies ran with
     summary = []
     for name, module in modules.items():
         print(f"== study {name}{' (full)' if args.full else ' (quick)' if args.quick else ''}", flush=True)
