@@ -66,6 +66,27 @@ def test_chunk_lengths():
     assert chunk_lengths(4096, UNEVEN) == UNEVEN
 
 
+def test_every_chunk_but_the_last_is_run_again_in_backward(make_mamba_config, make_dna):
+    """Activation checkpointing recomputes each chunk's forward in backward, except the last chunk's: its backward
+    comes first, so it keeps its activations. A training step over 4 chunks runs a layer 4 + 3 times."""
+    torch.manual_seed(0)
+    model = MambaLMHeadModel(make_mamba_config())
+    runs, run_chunk = [], model.backbone.forward_with_state
+
+    def counted(*args, **kwargs):
+        runs.append(1)
+        return run_chunk(*args, **kwargs)
+
+    model.backbone.forward_with_state = counted  # what each chunk, and each recompute of one, calls
+    ids = make_dna(2, 257)
+    causal_lm_chunked(model, ids[:, :-1], ids[:, 1:], 64).loss.backward()
+    assert len(runs) == 4 + 3
+    with torch.no_grad():  # nothing to recompute without autograd
+        runs.clear()
+        causal_lm_chunked(model, ids[:, :-1], ids[:, 1:], 64)
+    assert len(runs) == 4
+
+
 def test_chunked_logits_without_labels(make_mamba_config, make_dna, close):
     torch.manual_seed(0)
     model = MambaLMHeadModel(make_mamba_config()).eval()
