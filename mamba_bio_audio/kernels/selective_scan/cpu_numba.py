@@ -25,7 +25,6 @@ float32; optional inputs arrive as zeros (``D``, ``delta_bias``, initial state,
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types

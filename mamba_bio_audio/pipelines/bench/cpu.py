@@ -108,20 +108,12 @@ def _ids(s: dict, length: int) -> torch.Tensor:
     return torch.randint(0, s["vocab"], (s["batch"], length + 1), generator=generator)
 
 
-def _lm_step(model, optimizer, ids):
-    """Forward with the model's own LM loss, backward, AdamW step."""
+def _lm_step(model, optimizer, ids, *, amp_bf16: bool = False):
+    """Forward with the model's own LM loss, backward, AdamW step; with ``amp_bf16`` the forward and loss run under
+    CPU autocast to bf16 (AMP: parameters, gradients, optimizer and the scan's state stay fp32; the projections
+    run as bf16 GEMMs)."""
     def step():
-        model(ids[:, :-1], targets=ids[:, 1:]).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return step
-
-
-def _amp_bf16_step(model, optimizer, ids):
-    """:func:`_lm_step` with the forward and loss under CPU autocast to bf16 (AMP: parameters, gradients, optimizer
-    and the scan's state stay fp32; the projections run as bf16 GEMMs)."""
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp_bf16):
             loss = model(ids[:, :-1], targets=ids[:, 1:]).loss
         loss.backward()
         optimizer.step()
@@ -131,7 +123,7 @@ def _amp_bf16_step(model, optimizer, ids):
 
 def _amp_bf16(model, optimizer, s: dict, fp32_step_ms: float) -> dict:
     """The training step of :func:`_training` under AMP bf16, and its speed over the fp32 step of this run."""
-    seconds = median_seconds(_amp_bf16_step(model, optimizer, _ids(s, s["length"])), _CPU, s["repeats"])
+    seconds = median_seconds(_lm_step(model, optimizer, _ids(s, s["length"]), amp_bf16=True), _CPU, s["repeats"])
     return {"step_ms": round(seconds * 1e3, 1), "tokens_per_s": round(s["batch"] * s["length"] / seconds, 1),
             "speedup_over_fp32": round(fp32_step_ms / (seconds * 1e3), 3)}
 

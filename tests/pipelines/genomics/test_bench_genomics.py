@@ -2,8 +2,6 @@
 the JSON holds every row and the result header, and the PNG is written beside it."""
 import json
 
-import torch
-
 from mamba_bio_audio.pipelines.bench import genomics
 
 
