@@ -24,8 +24,8 @@ files (the default when the output folder comes from ``$OUT``).
 stages run a small selection) so that the test suite keeps this script working; its figures exercise the code
 and mean nothing for the targets.
 
-The package need not be installed: the children import ``mamba_bio_audio`` from this tree through a temporary
-folder of links that rebuilds the ``package-dir`` mapping of ``pyproject.toml``. A stage whose Python packages
+The package need not be installed: the children import ``mamba_bio_audio`` from this tree, its root first on
+``PYTHONPATH`` (an installed copy elsewhere does not shadow it). A stage whose Python packages
 are missing is skipped with "<module> missing". ``MBA_GPU_CHECK_FAIL=stage[,stage]`` makes the named stages exit
 with status 3 instead of running (to check that the rest go on).
 
@@ -45,7 +45,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -285,40 +284,18 @@ def run_stage(stage: Stage, ctx: Context, env: dict, cuda: bool | None) -> dict:
 # the package from this tree
 
 
-def package_root(repo: Path, into: Path) -> Path | None:
-    """A folder that, first on PYTHONPATH, imports the package as ``[tool.setuptools] package-dir`` maps it:
-    each top-level package a folder of links to its files, each mapped subpackage a link to its folder.
-    None when the tree has no such mapping (or Python has no tomllib)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:
-        return None
-    pyproject = repo / "pyproject.toml"
-    if not pyproject.is_file():
-        return None
-    mapping = tomllib.loads(pyproject.read_text()).get("tool", {}).get("setuptools", {}).get("package-dir", {})
-    if not mapping:
-        return None
-    root = into / "site"
-    for name, folder in sorted(mapping.items(), key=lambda item: item[0].count(".")):
-        target = root.joinpath(*name.split("."))
-        source = (repo / folder).resolve()
-        if "." not in name:
-            target.mkdir(parents=True, exist_ok=True)
-            for entry in source.iterdir():
-                if entry.name != "__pycache__" and not (target / entry.name).exists():
-                    (target / entry.name).symlink_to(entry)
-        else:
-            if target.is_symlink() or target.exists():
-                target.unlink()
-            target.symlink_to(source, target_is_directory=True)
-    return root
+def package_root(repo: Path) -> Path:
+    """The folder that, first on PYTHONPATH, imports ``mamba_bio_audio`` from this tree: the repository root, which
+    holds the one package (children run with ``PYTHONSAFEPATH``, so the working folder alone would not do)."""
+    if not (repo / "mamba_bio_audio" / "__init__.py").is_file():
+        raise FileNotFoundError(f"{repo}: no mamba_bio_audio/__init__.py; run gpu_check.py from the repository")
+    return repo
 
 
-def child_env(ctx: Context, site: Path | None) -> dict:
+def child_env(ctx: Context, site: Path) -> dict:
+    """The children's environment: ``site`` first on PYTHONPATH, safe paths, Triton's interpreter on a dry run."""
     env = dict(os.environ)
-    if site is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(site)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["PYTHONPATH"] = os.pathsep.join([str(site)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.update(PYTHONSAFEPATH="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
     if ctx.dry:
         env["TRITON_INTERPRET"] = "1"
@@ -665,18 +642,17 @@ def check(out: Path, dry: bool, names: list[str], pack: bool) -> int:
     ctx = Context(dry=dry, plan=DRY_PLAN if dry else GPU_PLAN, raw=out / "raw")
     ctx.raw.mkdir(parents=True, exist_ok=True)
     records, cuda, environment = {}, None, None
-    with tempfile.TemporaryDirectory(prefix="gpu_check_") as scratch:
-        env = child_env(ctx, package_root(REPO, Path(scratch)))
-        for stage in STAGES:
-            if stage.name not in names:
-                continue
-            record = run_stage(stage, ctx, env, cuda)
-            records[stage.name] = record
-            print(f"[gpu_check] {stage.name}: {record['status']} in {record['wall_s']:.0f} s"
-                  + (f" ({record['reason']})" if record.get("reason") else ""), flush=True)
-            if stage.name == "env" and record["status"] == "ok":
-                environment = json.loads((ctx.folder("env") / "env.json").read_text())
-                cuda = environment["cuda"]
+    env = child_env(ctx, package_root(REPO))
+    for stage in STAGES:
+        if stage.name not in names:
+            continue
+        record = run_stage(stage, ctx, env, cuda)
+        records[stage.name] = record
+        print(f"[gpu_check] {stage.name}: {record['status']} in {record['wall_s']:.0f} s"
+              + (f" ({record['reason']})" if record.get("reason") else ""), flush=True)
+        if stage.name == "env" and record["status"] == "ok":
+            environment = json.loads((ctx.folder("env") / "env.json").read_text())
+            cuda = environment["cuda"]
     figures = [figure_record(f, ctx.raw, ctx.plan, records) for f in FIGURES if f.stage in names]
     summary = {"benchmark": "gpu_check", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "dry_run": dry, "plan": ctx.plan.__dict__, "wall_s": round(time.monotonic() - started, 1),

@@ -53,7 +53,7 @@ def test_every_stage_runs_and_a_failing_one_does_not_stop_the_rest(dry_run):
     assert summary["limit_s"] == gpu_check.DRY_LIMIT_S * len(gpu_check.STAGE_NAMES)
     # the stages run one after another inside the run (each time rounded to 0.1 s)
     assert sum(stage["wall_s"] for stage in summary["stages"]) <= summary["wall_s"] + 0.05 * len(summary["stages"])
-    assert summary["environment"]["cuda"] is False and summary["environment"]["package"].endswith("mamba_bio_audio")
+    assert summary["environment"]["cuda"] is False and Path(summary["environment"]["package"]).resolve() == ROOT / "mamba_bio_audio"
 
 
 def test_every_figure_is_reported_beside_its_target(dry_run):
@@ -114,6 +114,17 @@ def test_a_stage_whose_packages_are_missing_is_skipped(tmp_path):
                                     gpu_check.Context(dry=False, plan=gpu_check.GPU_PLAN, raw=tmp_path),
                                     dict(os.environ), cuda=False)
     assert cuda_less["status"] == "skipped" and "no CUDA device" in cuda_less["reason"]
+
+
+def test_the_children_import_the_package_from_this_tree_where_it_is_not_installed(tmp_path):
+    # -S leaves site-packages (and the editable install's finder) out, as on the GPU machine, where the package is
+    # not installed: only the children's PYTHONPATH can find it
+    env = gpu_check.child_env(gpu_check.Context(dry=False, plan=gpu_check.GPU_PLAN, raw=tmp_path),
+                              gpu_check.package_root(ROOT))
+    done = subprocess.run([sys.executable, "-S", "-c", "import mamba_bio_audio; print(mamba_bio_audio.__file__)"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).resolve() == ROOT / "mamba_bio_audio" / "__init__.py"
 
 
 def test_the_gpu_plan_measures_the_targets_shapes_first():
