@@ -26,8 +26,8 @@ and summed in PyTorch; dB, dC (shared by the channels of a group) are either ato
 in deterministic mode, written as per-channel-block partials that PyTorch sums in a fixed order.
 
 Grids with fewer than :data:`WARPS_PER_SM` warps per SM split L into segments (``scan_segments``): a first pass
-(``_scan_fwd_local_kernel``, ``_scan_bwd_local_kernel``) runs each segment from a zero state, a carry pass in
-PyTorch (``_chain_segments``) chains them with each segment's decay exp(A Σ Δ), and the kernels then run every
+(``_scan_fwd_local_kernel``, ``_scan_bwd_local_kernel``) runs each segment from a zero state, a carry pass
+(``_chain_segments_kernel``, one launch; its twin ``chain_segments_ref``) chains them with each segment's decay exp(A Σ Δ), and the kernels then run every
 segment from its own entering state (forward) or end gradient (backward).
 """
 from __future__ import annotations
@@ -576,7 +576,47 @@ def scan_segments(programs: int, num_warps: int, n_chunks: int, sm_count: int, s
     return triton.cdiv(n_chunks, per_seg), per_seg
 
 
-def _chain_segments(A, start, parts, dt_sums, reverse: bool):
+@triton.jit
+def _chain_segments_kernel(A, start, parts, dt_sums, entries, n_seg, rows, d_inner,
+                           N: tl.constexpr, HAS_START: tl.constexpr, REVERSE: tl.constexpr, BLOCK: tl.constexpr):
+    """One program per BLOCK (batch, channel, state) elements of the carry pass, walking the segments in order."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    size = rows * N  # rows = batch * d_inner
+    mask = offs < size
+    row = offs // N
+    a = tl.load(A + (row % d_inner) * N + offs % N, mask=mask, other=0.0)
+    first = n_seg - 1 if REVERSE else 0
+    if HAS_START:
+        h = tl.load(start + offs, mask=mask, other=0.0)
+    else:
+        h = tl.zeros([BLOCK], dtype=tl.float32)
+    tl.store(entries + first * size + offs, h, mask=mask)
+    for i in range(1, n_seg):
+        prev = n_seg - i if REVERSE else i - 1
+        seg = n_seg - 1 - i if REVERSE else i
+        dt = tl.load(dt_sums + prev * rows + row, mask=mask, other=0.0)
+        h = tl.exp(a * dt) * h + tl.load(parts + prev * size + offs, mask=mask, other=0.0)
+        tl.store(entries + seg * size + offs, h, mask=mask)
+
+
+CHAIN_BLOCK = 256  # elements per program of the carry pass: (batch, d_inner, N) 16K at batch 1, 1024, 16: 64 programs
+
+
+def chain_segments(A, start, parts, dt_sums, reverse: bool):
+    """The carry pass over segments in one launch; :func:`chain_segments_ref` is its PyTorch twin (same signature
+    and result). ``parts`` (segments, batch, d_inner, N) fp32 contiguous, ``dt_sums`` (segments, batch, d_inner)
+    fp32 contiguous, ``A`` (d_inner, N) fp32, ``start`` (batch, d_inner, N) fp32 or None. Returns the entries,
+    shaped as ``parts``."""
+    n_seg, batch, d_inner, n_state = parts.shape
+    entries = torch.empty_like(parts)
+    rows = batch * d_inner
+    launch(_chain_segments_kernel, (triton.cdiv(rows * n_state, CHAIN_BLOCK),), A.contiguous(),
+           _or(None if start is None else start.contiguous(), parts), parts, dt_sums, entries, n_seg, rows, d_inner,
+           N=n_state, HAS_START=start is not None, REVERSE=reverse, BLOCK=CHAIN_BLOCK)
+    return entries
+
+
+def chain_segments_ref(A, start, parts, dt_sums, reverse: bool):
     """The carry pass over segments, (segments, batch, d_inner, N) fp32: entry[0] = start (forward; the last
     entry backward), then entry[s] = exp(A Σ Δ) · entry[s∓1] + part, with the Σ Δ and part of the segment passed."""
     entries = torch.empty_like(parts)
@@ -627,7 +667,7 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softp
             u.stride(0), u.stride(1), delta.stride(0), delta.stride(1), B.stride(0), B.stride(1), B.stride(2),
             **common,
         )
-        h0 = _chain_segments(A, h0, local_ends, dt_sums, reverse=False)
+        h0 = chain_segments(A, h0, local_ends, dt_sums, reverse=False)
         h0_strides = h0.stride()
     else:
         h0_strides = (0, *h0.stride()) if h0 is not None else (0, 0, 0, 0)
@@ -691,7 +731,7 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delt
                 delta.stride(0), delta.stride(1), *z_strides, C.stride(0), C.stride(1), C.stride(2),
                 **common,
             )
-            dlast = _chain_segments(A, dlast, mus, dt_sums, reverse=True)
+            dlast = chain_segments(A, dlast, mus, dt_sums, reverse=True)
         launch(
             _scan_bwd_kernel, (n_blocks, batch, n_seg),
             u, delta, A, B, C, _or(D, A), _or(z, u), _or(delta_bias, A), states, dout, _or(dlast, dh0),

@@ -99,16 +99,17 @@ def report_shape(shape: dict, archs: list[str], deterministic: bool) -> dict:
     with the configuration of the first device that launches it (a device without the kernel, e.g. without a split
     of L, has no entry for it)."""
     devices = {name: dev for name, dev in DEVICES.items() if dev["arch"] in archs}
-    per_device = {name: {kernel_name(launch.kernel): launch for launch in _launches(shape, dev["sms"], deterministic)}
-                  for name, dev in devices.items()}
+    per_device = {name: _labelled(_launches(shape, dev["sms"], deterministic)) for name, dev in devices.items()}
     rows = []
-    for name in _merged_order([list(launches) for launches in per_device.values()]):
-        first = next(launches[name] for launches in per_device.values() if name in launches)
+    for label in _merged_order([list(launches) for launches in per_device.values()]):
+        first = next(launches[label] for launches in per_device.values() if label in launches)
+        name = kernel_name(first.kernel)
         _, iterations, unit = element_work(name, first)
-        row = {"kernel": name, **_config(first), "iterations_per_program": iterations, "element": unit,
-               "devices": [dev_name for dev_name, launches in per_device.items() if name in launches]}
+        row = {"kernel": name, **({"launch": label} if label != name else {}), **_config(first),
+               "iterations_per_program": iterations, "element": unit,
+               "devices": [dev_name for dev_name, launches in per_device.items() if label in launches]}
         for dev_name in row["devices"]:
-            dev, launch = devices[dev_name], per_device[dev_name][name]
+            dev, launch = devices[dev_name], per_device[dev_name][label]
             arch = dev["arch"]
             compiled = _compile(launch, [arch], sass=True)[arch]
             if isinstance(compiled, str):
@@ -123,6 +124,17 @@ def report_shape(shape: dict, archs: list[str], deterministic: bool) -> dict:
                 name, launch, compiled, loop, whole, dev)
         rows.append(row)
     return {"shape": shape, "launches": rows, "summary": _summary(rows, devices)}
+
+
+def _labelled(launches: list) -> dict:
+    """The launches by label: the kernel's name, with " #k" from its second launch on (the carry pass runs once
+    per scan direction)."""
+    out, seen = {}, {}
+    for launch in launches:
+        name = kernel_name(launch.kernel)
+        seen[name] = seen.get(name, 0) + 1
+        out[name if seen[name] == 1 else f"{name} #{seen[name]}"] = launch
+    return out
 
 
 def _merged_order(orders: list[list[str]]) -> list[str]:
@@ -145,10 +157,15 @@ def _summary(rows: list[dict], devices: dict) -> dict:
         if len(models) != len(mine):  # a launch of this device did not compile
             continue
         entry = {"bound_ms": sum(m["bound_ms"] for _, m in models), "floor_ms": sum(m["floor_ms"] for _, m in models)}
-        # a direction's launches: its kernel and, when L is split, its first pass (``_scan_*_local_kernel``)
+        # a direction's launches: its kernel and, when L is split, its first pass (``_scan_*_local_kernel``) and the
+        # carry pass after it (``_chain_segments_kernel``, the direction of the launch before it)
+        directions, previous = [], ""
+        for k, _ in models:
+            previous = k[:9] if k.startswith("_scan_") else previous if k == "_chain_segments_kernel" else ""
+            directions.append(previous)
         for label, prefixes in (("scan_fwd", ("_scan_fwd",)), ("scan_fwd_bwd", ("_scan_fwd", "_scan_bwd"))):
-            scan = [m for k, m in models if k.startswith(prefixes)]
-            if {k[:9] for k, _ in models if k.startswith(prefixes)} == set(prefixes):
+            scan = [m for d, (_, m) in zip(directions, models) if d in prefixes]
+            if {d for d in directions if d in prefixes} == set(prefixes):
                 b, f = sum(m["bound_ms"] for m in scan), sum(m["floor_ms"] for m in scan)
                 entry[label] = {"bound_ms": round(b, 5), "floor_ms": round(f, 5), "bound_over_floor": round(b / f, 3)}
         entry["bound_over_floor"] = round(entry["bound_ms"] / entry["floor_ms"], 3)
@@ -186,7 +203,7 @@ def print_table(shapes: list[dict], console: Console) -> None:
     for entry in shapes:
         label = shape_label(entry["shape"])
         for row in entry["launches"]:
-            cells = [label, row["kernel"].strip("_").removesuffix("_kernel")]
+            cells = [label, row.get("launch", row["kernel"]).strip("_").replace("_kernel", "")]
             for arch, dev in (("sm_90", "H100"), ("sm_80", "A100")):
                 res, model = row.get(arch), row.get("model", {}).get(dev)
                 cells.append("—" if res is None else res.get("error", "")[:20] or

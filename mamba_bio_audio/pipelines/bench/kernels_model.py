@@ -20,7 +20,8 @@ import math
 
 from mamba_bio_audio.pipelines.bench import floors
 
-__all__ = ["DEVICES", "CALIBRATE_AGAINST", "element_work", "launch_bytes", "occupancy", "bound", "scan_floor_ms"]
+__all__ = ["DEVICES", "CALIBRATE_AGAINST", "element_work", "launch_bytes", "occupancy", "bound", "is_split_pass",
+           "scan_floor_ms"]
 
 MUFU_PER_CYCLE = 16  # per SM, sm_80 and sm_90 (CUDA C programming guide, arithmetic instruction throughput)
 ISSUE_PER_CYCLE = 4  # warp-instructions per SM: one per sub-partition
@@ -60,6 +61,8 @@ def element_work(name: str, launch) -> tuple[int, int, str]:
         return a["H"], math.ceil(a["M"] / launch.grid[0]), "row·column"
     if name == "_state_update_kernel":
         return a["BLOCK_M"] * a["N"], 1, "channel·state"
+    if name == "_chain_segments_kernel":  # one iteration per segment after the first
+        return a["BLOCK"], max(1, a["n_seg"] - 1), "channel·state·segment"
     raise ValueError(f"no work model for kernel {name}")
 
 
@@ -85,10 +88,16 @@ def occupancy(registers: int, shared_bytes: int, num_warps: int, device: dict) -
             "limited_by": min(limits, key=limits.get)}
 
 
+def is_split_pass(name: str) -> bool:
+    """A launch a split along L adds to a scan direction (its first pass, ``_scan_*_local_kernel``, and the carry
+    pass, ``_chain_segments_kernel``): no floor of its own, its time counts against its direction's floor."""
+    return name.endswith("_local_kernel") or name == "_chain_segments_kernel"
+
+
 def scan_floor_ms(launch, name: str, device: dict) -> float:
-    """The physical floor of one scan kernel (forward, or backward = fwd+bwd minus fwd) on ``device``; 0 for the
-    first pass of a split along L (``_scan_*_local_kernel``): its time counts against its direction's floor."""
-    if name.endswith("_local_kernel"):
+    """The physical floor of one scan kernel (forward, or backward = fwd+bwd minus fwd) on ``device``; 0 for a
+    split's passes (:func:`is_split_pass`)."""
+    if is_split_pass(name):
         return 0.0
     a = named_args(launch)
     u, A = a["u_ptr"], a["A_ptr"]
@@ -129,7 +138,8 @@ def bound(name: str, launch, compiled, loop, whole, device: dict) -> dict:
         "chain_ms": math.ceil(waves) * iterations * loop.instructions / clock * 1e3,
     }
     static = max(times.values())
-    floor = scan_floor_ms(launch, name, device) if name.startswith("_scan_") else times["dram_ms"]
+    scan_part = name.startswith("_scan_") or is_split_pass(name)
+    floor = scan_floor_ms(launch, name, device) if scan_part else times["dram_ms"]
     return occ | {"programs": programs, "waves": round(waves, 3), **{k: _sig(v) for k, v in times.items()},
                   "bound_ms": _sig(static), "bound_by": max(times, key=times.get).removesuffix("_ms"),
                   "floor_ms": _sig(floor), "bound_over_floor": round(static / floor, 3) if floor else None}

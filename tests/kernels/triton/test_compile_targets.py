@@ -109,20 +109,21 @@ def test_the_report_is_a_model_that_never_beats_the_floor(compiled, arch):
     assert "not a measurement" in report["note"] and "not a measurement" in report["printed"]
     assert report["calibrate_against"] == kernels_model.DEVICES["H100"]["name"]
     (train,) = report["shapes"]
-    # batch 2 × 1536 channels leaves fewer than 16 warps per SM: L is split, each direction's first pass runs first
+    # batch 2 × 1536 channels leaves fewer than 16 warps per SM: L is split, each direction's first pass and carry
+    # pass run first
     assert [r["kernel"] for r in train["launches"]] == [
-        "_rms_fwd_kernel", "_conv_fwd_kernel", "_scan_fwd_local_kernel", "_scan_fwd_kernel", "_scan_bwd_local_kernel",
-        "_scan_bwd_kernel", "_conv_bwd_kernel", "_rms_bwd_kernel"]
+        "_rms_fwd_kernel", "_conv_fwd_kernel", "_scan_fwd_local_kernel", "_chain_segments_kernel", "_scan_fwd_kernel",
+        "_scan_bwd_local_kernel", "_chain_segments_kernel", "_scan_bwd_kernel", "_conv_bwd_kernel", "_rms_bwd_kernel"]
     for row in train["launches"]:
         model = row["model"][device]
         assert model["bound_ms"] == max(model[k] for k in ("issue_ms", "mufu_ms", "dram_ms", "chain_ms"))
-        if row["kernel"].endswith("_local_kernel"):  # a first pass has no floor of its own: its direction's counts
+        if kernels_model.is_split_pass(row["kernel"]):  # no floor of its own: its direction's counts
             assert model["floor_ms"] == 0 and model["bound_over_floor"] is None
         else:
             assert model["bound_over_floor"] >= 1.0, (row["kernel"], device, model)
         assert model["warps_per_sm"] > 0 and model["occupancy"] == pytest.approx(model["warps_per_sm"] / 64, abs=1e-4)
         assert row[arch]["mix_per_element"]["instructions"] > 0
-    scan_fwd = train["launches"][3]
+    scan_fwd = train["launches"][4]
     # one exp2 per (channel, step, state) at least, and the grid the launcher chose: d_inner / BLOCK_D × batch ×
     # the fewest segments that give 16 warps per SM
     assert scan_fwd[arch]["mix_per_element"]["mufu_ex2"] >= 1.0
@@ -138,14 +139,15 @@ def test_the_report_is_a_model_that_never_beats_the_floor(compiled, arch):
     assert [r[arch]["registers"] for r in step["launches"]] == [r[arch]["registers"] for r in train["launches"]]
 
 
-def test_the_plan_records_what_the_backend_launches():
-    """The launches a real call makes (on CPU tensors under the interpreter, recorded instead of run) equal the ones
-    ``ops.triton_launches`` plans on meta tensors for the same sizes."""
+def test_the_plan_records_what_the_backend_launches(device):
+    """The launches a real call makes (on the GPU, or on CPU tensors under the interpreter; recorded instead of run)
+    equal the ones ``ops.triton_launches`` plans on meta tensors for the same sizes."""
     batch, d_inner, n_state, length = 2, 8, 4, 40
     gen = torch.Generator().manual_seed(0)
-    u, delta, z = (torch.randn(batch, d_inner, length, generator=gen, requires_grad=True) for _ in range(3))
-    B, C = (torch.randn(batch, n_state, length, generator=gen) for _ in range(2))
-    A, D, bias = -torch.rand(d_inner, n_state) - 0.5, torch.ones(d_inner), torch.zeros(d_inner)
+    u, delta, z = (torch.randn(batch, d_inner, length, generator=gen).to(device).requires_grad_() for _ in range(3))
+    B, C = (torch.randn(batch, n_state, length, generator=gen).to(device) for _ in range(2))
+    A = (-torch.rand(d_inner, n_state, generator=gen) - 0.5).to(device)
+    D, bias = torch.ones(d_inner, device=device), torch.zeros(d_inner, device=device)
     with recording_launches(132) as real:
         out = ops.selective_scan_fn(u, delta, A, B, C, D, z=z, delta_bias=bias, delta_softplus=True, backend="triton")
         out.sum().backward()
@@ -155,10 +157,12 @@ def test_the_plan_records_what_the_backend_launches():
         return launch.kernel.fn.__name__, launch.grid, launch.kwargs
 
     assert [key(lr) for lr in real] == [key(lp) for lp in planned]
-    # 2 programs of one warp on 132 SMs: L (3 chunks) split in 3, each direction's first pass before its kernel
+    # 2 programs of one warp on 132 SMs: L (3 chunks) split in 3, each direction's first pass and carry pass before
+    # its kernel
     assert [launch.kernel.fn.__name__ for launch in real] == [
-        "_scan_fwd_local_kernel", "_scan_fwd_kernel", "_scan_bwd_local_kernel", "_scan_bwd_kernel"]
-    assert real[1].grid[2] == 3
+        "_scan_fwd_local_kernel", "_chain_segments_kernel", "_scan_fwd_kernel",
+        "_scan_bwd_local_kernel", "_chain_segments_kernel", "_scan_bwd_kernel"]
+    assert real[2].grid[2] == 3
 
 
 def test_occupancy_known_answers():
