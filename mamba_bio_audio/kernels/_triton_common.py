@@ -20,7 +20,6 @@ target exactly what the launchers would launch, on ``meta`` tensors, with no GPU
 from __future__ import annotations
 
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,12 +110,13 @@ class _Recording:
     launches: list
 
 
-_recording: ContextVar[_Recording | None] = ContextVar("mba_triton_recording", default=None)
+# process-wide, not a ContextVar: autograd runs a CUDA backward on a thread of its own, whose launches count too
+_recording: list[_Recording | None] = [None]
 
 
 def launch(kernel, grid, *args, **kwargs) -> None:
     """``kernel[grid](*args, **kwargs)``, or, inside :func:`recording_launches`, its record."""
-    recording = _recording.get()
+    recording = _recording[0]
     if recording is None:
         kernel[grid](*args, **kwargs)
     else:
@@ -125,18 +125,19 @@ def launch(kernel, grid, *args, **kwargs) -> None:
 
 @contextmanager
 def recording_launches(sm_count: int):
-    """Record the launches made inside the block (yields the list they are appended to) instead of running them,
-    as on a GPU with ``sm_count`` multiprocessors (:func:`multiprocessor_count`). Meant for ``meta`` tensors."""
-    token = _recording.set(_Recording(sm_count, []))
+    """Record the launches made inside the block, in any thread of the process (yields the list they are appended
+    to), instead of running them, as on a GPU with ``sm_count`` multiprocessors (:func:`multiprocessor_count`).
+    Meant for ``meta`` tensors, or real ones whose results do not matter; not for concurrent use."""
+    previous, _recording[0] = _recording[0], _Recording(sm_count, [])
     try:
-        yield _recording.get().launches
+        yield _recording[0].launches
     finally:
-        _recording.reset(token)
+        _recording[0] = previous
 
 
 def multiprocessor_count(device: torch.device) -> int:
     """SMs of ``device`` (the recorded GPU's inside :func:`recording_launches`); 4 off a GPU (the interpreter)."""
-    recording = _recording.get()
+    recording = _recording[0]
     if recording is not None:
         return recording.sm_count
     if device.type == "cuda":
