@@ -10,10 +10,11 @@ and its exit status recorded; a stage that fails or runs out of time does not st
 4. ``scan``: ``bench scan`` at batch 1, 1024 channels, N 16, bf16, L = 2^10 ... 2^18 (as far as the time allows)
    and at (8, 2048, 2048), forward and forward+backward, against the reference, causal flash attention at equal
    width and the bandwidth and exponential floors (``pipelines/bench/floors.py``), all measured in this run;
-5. ``scan_tune``: ``benchmarks/scan_tune.py``, CHUNK x BLOCK_D, forward and backward separately;
-6. ``train``: ``bench train``, Mamba against Transformer++ at the 125M shape, L 2048, batch 1, 2, 4, 8;
-7. ``train_1m``: ``bench memory``, one chunked training step of the 7M DNA model on 2^20 tokens at batch 1;
-8. ``generate``: ``bench generate``, SaShiMi decode at batch 1 and 256, eager and with CUDA graphs.
+5. ``static``: ``bench kernels``, the static model of the same scans (compile only), to set beside the measurement;
+6. ``scan_tune``: ``benchmarks/scan_tune.py``, CHUNK x BLOCK_D, forward and backward separately;
+7. ``train``: ``bench train``, Mamba against Transformer++ at the 125M shape, L 2048, batch 1, 2, 4, 8;
+8. ``train_1m``: ``bench memory``, one chunked training step of the 7M DNA model on 2^20 tokens at batch 1;
+9. ``generate``: ``bench generate``, SaShiMi decode at batch 1 and 256, eager and with CUDA graphs.
 
 Then ``summary.md`` (one page) and ``summary.json``: each stage's status and each figure beside its target
 (:data:`FIGURES`), "not measured" where a stage did not produce it. The raw files (logs, every JSON, PNGs) are
@@ -84,7 +85,7 @@ GPU_PLAN = Plan(scan_width=1024, scan_state=16, scan_lengths=tuple(2 ** k for k 
                 flash_min_length=2 ** 11, flash_length=2 ** 15, floor_min_length=2 ** 14,
                 tune_shapes="1x1024x16x65536:bf16,8x2048x16x2048:bf16", train_batches="1,2,4,8", train_1m_log2=20,
                 generate_batches="1,256")
-DRY_PLAN = Plan(scan_width=8, scan_state=4, scan_lengths=(16,), batch_shape=(2, 8, 4, 16),
+DRY_PLAN = Plan(scan_width=8, scan_state=16, scan_lengths=(16,), batch_shape=(2, 8, 16, 16),
                 reference_max_length=16, headline_length=16, flash_min_length=16, flash_length=16,
                 floor_min_length=16, tune_shapes="1x8x4x16:bf16", train_batches="2", train_1m_log2=7,
                 generate_batches="1,2")
@@ -95,8 +96,10 @@ def _shape_text(shape) -> str:
 
 
 def scan_shapes(plan: Plan) -> str:
-    """``bench scan --shapes``: the batch shape first, then batch 1 over the lengths."""
-    shapes = [plan.batch_shape] + [(1, plan.scan_width, plan.scan_state, n) for n in plan.scan_lengths]
+    """``bench scan --shapes``: the headline length at batch 1 first (nothing measured yet, so ``--time-budget``
+    cannot skip it on a first shape's compile costs), then the batch shape, then batch 1 over the other lengths."""
+    batch_one = [(1, plan.scan_width, plan.scan_state, n) for n in plan.scan_lengths]
+    shapes = batch_one[:1] + [plan.batch_shape] + batch_one[1:]
     return ",".join(_shape_text(s) for s in shapes)
 
 
@@ -124,6 +127,7 @@ class Stage:
     modules: tuple[str, ...]  # importable modules it needs
     command: Callable[[Context, "Stage"], list[str]]
     what: str
+    compiles_for_gpu: bool = False  # compiles for a GPU target even in a dry run: never under the interpreter
 
     def sweep_budget(self, ctx: Context) -> str:
         return str(DRY_LIMIT_S if ctx.dry else self.limit_s - SWEEP_MARGIN_S)
@@ -169,9 +173,21 @@ def _scan_tune(ctx: Context, stage: Stage) -> list[str]:
     args = ["--shapes", ctx.plan.tune_shapes, "--time-budget", stage.sweep_budget(ctx),
             "--out", str(ctx.folder(stage.name) / "scan_tune.json")]
     args += (["--block-l", "16", "--block-d", "4", "--repeats", "1", "--interpret"] if ctx.dry else
-             ["--block-l", "32,64,128", "--block-d", "2,4,8,16", "--max-tile", "8192", "--repeats", "10",
+             ["--block-l", "32,64", "--block-d", "4,8", "--max-tile", "8192", "--repeats", "10",
               "--compile-workers", "9"])
     return [ctx.python, str(HERE / "scan_tune.py"), *args]
+
+
+def static_shapes(plan: Plan) -> list[str]:
+    """``bench kernels --shape`` of the training steps whose scans ``scan`` measures: the headline length at batch
+    1 and the batch shape (the model's d_inner is 2 d_model, its N 16)."""
+    batch, d_inner, _, length = plan.batch_shape
+    return [f"train:{plan.scan_width // 2}x1x{plan.headline_length}:bf16", f"train:{d_inner // 2}x{batch}x{length}:bf16"]
+
+
+def _static(ctx: Context, stage: Stage) -> list[str]:
+    shapes = [arg for shape in static_shapes(ctx.plan) for arg in ("--shape", shape)]
+    return _bench(ctx, "kernels", "--arch", "sm_90", *shapes, "--out-dir", str(ctx.folder(stage.name)))
 
 
 def _device_args(ctx: Context) -> list[str]:
@@ -201,20 +217,23 @@ def _generate(ctx: Context, stage: Stage) -> list[str]:
 
 
 STAGES = (
-    Stage("env", 25, ("torch",), _env_command, "versions, the device, the package importing from this tree"),
+    Stage("env", 15, ("torch",), _env_command, "versions, the device, the package importing from this tree"),
     Stage("kernel_tests", 85, BASE_MODULES + ("pytest", "triton"), _kernel_tests,
           "pytest tests/kernels/triton -m 'not gpu' (compiled kernels, inductor)"),
-    Stage("gpu_tests", 60, BASE_MODULES + ("pytest", "triton"), _gpu_tests,
+    Stage("gpu_tests", 80, BASE_MODULES + ("pytest", "triton"), _gpu_tests,
           "pytest tests/kernels/triton -m gpu (real shapes)"),
-    Stage("scan", 90, BASE_MODULES + ("numba", "rich", "triton"), _scan,
+    Stage("scan", 110, BASE_MODULES + ("numba", "rich", "triton"), _scan,
           "bench scan: vs reference, causal flash attention, bandwidth and exp2 floors"),
-    Stage("scan_tune", 50, BASE_MODULES + ("numba", "rich", "triton"), _scan_tune,
+    Stage("static", 20, BASE_MODULES + ("triton",), _static,
+          "bench kernels: the static model of the scan's launches at the scan stage's shapes (compile only)",
+          compiles_for_gpu=True),
+    Stage("scan_tune", 45, BASE_MODULES + ("numba", "rich", "triton"), _scan_tune,
           "benchmarks/scan_tune.py: CHUNK x BLOCK_D, forward and backward"),
-    Stage("train", 80, BASE_MODULES + ("numba", "matplotlib"), _train,
+    Stage("train", 65, BASE_MODULES + ("numba", "matplotlib"), _train,
           "bench train: Mamba vs Transformer++, 125M, L 2048, batch 1..8"),
-    Stage("train_1m", 40, BASE_MODULES + ("numba", "matplotlib"), _train_1m,
+    Stage("train_1m", 30, BASE_MODULES + ("numba", "matplotlib"), _train_1m,
           "bench memory: 7M DNA model, one chunked step on 2^20 tokens"),
-    Stage("generate", 40, BASE_MODULES + ("rich",), _generate,
+    Stage("generate", 30, BASE_MODULES + ("rich",), _generate,
           "bench generate: SaShiMi decode at batch 1 and 256, eager and CUDA graphs"),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
@@ -276,6 +295,8 @@ def run_stage(stage: Stage, ctx: Context, env: dict, cuda: bool | None) -> dict:
     if stage.name in os.environ.get(FAIL_ENV, "").split(","):
         command = [ctx.python, "-c", f"import sys; print('deliberate failure: {FAIL_ENV} names this stage'); "
                                      "sys.exit(3)"]
+    if stage.compiles_for_gpu:
+        env = {k: v for k, v in env.items() if k != "TRITON_INTERPRET"}
     result = run_command(command, ctx.raw / f"{stage.name}.log", record["limit_s"], env, REPO)
     return record | result
 
@@ -448,6 +469,27 @@ def _floor_rate(key: str, scale: float, what: str):
     return extract
 
 
+def _measured_over_static(direction: str, batch_shape: bool):
+    """The scan's measured time (``scan`` stage) over the static model's bound for the same launches (this stage):
+    how far the model is from the GPU."""
+    def extract(folder: Path, plan: Plan):
+        shape = list(plan.batch_shape) if batch_shape else [1, plan.scan_width, plan.scan_state, plan.headline_length]
+        _, rows = _scan_rows(folder.parent / "scan")
+        row = next((r for r in rows if r["shape"] == shape), None)
+        if row is None:
+            return None, f"{'x'.join(map(str, shape))} not measured by scan"
+        static = _json(folder, "kernels_*.json")
+        entry = next((e for e in static["shapes"] if [e["shape"]["batch"], 2 * e["shape"]["d_model"],
+                                                      e["shape"]["length"]] == [shape[0], shape[1], shape[3]]), None)
+        summary = None if entry is None else entry["summary"].get("H100", {}).get(f"scan_{direction}")
+        if summary is None:
+            return None, f"{'x'.join(map(str, shape))} not in the static report"
+        measured = row[f"{direction}_ms"]
+        return round(measured / summary["bound_ms"], 2), (f"{'x'.join(map(str, shape))}: {measured} ms measured, "
+                                                          f"{summary['bound_ms']} ms modelled (H100)")
+    return extract
+
+
 def _tuned(direction: str):
     def extract(folder: Path, plan: Plan):
         report = _json(folder, "scan_tune.json")
@@ -548,6 +590,15 @@ FIGURES = (
     Figure("scan.copy_bandwidth", "scan", "device copy bandwidth (read + write)", "GB/s", None,
            _floor_rate("copy_bytes_per_s", 1e9, "copy_buffer")),
     Figure("scan.exp2_rate", "scan", "exp2 rate", "G/s", None, _floor_rate("exp2_per_s", 1e9, "exp2_method")),
+    Figure("static.fwd_measured_over_bound", "static", "scan fwd, measured / static bound, L 2^16 at batch 1", "x",
+           None, _measured_over_static("fwd", batch_shape=False)),
+    Figure("static.fwd_bwd_measured_over_bound", "static", "scan fwd+bwd, measured / static bound, L 2^16 at batch 1",
+           "x", None, _measured_over_static("fwd_bwd", batch_shape=False)),
+    Figure("static.fwd_measured_over_bound_batch", "static", "scan fwd, measured / static bound at (8, 2048, 2048)",
+           "x", None, _measured_over_static("fwd", batch_shape=True)),
+    Figure("static.fwd_bwd_measured_over_bound_batch", "static",
+           "scan fwd+bwd, measured / static bound at (8, 2048, 2048)", "x", None,
+           _measured_over_static("fwd_bwd", batch_shape=True)),
     Figure("scan_tune.fwd_best_over_default", "scan_tune", "best fwd launch config, x the default", "x", None,
            _tuned("fwd")),
     Figure("scan_tune.bwd_best_over_default", "scan_tune", "best bwd launch config, x the default", "x", None,

@@ -167,10 +167,20 @@ def _summary(rows: list[dict], devices: dict) -> dict:
             scan = [m for d, (_, m) in zip(directions, models) if d in prefixes]
             if {d for d in directions if d in prefixes} == set(prefixes):
                 b, f = sum(m["bound_ms"] for m in scan), sum(m["floor_ms"] for m in scan)
-                entry[label] = {"bound_ms": round(b, 5), "floor_ms": round(f, 5), "bound_over_floor": round(b / f, 3)}
-        entry["bound_over_floor"] = round(entry["bound_ms"] / entry["floor_ms"], 3)
+                entry[label] = {"bound_ms": round(b, 5), "floor_ms": round(f, 5), "bound_over_floor": _ratio(b, f)}
+        entry["bound_over_floor"] = _ratio(entry["bound_ms"], entry["floor_ms"])
         out[dev_name] = {k: round(v, 5) if isinstance(v, float) else v for k, v in entry.items()}
     return out
+
+
+def _ratio(bound: float, floor: float) -> float | None:
+    """bound ÷ floor; None where the floor rounds to nothing (a few-element shape: the floors are kept to 4
+    decimals of a millisecond)."""
+    return round(bound / floor, 3) if floor else None
+
+
+def _times(ratio: float | None) -> str:
+    return "—×" if ratio is None else f"{ratio:.2f}×"
 
 
 def report_matrix(archs: list[str]) -> list[dict]:
@@ -230,10 +240,10 @@ def run(args) -> int:
         print_table(report["shapes"], console)
         for entry in report["shapes"]:
             for dev, summary in entry["summary"].items():
-                scan = "".join(f", {k} {v['bound_over_floor']:.2f}× floor" for k, v in summary.items()
+                scan = "".join(f", {k} {_times(v['bound_over_floor'])} floor" for k, v in summary.items()
                                if isinstance(v, dict))
                 console.print(f"{shape_label(entry['shape'])}: {dev} step bound {summary['bound_ms'] * 1e3:.1f} µs = "
-                              f"{summary['bound_over_floor']:.2f}× floor{scan}")
+                              f"{_times(summary['bound_over_floor'])} floor{scan}")
         console.print(MODEL_NOTE)
     if args.matrix:
         report["matrix"] = report_matrix(archs)
