@@ -11,7 +11,8 @@ and its exit status recorded; a stage that fails or runs out of time does not st
    and at (8, 2048, 2048), forward and forward+backward, against the reference, causal flash attention at equal
    width and the bandwidth and exponential floors (``pipelines/bench/floors.py``), all measured in this run;
 5. ``static``: ``bench kernels``, the static model of the same scans (compile only), to set beside the measurement;
-6. ``scan_tune``: ``benchmarks/scan_tune.py``, CHUNK x BLOCK_D, forward and backward separately;
+6. ``scan_tune``: ``benchmarks/scan_tune.py``, BLOCK_L 16/64 x the lanes on the states (each layout's own, 16),
+   forward and backward separately;
 7. ``train``: ``bench train``, Mamba against Transformer++ at the 125M shape, L 2048, batch 1, 2, 4, 8;
 8. ``train_1m``: ``bench memory``, one chunked training step of the 7M DNA model on 2^20 tokens at batch 1;
 9. ``generate``: ``bench generate``, SaShiMi decode at batch 1 and 256, eager and with CUDA graphs.
@@ -173,7 +174,7 @@ def _scan_tune(ctx: Context, stage: Stage) -> list[str]:
     args = ["--shapes", ctx.plan.tune_shapes, "--time-budget", stage.sweep_budget(ctx),
             "--out", str(ctx.folder(stage.name) / "scan_tune.json")]
     args += (["--block-l", "16", "--block-d", "4", "--repeats", "1", "--interpret"] if ctx.dry else
-             ["--block-l", "32,64", "--block-d", "4,8", "--max-tile", "8192", "--repeats", "10",
+             ["--block-l", "16,64", "--block-d", "4", "--lanes", "0,16", "--max-tile", "8192", "--repeats", "10",
               "--compile-workers", "9"])
     return [ctx.python, str(HERE / "scan_tune.py"), *args]
 
@@ -498,7 +499,8 @@ def _tuned(direction: str):
                     None)
         if best is None:
             return None, ""
-        return best["speedup_over_default"], (f"BLOCK_L {best['block_l']}, BLOCK_D {best['block_d']}: {best['ms']} ms "
+        return best["speedup_over_default"], (f"BLOCK_L {best['block_l']}, BLOCK_D {best['block_d']}, NL "
+                                              f"{best.get('lanes') or 'default'}: {best['ms']} ms "
                                               f"(default {default[f'{direction}_ms']} ms) at "
                                               f"{'x'.join(map(str, default['shape']))}")
     return extract

@@ -301,15 +301,19 @@ def selective_scan_fn(
 
 def selective_scan_tuned(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                          return_last_state=False, *, initial_state=None, block_l: int | None = None,
-                         block_d: int | None = None, segments: int | None = None):
+                         block_d: int | None = None, segments: int | None = None, forward_lanes: int | None = None,
+                         backward_lanes: int | None = None):
     """:func:`selective_scan_fn` on the triton backend with its launch configuration given, for tuning sweeps
     (``benchmarks/scan_tune.py``): ``block_l`` (steps per tile along L) and ``block_d`` (channels per program),
-    powers of two; ``segments`` (pieces of L run in parallel, a positive int); None: the backend's own choice."""
+    powers of two; ``segments`` (pieces of L run in parallel, a positive int); ``forward_lanes`` /
+    ``backward_lanes`` (each direction's lanes on the states, a power of two up to min(32, next_pow2(N))); None:
+    the backend's own choice."""
     _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
     resolve_backend(u.device, "triton")  # CUDA tensors, or CPU tensors under TRITON_INTERPRET=1
     tuned = importlib.import_module(kernel("selective_scan_fn", "triton").__module__).selective_scan_tuned
     return tuned(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
-                 initial_state=initial_state, block_l=block_l, block_d=block_d, segments=segments)
+                 initial_state=initial_state, block_l=block_l, block_d=block_d, segments=segments,
+                 forward_lanes=forward_lanes, backward_lanes=backward_lanes)
 
 
 def _check_conv_args(x, weight, bias):

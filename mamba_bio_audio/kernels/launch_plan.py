@@ -32,7 +32,8 @@ def scan(sm_count: int, batch: int, d_inner: int, n_state: int, length: int, dty
          groups: int = 1, has_D: bool = True, has_z: bool = True, has_bias: bool = True, softplus: bool = True,
          initial_state: bool = False, dlast: bool = False, backward: bool = True, deterministic: bool = False,
          z_from_in_proj: bool = True, block_l: int | None = None, block_d: int | None = None,
-         segments: int | None = None) -> list[Launch]:
+         segments: int | None = None, forward_lanes: int | None = None,
+         backward_lanes: int | None = None) -> list[Launch]:
     """Scan forward (saving chunk states when ``backward``) and backward. u, z are slices of one in_proj output
     (batch, 2·d_inner, L) when ``z_from_in_proj``, as in the Mamba block; B, C (batch, N, L), or (batch, G, N, L)
     when ``groups`` > 1."""
@@ -48,14 +49,14 @@ def scan(sm_count: int, batch: int, d_inner: int, n_state: int, length: int, dty
     h0 = _empty(batch, d_inner, n_state) if initial_state else None
     args = scan_op.forward_op_args(u, delta, A, B, C, D, z, bias, softplus, h0, block_l=block_l,
                                    block_d=block_d, save_states=backward, deterministic=deterministic,
-                                   segments=segments)
+                                   segments=segments, forward_lanes=forward_lanes, backward_lanes=backward_lanes)
     with recording_launches(sm_count) as launches:
-        *inputs, softplus_, block_l, block, save, determ, segs = args
-        _, last, states = scan_kernels.scan_forward(*inputs, softplus_, block_l, block, save, segs)
+        *inputs, softplus_, block_l, block, save, determ, segs, fwd_lanes, bwd_lanes = args
+        _, last, states = scan_kernels.scan_forward(*inputs, softplus_, block_l, block, save, segs, fwd_lanes)
         if backward:
             dout = _empty(batch, d_inner, length, dtype=dtype)
             scan_kernels.scan_backward(*inputs[:8], states, dout, torch.empty_like(last) if dlast else None,
-                                       softplus_, block_l, block, determ, segs)
+                                       softplus_, block_l, block, determ, segs, bwd_lanes)
     return launches
 
 

@@ -632,14 +632,15 @@ def chain_segments_ref(A, start, parts, dt_sums, reverse: bool):
 
 
 def scan_forward(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus: bool,
-                 block_l: int, block_d: int, save_states: bool, segments: int = 0):
+                 block_l: int, block_d: int, save_states: bool, segments: int = 0, lanes: int = 0):
     """Launch the forward. Tensors as in the module docstring (L-stride 1; B, C 4-D).
 
     Returns out (batch, d_inner, L) in u.dtype, last_state (batch, d_inner, N) fp32 and the chunk-entry states
     (batch, d_inner, n_chunks, N) fp32 (empty (0,) unless ``save_states``). Grid: (cdiv(d_inner, block_d), batch,
     segments) (:func:`scan_segments`; its BLOCK_D from :func:`forward_plan`, not necessarily ``block_d``); with
     more than one segment, ``_scan_fwd_local_kernel`` and the carry pass first give each segment its entering
-    state.
+    state. ``lanes`` (a power of two, at most min(32, next_pow2(N)); 0: :func:`forward_plan` chooses) fixes the
+    layout's lanes on the states, NL.
     """
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
@@ -652,7 +653,8 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softp
     if batch == 0 or d_inner == 0:
         return out, torch.empty((batch, d_inner, n_state), dtype=torch.float32, device=dev), states
     sm_count = multiprocessor_count(dev)
-    layout = forward_plan(batch, d_inner, groups, n_state, block_l, block_d, sm_count)
+    layout = (forward_plan(batch, d_inner, groups, n_state, block_l, block_d, sm_count) if not lanes else
+              forward_layout(block_d, n_state, block_l, _channel_cap(d_inner, groups), lanes))
     n_blocks = triton.cdiv(d_inner, layout["BLOCK_D"])
     n_seg, per_seg = scan_segments(n_blocks * batch, layout["num_warps"], n_chunks, sm_count, segments)
     ends = torch.empty((n_seg, batch, d_inner, n_state), dtype=torch.float32, device=dev)
@@ -682,11 +684,12 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softp
 
 
 def scan_backward(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delta_softplus: bool,
-                  block_l: int, block_d: int, deterministic: bool, segments: int = 0):
+                  block_l: int, block_d: int, deterministic: bool, segments: int = 0, lanes: int = 0):
     """Launch the backward from the saved chunk-entry ``states``; ``dout`` (batch, d_inner, L), ``dlast``
     (batch, d_inner, N) or None. Grid: (cdiv(d_inner, block_d), batch, segments) (:func:`scan_segments`, chosen
     for this launch: the saved states allow any split); with more than one segment, ``_scan_bwd_local_kernel`` and
-    the carry pass first give each segment dL/dh at its end.
+    the carry pass first give each segment dL/dh at its end. ``lanes`` fixes :func:`backward_layout`'s NL (0: its
+    default).
 
     Returns, in the forward's input order, du, ddelta (input dtypes), dA (d_inner, N) fp32, dB, dC (batch, G, N, L)
     in B's / C's dtype, dD (d_inner,) fp32, dz (z's dtype; empty (0,) without z), ddelta_bias (d_inner,) fp32,
@@ -696,7 +699,7 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delt
     n_state = A.shape[1]
     groups = B.shape[1]
     n_chunks = triton.cdiv(length, block_l)
-    layout = backward_layout(block_d, n_state, block_l, _channel_cap(d_inner, groups))
+    layout = backward_layout(block_d, n_state, block_l, _channel_cap(d_inner, groups), lanes or None)
     n_blocks = triton.cdiv(d_inner, layout["BLOCK_D"])
     blocks_per_group = n_blocks // groups
     dev = u.device

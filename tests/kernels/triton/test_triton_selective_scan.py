@@ -76,6 +76,12 @@ CASES = {
     # the launch configuration the op API picks (block_l 16 here: 7 chunks), grouped, no initial state
     "default-config": dict(make=dict(groups=2, z=False, initial_state=False, length=100), softplus=True,
                            kwargs=dict()),
+    # each direction's lanes on the states given (the tuning knob): all 16 states across lanes, one per thread
+    "lanes-16": dict(make=dict(n_state=16, length=40), softplus=True,
+                     kwargs=dict(block_l=16, segments=1, forward_lanes=16, backward_lanes=16)),
+    # and fewer lanes than either default, more states in each thread
+    "lanes-narrow": dict(make=dict(n_state=16, length=40), softplus=True,
+                         kwargs=dict(block_l=16, segments=1, forward_lanes=2, backward_lanes=4)),
 }
 
 
@@ -200,6 +206,14 @@ def test_launch_configuration():
         scan_config(8, 1, 4, 64, block_l=48)
     with pytest.raises(ValueError, match="block_d"):
         scan_config(12, 2, 4, 64, block_d=4)
+    # lanes on the states given: each direction's kernels launch with that NL (and the layout that follows from it)
+    launches = ops.triton_launches("scan", 132, 8, 2048, 16, 2048, forward_lanes=16, backward_lanes=2)
+    assert {(lr.kernel.fn.__name__, lr.kwargs["NL"], lr.kwargs["NK"]) for lr in launches} == {
+        ("_scan_fwd_kernel", 16, 1), ("_scan_bwd_kernel", 2, 8)}
+    # lanes on the states: a power of two up to min(32, next_pow2(N)) (N 3: 4)
+    for bad in (3, 8, 0, True):
+        with pytest.raises(ValueError, match="backward_lanes must be a power of two from 1 to 4"):
+            run_scan(selective_scan_tuned, make_inputs("cpu", n_state=3, length=4), True, backward_lanes=bad)
 
 
 def test_the_backend_setting_selects_the_triton_kernels(device, monkeypatch, assert_close, configure_kernels):
