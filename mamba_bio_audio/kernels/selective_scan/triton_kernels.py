@@ -545,8 +545,8 @@ def backward_layout(block_d: int, n_state: int, block_l: int, channels: int, lan
     :data:`THREAD_ELEMENTS` elements per thread (the backward holds about ten such tiles), at most 4 sub-chunks per
     chunk, and NL 8 for N 16 to 32 (N / 4 above, at most 32). N 16: NL 8, NK 2, BLOCK_D 4, 1 warp, SUB 8, two
     sub-chunks per 16-step chunk. N 256 (NK 8) puts 4 warps on the in-thread states (1 warp spilled 0.9–2.3 KB). Chosen from the static report (``bench kernels``, N 16, bf16, sm_90, thread-
-    instructions per (channel, step, state) / registers): NL 16 (the states on 16 lanes, no sub-chunks) 69 / 168,
-    NL 8 53 / 221, NL 4 51 / 236 but half the warps; 8 elements per thread instead of 16 replicate the
+    instructions per (channel, step, state) / registers; re-read 2026-12-05 at batch 1 × 1024 × 2^16): NL 16 (the
+    states on 16 lanes, no sub-chunks) 69 / 211, NL 8 53 / 227, NL 4 51 / 249 but half the warps; 8 elements per thread instead of 16 replicate the
     per-(step, channel) work across lanes (109 and 88)."""
     block_n = triton.next_power_of_2(n_state)
     nl = lanes_n or min(32, block_n, max(8, block_n // 4))
