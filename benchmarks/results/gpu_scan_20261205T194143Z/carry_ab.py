@@ -1,5 +1,6 @@
 """A/B in one process: the scan with the carry pass as one Triton launch vs its PyTorch twin (the old code), and
-without a split (segments=1). Prints JSON lines."""
+without a split (segments=1). Prints JSON lines. Ran on the H100 at commit f48b8d5 (``PYTHONPATH=. python3
+carry_ab.py``), where the twin still lived in ``triton_kernels``; it is ``reference.chain_segments_ref`` now."""
 import json
 import sys
 import time
@@ -7,6 +8,7 @@ import time
 import torch
 
 from mamba_bio_audio.kernels.selective_scan import triton_kernels as tk
+from mamba_bio_audio.kernels.selective_scan.reference import chain_segments_ref
 from mamba_bio_audio.kernels.selective_scan.triton import selective_scan_tuned
 
 cuda = torch.cuda.is_available()
@@ -22,7 +24,7 @@ def timer(fn):
     t = time.perf_counter(); fn(); return (time.perf_counter() - t) * 1e3
 
 
-kernel, twin = tk.chain_segments, tk.chain_segments_ref
+kernel, twin = tk.chain_segments, chain_segments_ref
 for b, d, L in shapes:
     g = torch.Generator().manual_seed(0)
     def r(*s, scale=1.0, dt=torch.bfloat16):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["selective_scan_ref", "selective_scan_chunked_ref"]
+__all__ = ["selective_scan_ref", "selective_scan_chunked_ref", "chain_segments_ref"]
 
 
 def _expand_groups(bc: torch.Tensor, d_inner: int) -> torch.Tensor:
@@ -137,3 +137,19 @@ def selective_scan_chunked_ref(
     y = torch.cat(ys, dim=-1) if ys else u_f.new_zeros(batch, d_inner, 0)
     out = _finish(u.dtype, y, u, D, z)
     return (out, h) if return_last_state else out
+
+
+def chain_segments_ref(A, start, parts, dt_sums, reverse: bool):
+    """The carry pass that chains the segments of a split along L (``triton_kernels.chain_segments``' twin),
+    (segments, batch, d_inner, N) fp32: entry[0] = start (forward; the last entry backward), then entry[s] =
+    exp(A Σ Δ) · entry[s∓1] + part, with the Σ Δ and part of the segment passed."""
+    entries = torch.empty_like(parts)
+    order = range(parts.shape[0] - 1, -1, -1) if reverse else range(parts.shape[0])
+    prev = None
+    for s in order:
+        if prev is None:
+            entries[s] = 0.0 if start is None else start
+        else:
+            entries[s] = torch.exp(A * dt_sums[prev][..., None]) * entries[prev] + parts[prev]
+        prev = s
+    return entries

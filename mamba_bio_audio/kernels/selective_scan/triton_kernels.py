@@ -27,8 +27,9 @@ in deterministic mode, written as per-channel-block partials that PyTorch sums i
 
 Grids with fewer than :data:`WARPS_PER_SM` warps per SM split L into segments (``scan_segments``): a first pass
 (``_scan_fwd_local_kernel``, ``_scan_bwd_local_kernel``) runs each segment from a zero state, a carry pass
-(``_chain_segments_kernel``, one launch; its twin ``chain_segments_ref``) chains them with each segment's decay exp(A Σ Δ), and the kernels then run every
-segment from its own entering state (forward) or end gradient (backward).
+(``_chain_segments_kernel``, one launch; its twin ``reference.chain_segments_ref``) chains them with each segment's
+decay exp(A Σ Δ), and the kernels then run every segment from its own entering state (forward) or end gradient
+(backward).
 """
 from __future__ import annotations
 
@@ -603,8 +604,8 @@ CHAIN_BLOCK = 256  # elements per program of the carry pass: (batch, d_inner, N)
 
 
 def chain_segments(A, start, parts, dt_sums, reverse: bool):
-    """The carry pass over segments in one launch; :func:`chain_segments_ref` is its PyTorch twin (same signature
-    and result). ``parts`` (segments, batch, d_inner, N) fp32 contiguous, ``dt_sums`` (segments, batch, d_inner)
+    """The carry pass over segments in one launch; ``reference.chain_segments_ref`` is its PyTorch twin (same
+    signature and result). ``parts`` (segments, batch, d_inner, N) fp32 contiguous, ``dt_sums`` (segments, batch, d_inner)
     fp32 contiguous, ``A`` (d_inner, N) fp32, ``start`` (batch, d_inner, N) fp32 or None. Returns the entries,
     shaped as ``parts``."""
     n_seg, batch, d_inner, n_state = parts.shape
@@ -613,21 +614,6 @@ def chain_segments(A, start, parts, dt_sums, reverse: bool):
     launch(_chain_segments_kernel, (triton.cdiv(rows * n_state, CHAIN_BLOCK),), A.contiguous(),
            _or(None if start is None else start.contiguous(), parts), parts, dt_sums, entries, n_seg, rows, d_inner,
            N=n_state, HAS_START=start is not None, REVERSE=reverse, BLOCK=CHAIN_BLOCK)
-    return entries
-
-
-def chain_segments_ref(A, start, parts, dt_sums, reverse: bool):
-    """The carry pass over segments, (segments, batch, d_inner, N) fp32: entry[0] = start (forward; the last
-    entry backward), then entry[s] = exp(A Σ Δ) · entry[s∓1] + part, with the Σ Δ and part of the segment passed."""
-    entries = torch.empty_like(parts)
-    order = range(parts.shape[0] - 1, -1, -1) if reverse else range(parts.shape[0])
-    prev = None
-    for s in order:
-        if prev is None:
-            entries[s] = 0.0 if start is None else start
-        else:
-            entries[s] = torch.exp(A * dt_sums[prev][..., None]) * entries[prev] + parts[prev]
-        prev = s
     return entries
 
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from mamba_bio_audio.kernels.selective_scan.triton_kernels import chain_segments, chain_segments_ref
+from mamba_bio_audio.kernels.selective_scan.reference import chain_segments_ref
+from mamba_bio_audio.kernels.selective_scan.triton_kernels import chain_segments
 
 
 @pytest.mark.parametrize("reverse", [False, True])
