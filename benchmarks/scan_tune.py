@@ -64,24 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument(parser)
 
 
-def _powers_of_two(text: str, option: str) -> list[int]:
+def _powers_of_two(text: str, option: str, zero: bool = False) -> list[int]:
+    """Comma-separated powers of two (and 0 where ``zero``: each layout's own choice)."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         values = []
-    if not values or any(v < 1 or v & (v - 1) for v in values):
-        raise ValueError(f"{option} must be comma-separated powers of two; got {text!r}")
-    return values
-
-
-def _lanes(text: str) -> list[int]:
-    """``--lanes``: 0 (each layout's own choice) or powers of two (the op checks them against N)."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or any(v < 0 or v & (v - 1) for v in values):
-        raise ValueError(f"--lanes must be comma-separated powers of two or 0; got {text!r}")
+    if not values or any(v < (0 if zero else 1) or v & (v - 1) for v in values):
+        raise ValueError(f"{option} must be comma-separated powers of two{' or 0' if zero else ''}; got {text!r}")
     return values
 
 
@@ -210,7 +200,7 @@ def run(args) -> int:
         raise ValueError("--repeats must be >= 1 and --compile-workers >= 0")
     if any(shape[2] != shapes[0][0][2] for shape, _ in shapes):
         raise ValueError("--shapes must share one N (the grid's tile size depends on it)")
-    points = grid(block_ls, block_ds, shapes[0][0][2], args.max_tile, tuple(_lanes(args.lanes)))
+    points = grid(block_ls, block_ds, shapes[0][0][2], args.max_tile, tuple(_powers_of_two(args.lanes, "--lanes", zero=True)))
     if not points:
         raise ValueError(f"no (BLOCK_L, BLOCK_D) point has a tile within --max-tile {args.max_tile}")
     if args.worker is not None:
@@ -238,7 +228,7 @@ def run(args) -> int:
                   f"{row['error']}")
     report = {
         "parameters": {"device": device.type, "block_l": block_ls, "block_d": block_ds,
-                       "lanes": _lanes(args.lanes), "max_tile": args.max_tile,
+                       "lanes": _powers_of_two(args.lanes, "--lanes", zero=True), "max_tile": args.max_tile,
                        "repeats": args.repeats, "warmup_runs": 1, "statistic": "median", "seed": args.seed,
                        "num_warps": NUM_WARPS_NOTE, "interpreted": device.type == "cpu",
                        "time_budget_s": args.time_budget, "compile_workers": compiled},
