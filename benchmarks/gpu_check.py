@@ -183,7 +183,8 @@ def static_shapes(plan: Plan) -> list[str]:
     """``bench kernels --shape`` of the training steps whose scans ``scan`` measures: the headline length at batch
     1 and the batch shape (the model's d_inner is 2 d_model, its N 16)."""
     batch, d_inner, _, length = plan.batch_shape
-    return [f"train:{plan.scan_width // 2}x1x{plan.headline_length}:bf16", f"train:{d_inner // 2}x{batch}x{length}:bf16"]
+    return [f"train:{plan.scan_width // 2}x1x{plan.headline_length}:bf16",
+            f"train:{d_inner // 2}x{batch}x{length}:bf16"]
 
 
 def _static(ctx: Context, stage: Stage) -> list[str]:

@@ -130,7 +130,8 @@ def _worker(args, points: list[tuple[int, int]]) -> int:
 def _compile_in_workers(args, count: int, allowance: budget.TimeBudget) -> dict:
     """Run ``count`` worker processes over the points; what happened, for the JSON."""
     base = [sys.executable, str(Path(__file__).resolve()), "--shapes", args.shapes, "--block-l", args.block_l,
-            "--block-d", args.block_d, "--lanes", args.lanes, "--max-tile", str(args.max_tile), "--seed", str(args.seed)]
+            "--block-d", args.block_d, "--lanes", args.lanes, "--max-tile", str(args.max_tile),
+            "--seed", str(args.seed)]
     base += ["--interpret"] if args.interpret else []
     started = time.perf_counter()
     timeout = None if allowance.deadline is None else max(allowance.left(), 1.0)
@@ -200,7 +201,8 @@ def run(args) -> int:
         raise ValueError("--repeats must be >= 1 and --compile-workers >= 0")
     if any(shape[2] != shapes[0][0][2] for shape, _ in shapes):
         raise ValueError("--shapes must share one N (the grid's tile size depends on it)")
-    points = grid(block_ls, block_ds, shapes[0][0][2], args.max_tile, tuple(_powers_of_two(args.lanes, "--lanes", zero=True)))
+    lanes = _powers_of_two(args.lanes, "--lanes", zero=True)
+    points = grid(block_ls, block_ds, shapes[0][0][2], args.max_tile, tuple(lanes))
     if not points:
         raise ValueError(f"no (BLOCK_L, BLOCK_D) point has a tile within --max-tile {args.max_tile}")
     if args.worker is not None:
@@ -228,7 +230,7 @@ def run(args) -> int:
                   f"{row['error']}")
     report = {
         "parameters": {"device": device.type, "block_l": block_ls, "block_d": block_ds,
-                       "lanes": _powers_of_two(args.lanes, "--lanes", zero=True), "max_tile": args.max_tile,
+                       "lanes": lanes, "max_tile": args.max_tile,
                        "repeats": args.repeats, "warmup_runs": 1, "statistic": "median", "seed": args.seed,
                        "num_warps": NUM_WARPS_NOTE, "interpreted": device.type == "cpu",
                        "time_budget_s": args.time_budget, "compile_workers": compiled},

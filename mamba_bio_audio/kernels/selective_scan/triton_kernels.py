@@ -545,9 +545,10 @@ def backward_layout(block_d: int, n_state: int, block_l: int, channels: int, lan
     """The backward's tiles (SUB, NK, BLOCK_D, NL) and warps, as :func:`forward_layout` but about
     :data:`THREAD_ELEMENTS` elements per thread (the backward holds about ten such tiles), at most 4 sub-chunks per
     chunk, and NL 8 for N 16 to 32 (N / 4 above, at most 32). N 16: NL 8, NK 2, BLOCK_D 4, 1 warp, SUB 8, two
-    sub-chunks per 16-step chunk. N 256 (NK 8) puts 4 warps on the in-thread states (1 warp spilled 0.9–2.3 KB). Chosen from the static report (``bench kernels``, N 16, bf16, sm_90, thread-
-    instructions per (channel, step, state) / registers; re-read 2026-12-05 at batch 1 × 1024 × 2^16): NL 16 (the
-    states on 16 lanes, no sub-chunks) 69 / 211, NL 8 53 / 227, NL 4 51 / 249 but half the warps; 8 elements per thread instead of 16 replicate the
+    sub-chunks per 16-step chunk. N 256 (NK 8) puts 4 warps on the in-thread states (1 warp spilled 0.9–2.3 KB).
+    Chosen from the static report (``bench kernels``, N 16, bf16, sm_90, thread-instructions per (channel, step,
+    state) / registers; re-read 2026-12-05 at batch 1 × 1024 × 2^16): NL 16 (the states on 16 lanes, no sub-chunks)
+    69 / 211, NL 8 53 / 227, NL 4 51 / 249 but half the warps; 8 elements per thread instead of 16 replicate the
     per-(step, channel) work across lanes (109 and 88)."""
     block_n = triton.next_power_of_2(n_state)
     nl = lanes_n or min(32, block_n, max(8, block_n // 4))
@@ -605,9 +606,9 @@ CHAIN_BLOCK = 256  # elements per program of the carry pass: (batch, d_inner, N)
 
 def chain_segments(A, start, parts, dt_sums, reverse: bool):
     """The carry pass over segments in one launch; ``reference.chain_segments_ref`` is its PyTorch twin (same
-    signature and result). ``parts`` (segments, batch, d_inner, N) fp32 contiguous, ``dt_sums`` (segments, batch, d_inner)
-    fp32 contiguous, ``A`` (d_inner, N) fp32, ``start`` (batch, d_inner, N) fp32 or None. Returns the entries,
-    shaped as ``parts``."""
+    signature and result). ``parts`` (segments, batch, d_inner, N) fp32 contiguous, ``dt_sums`` (segments, batch,
+    d_inner) fp32 contiguous, ``A`` (d_inner, N) fp32, ``start`` (batch, d_inner, N) fp32 or None. Returns the
+    entries, shaped as ``parts``."""
     n_seg, batch, d_inner, n_state = parts.shape
     entries = torch.empty_like(parts)
     rows = batch * d_inner
