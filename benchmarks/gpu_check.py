@@ -60,6 +60,7 @@ FAIL_ENV = "MBA_GPU_CHECK_FAIL"
 DRY_LIMIT_S = 180  # per stage in a dry run
 SWEEP_MARGIN_S = 15  # a sweep's --time-budget is its stage's limit less this (start-up, writing the JSON)
 BASE_MODULES = ("torch", "numpy", "einops", "yaml")
+EXPAND = 2  # the models' d_inner / d_model (the Mamba block's default expansion): a scan shape's training step
 
 
 @dataclass(frozen=True)
@@ -181,10 +182,10 @@ def _scan_tune(ctx: Context, stage: Stage) -> list[str]:
 
 def static_shapes(plan: Plan) -> list[str]:
     """``bench kernels --shape`` of the training steps whose scans ``scan`` measures: the headline length at batch
-    1 and the batch shape (the model's d_inner is 2 d_model, its N 16)."""
+    1 and the batch shape (d_inner = :data:`EXPAND` d_model; the model's N is 16)."""
     batch, d_inner, _, length = plan.batch_shape
-    return [f"train:{plan.scan_width // 2}x1x{plan.headline_length}:bf16",
-            f"train:{d_inner // 2}x{batch}x{length}:bf16"]
+    return [f"train:{plan.scan_width // EXPAND}x1x{plan.headline_length}:bf16",
+            f"train:{d_inner // EXPAND}x{batch}x{length}:bf16"]
 
 
 def _static(ctx: Context, stage: Stage) -> list[str]:
@@ -481,7 +482,7 @@ def _measured_over_static(direction: str, batch_shape: bool):
         if row is None:
             return None, f"{'x'.join(map(str, shape))} not measured by scan"
         static = _json(folder, "kernels_*.json")
-        entry = next((e for e in static["shapes"] if [e["shape"]["batch"], 2 * e["shape"]["d_model"],
+        entry = next((e for e in static["shapes"] if [e["shape"]["batch"], EXPAND * e["shape"]["d_model"],
                                                       e["shape"]["length"]] == [shape[0], shape[1], shape[3]]), None)
         summary = None if entry is None else entry["summary"].get("H100", {}).get(f"scan_{direction}")
         if summary is None:

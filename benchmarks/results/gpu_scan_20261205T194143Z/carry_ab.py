@@ -2,7 +2,6 @@
 without a split (segments=1). Prints JSON lines. Ran on the H100 at commit f48b8d5 (``PYTHONPATH=. python3
 carry_ab.py``), where the twin still lived in ``triton_kernels``; it is ``reference.chain_segments_ref`` now."""
 import json
-import sys
 import time
 
 import torch

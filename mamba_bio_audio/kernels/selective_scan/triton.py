@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import triton
 from torch import Tensor
 
 from mamba_bio_audio.kernels._triton_common import deterministic_default, l_contiguous
@@ -139,7 +140,7 @@ def _lanes(lanes, n_state: int, name: str) -> int:
     at most 32 (a warp) and at most next_pow2(N)."""
     if lanes is None:
         return 0
-    cap = min(32, 1 << max(n_state - 1, 0).bit_length())
+    cap = min(32, triton.next_power_of_2(n_state))
     if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or lanes & (lanes - 1) or lanes > cap:
         raise ValueError(f"{name} must be a power of two from 1 to {cap} (N {n_state}) or None; got {lanes!r}")
     return lanes

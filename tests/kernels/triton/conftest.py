@@ -37,13 +37,11 @@ def device():
 @pytest.fixture
 def assert_close():
     """assert_close(actual, expected, dtype=torch.float32, name="", scale=(1, 1)): compare in fp32 with the
-    :data:`TOLERANCES` of ``dtype``, rtol and atol multiplied by ``scale``; ``assert_close.tolerances`` is
-    :data:`TOLERANCES`."""
+    :data:`TOLERANCES` of ``dtype``, rtol and atol multiplied by ``scale``."""
 
     def check(actual, expected, dtype=torch.float32, name="", scale=(1, 1)):
         rtol, atol = TOLERANCES[dtype]["rtol"] * scale[0], TOLERANCES[dtype]["atol"] * scale[1]
         torch.testing.assert_close(actual.float(), expected.float(), rtol=rtol, atol=atol,
                                    msg=lambda m: f"{name}: {m}")
 
-    check.tolerances = TOLERANCES
     return check

@@ -47,14 +47,10 @@ def scan_grads(fn, inputs, **kwargs):
     return out, last, dict(zip(names, grads))
 
 
-def gradient_scales(rtol: float, atol: float) -> dict:
-    """mamba_ssm's scan-test tolerances per gradient (``tests/ops/test_selective_scan.py``, z used), as multiples
-    of the output's (rtol, atol): du 2x both, ddelta 5 rtol and 10 atol, dA (rtolw, 5 atolw), dB, dC 1x, dD and
-    ddelta_bias (rtolw, atolw), with rtolw = max(1e-3, rtol), atolw = max(1e-3, atol); d initial_state (no upstream
-    test) 1x."""
-    w = (max(1e-3, rtol) / rtol, max(1e-3, atol) / atol)
-    return {"u": (2, 2), "delta": (5, 10), "A": (w[0], 5 * w[1]), "B": (1, 1), "C": (1, 1), "D": w, "z": (1, 1),
-            "delta_bias": w, "initial_state": (1, 1)}
+# Each gradient at the output's (rtol, atol) but du, at mamba_ssm's twice that (``tests/ops/test_selective_scan.py``):
+# at L 2^16 bf16 on an H100, 7 of 67M du elements were off by up to 0.090, within upstream's 0.1, not the 0.05 the
+# output allows. The other gradients keep the output's tolerance (stricter than upstream's for ddelta and dA).
+GRADIENT_SCALES = {"u": (2, 2)}
 
 
 def check_scan(inputs, dtype, assert_close, ref_fn=selective_scan_ref, **kwargs):
@@ -63,8 +59,8 @@ def check_scan(inputs, dtype, assert_close, ref_fn=selective_scan_ref, **kwargs)
     assert_close(out, ref_out, dtype, name="out")
     assert_close(last, ref_last, dtype, name="last_state")
     failures = []
-    base = assert_close.tolerances[dtype]
-    for name, scale in gradient_scales(base["rtol"], base["atol"]).items():
+    for name in grads:
+        scale = GRADIENT_SCALES.get(name, (1, 1))
         try:  # every gradient is checked, the failures reported together
             assert_close(grads[name], ref_grads[name], dtype, name=f"d{name}", scale=scale)
         except AssertionError as err:
