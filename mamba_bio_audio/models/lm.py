@@ -117,15 +117,16 @@ class CausalLM(PreTrainedModel):
         state.seqlen_offset += input_ids.shape[1]
         return logits, state
 
-    @torch.no_grad()
     def step(self, input_ids: torch.Tensor, state: generation.InferenceParams):
         """input_ids (batch,) int64, the next token → (next-token logits (batch, padded_vocab), state advanced
-        by one in place): one recurrent step, fused where the state's ``fast_step`` applies."""
+        by one in place): one recurrent step without autograd, fused where the state's ``fast_step`` accepts it
+        (numpy kernels: no ``torch.no_grad`` context to enter, a few microseconds a token)."""
         fast = getattr(state, "fast_step", None)
-        if fast is not None and fast.applies(input_ids):
+        if fast is not None and fast.accepts(input_ids):
             logits = fast(input_ids)
         else:
-            logits = self.forward(input_ids[:, None], inference_params=state, num_last_tokens=1).logits[:, -1]
+            with torch.no_grad():
+                logits = self.forward(input_ids[:, None], inference_params=state, num_last_tokens=1).logits[:, -1]
         state.seqlen_offset += 1
         return logits, state
 

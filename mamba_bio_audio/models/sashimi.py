@@ -225,12 +225,12 @@ class SashimiLM(PreTrainedModel):
         advanced by T in place), in one parallel pass."""
         return self.forward(input_ids, state).logits, state
 
-    @torch.no_grad()
     def step(self, input_ids: torch.Tensor, state: SashimiState):
-        """input_ids (batch,) int64, the next input sample → (logits (batch, vocab_size), state); fused where the
-        state's ``fast_step`` applies."""
+        """input_ids (batch,) int64, the next input sample → (logits (batch, vocab_size), state), without autograd;
+        fused where the state's ``fast_step`` accepts it."""
         fast = state.fast_step
-        if fast is not None and fast.applies(input_ids):
+        if fast is not None and fast.accepts(input_ids):
             return fast(input_ids, state), state
-        hidden, state = self.backbone.step(self.embedding(input_ids), state)
-        return self.lm_head(hidden), state
+        with torch.no_grad():
+            hidden, state = self.backbone.step(self.embedding(input_ids), state)
+            return self.lm_head(hidden), state

@@ -17,9 +17,10 @@ PROMPT, STEPS = 3, 9
 CONFIGS = {
     # rms_norm, fused_add_norm, residual_in_fp32 and tied embeddings: MambaConfig's defaults
     "rms_fp32_residual_tied": dict(),
-    # LayerNorm, the gated MLP (d_intermediate > 0), untied head, biased projections
+    # LayerNorm, the gated MLP (d_intermediate > 0), untied head, biased projections, a conv of width 3 (the
+    # update's general loop; width 4 has its own)
     "layernorm_mlp_untied_bias": dict(rms_norm=False, fused_add_norm=False, residual_in_fp32=False, d_intermediate=32,
-                                      tie_embeddings=False, ssm_cfg={"d_state": 4, "bias": True}),
+                                      tie_embeddings=False, ssm_cfg={"d_state": 4, "bias": True, "d_conv": 3}),
 }
 
 
@@ -96,6 +97,43 @@ def test_fast_step_sees_weight_changes(make_config):
         expected_replaced = model(ids).logits
     torch.testing.assert_close(got_in_place, expected_in_place, **TOL)
     torch.testing.assert_close(got_replaced, expected_replaced, **TOL)
+
+
+def test_replaced_parameter_data_takes_the_generic_step(make_config):
+    """``param.data = ...`` (weight surgery, pruning) and ``model.to(dtype)`` keep the parameter objects but give
+    them new storage, which the fused step's views do not see: it steps generically and agrees with forward."""
+    model = _lm(make_config, tie_embeddings=False)
+    ids = torch.randint(0, 12, (2, PROMPT + STEPS), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        state = model.allocate_inference_cache(2, fast=True)
+        out_proj = model.backbone.layers[1].mixer.out_proj
+        out_proj.weight.data = torch.randn_like(out_proj.weight)
+        assert not state.fast_step.accepts(ids[:, 0])
+        got = _steps(model, ids, state)
+        expected = model(ids).logits
+        converted = model.allocate_inference_cache(2, fast=True)
+        model.double()
+        assert not converted.fast_step.accepts(ids[:, 0])
+    torch.testing.assert_close(got, expected, **TOL)
+
+
+def test_step_records_no_autograd_and_takes_the_fused_step_in_any_grad_mode(make_config):
+    """``step`` runs without autograd, so with grad mode on it still takes the fused step (``accepts``), whose
+    ``applies`` is for callers that record."""
+    model = _lm(make_config)
+    ids = torch.randint(0, 12, (2, PROMPT + 1), generator=torch.Generator().manual_seed(7))
+    state = model.allocate_inference_cache(2)
+    with torch.no_grad():
+        model.prefill(ids[:, :PROMPT], state)
+        expected = model(ids).logits[:, -1]
+    assert torch.is_grad_enabled() and not state.fast_step.applies(ids[:, PROMPT])
+    assert state.fast_step.accepts(ids[:, PROMPT])
+    logits, _ = model.step(ids[:, PROMPT], state)
+    assert not logits.requires_grad and state.seqlen_offset == PROMPT + 1
+    torch.testing.assert_close(logits, expected, **TOL)
+    generic = model.allocate_inference_cache(2, fast=False)
+    generic_logits, _ = model.step(ids[:, 0], generic)
+    assert not generic_logits.requires_grad
 
 
 def _steps(model, ids: torch.Tensor, state) -> torch.Tensor:
