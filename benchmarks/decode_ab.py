@@ -1,0 +1,107 @@
+"""``python benchmarks/decode_ab.py --old DIR``: CPU decoding of this checkout against another version of the
+package, in alternating child processes, each taking its own code's default decoding path.
+
+``DIR`` holds the other version's ``mamba_bio_audio`` package (e.g. ``git archive f41aaf5 | tar -x -C DIR``, the
+commit before the fused CPU step); each child imports the package from ``DIR`` or from this checkout through
+``PYTHONPATH`` (first on the path). Workloads, seeded, fp32, the torch threads of the machine's default:
+
+* ``lm``: greedy decoding of issue 22's LM (4 layers, d_model 256, N 16, vocabulary 12) at batch 1, 1,024 steps
+  after a 1-token prompt, tokens/s;
+* ``sashimi``: greedy sampling of the SaShiMi CPU twin (``youtubemix`` preset, d_model 64, 1 layer per stage,
+  pools 4 and 4) at batch 16 and 64 from the mu-law start token, 512 steps, samples/s in total.
+
+Each child times its workload three times after a warm-up and reports the best; ``--rounds`` pairs of children
+(old first, then this checkout) run one after the other, and each pair's ratio is printed. Run it on idle cores:
+the two processes of a pair are minutes apart at most, but other work on the machine moves either figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+CHILD = r'''
+import json, sys, time, torch
+kind = sys.argv[1]
+torch.manual_seed(0)
+if kind == "lm":
+    from mamba_bio_audio.config import MambaConfig
+    from mamba_bio_audio.models.lm import MambaLMHeadModel
+    model = MambaLMHeadModel(MambaConfig(d_model=256, n_layer=4, vocab_size=12, ssm_cfg={"d_state": 16})).eval()
+
+    def rate(batch, steps):
+        with torch.no_grad():
+            state = model.allocate_inference_cache(batch, steps + 8)
+            logits, state = model.prefill(torch.zeros(batch, 1, dtype=torch.long), state)
+            token = logits[:, -1, :12].argmax(-1)
+            start = time.perf_counter()
+            for _ in range(steps):
+                logits, state = model.step(token, state)
+                token = logits[:, :12].argmax(-1)
+            return steps / (time.perf_counter() - start)
+    batches, steps = (1,), 1024
+else:
+    from mamba_bio_audio.models.sashimi import SashimiLM
+    from mamba_bio_audio.models.sashimi_config import SashimiConfig
+    model = SashimiLM(SashimiConfig.from_preset("youtubemix", d_model=64, n_layers=1, pool=[4, 4])).eval()
+
+    def rate(batch, steps):
+        with torch.no_grad():
+            state = model.allocate_inference_cache(batch)
+            token = torch.full((batch,), 128, dtype=torch.long)
+            start = time.perf_counter()
+            for _ in range(steps):
+                logits, state = model.step(token, state)
+                token = logits.argmax(-1)
+            return steps * batch / (time.perf_counter() - start)
+    batches, steps = (16, 64), 512
+import mamba_bio_audio
+result = {"package": mamba_bio_audio.__file__}
+for batch in batches:
+    rate(batch, 64)
+    result[batch] = max(rate(batch, steps) for _ in range(3))
+print(json.dumps(result))
+'''
+
+
+def _child(kind: str, package_root: Path) -> dict:
+    """{batch: rate} of one child process that imports the package under ``package_root`` (its working folder too:
+    ``python -c`` puts the working folder first on sys.path)."""
+    env = {**os.environ, "PYTHONPATH": str(package_root)}
+    out = subprocess.run([sys.executable, "-c", CHILD, kind], env=env, cwd=package_root, check=True,
+                         capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    imported = Path(result.pop("package")).resolve()
+    if not imported.is_relative_to(package_root.resolve()):
+        raise RuntimeError(f"the child meant for {package_root} imported {imported}")
+    return {int(batch): rate for batch, rate in result.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--old", type=Path, required=True, help="folder holding the other version's package")
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of processes per workload (default 3)")
+    parser.add_argument("--workloads", default="lm,sashimi", help="comma-separated: lm, sashimi")
+    args = parser.parse_args(argv)
+    if not (args.old / "mamba_bio_audio" / "__init__.py").is_file():
+        parser.error(f"--old {args.old}: no mamba_bio_audio package there")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be positive; got {args.rounds}")
+    for kind in args.workloads.split(","):
+        if kind not in ("lm", "sashimi"):
+            parser.error(f"unknown workload {kind!r} (lm, sashimi)")
+        unit = "tokens/s" if kind == "lm" else "samples/s in total"
+        for round_ in range(1, args.rounds + 1):
+            old, new = _child(kind, args.old), _child(kind, REPO)
+            for batch in old:
+                print(f"{kind} batch {batch:3d} round {round_}: old {old[batch]:9.0f}  new {new[batch]:9.0f} {unit}"
+                      f"  new / old {new[batch] / old[batch]:5.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
