@@ -26,8 +26,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 CHILD = r'''
-import json, sys, time, torch
-kind = sys.argv[1]
+import json, sys, time
+from pathlib import Path
+import torch
+import mamba_bio_audio
+kind, root = sys.argv[1], Path(sys.argv[2]).resolve()
+if not Path(mamba_bio_audio.__file__).resolve().is_relative_to(root):
+    sys.exit(f"the child meant for {root} imported {mamba_bio_audio.__file__}")
 torch.manual_seed(0)
 if kind == "lm":
     from mamba_bio_audio.config import MambaConfig
@@ -60,8 +65,7 @@ else:
                 token = logits.argmax(-1)
             return steps * batch / (time.perf_counter() - start)
     batches, steps = (16, 64), 512
-import mamba_bio_audio
-result = {"package": mamba_bio_audio.__file__}
+result = {}
 for batch in batches:
     rate(batch, 64)
     result[batch] = max(rate(batch, steps) for _ in range(3))
@@ -73,13 +77,11 @@ def _child(kind: str, package_root: Path) -> dict:
     """{batch: rate} of one child process that imports the package under ``package_root`` (its working folder too:
     ``python -c`` puts the working folder first on sys.path)."""
     env = {**os.environ, "PYTHONPATH": str(package_root)}
-    out = subprocess.run([sys.executable, "-c", CHILD, kind], env=env, cwd=package_root, check=True,
+    out = subprocess.run([sys.executable, "-c", CHILD, kind, str(package_root)], env=env, cwd=package_root,
                          capture_output=True, text=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    imported = Path(result.pop("package")).resolve()
-    if not imported.is_relative_to(package_root.resolve()):
-        raise RuntimeError(f"the child meant for {package_root} imported {imported}")
-    return {int(batch): rate for batch, rate in result.items()}
+    if out.returncode:
+        raise RuntimeError(f"the {kind} child for {package_root} failed: {out.stderr.strip()[-2000:]}")
+    return {int(batch): rate for batch, rate in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,9 +94,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--old {args.old}: no mamba_bio_audio package there")
     if args.rounds < 1:
         parser.error(f"--rounds must be positive; got {args.rounds}")
-    for kind in args.workloads.split(","):
+    workloads = args.workloads.split(",")
+    for kind in workloads:
         if kind not in ("lm", "sashimi"):
             parser.error(f"unknown workload {kind!r} (lm, sashimi)")
+    for kind in workloads:
         unit = "tokens/s" if kind == "lm" else "samples/s in total"
         for round_ in range(1, args.rounds + 1):
             old, new = _child(kind, args.old), _child(kind, REPO)
