@@ -10,6 +10,7 @@ import torch
 
 from mamba_bio_audio.models import MambaLMHeadModel
 from mamba_bio_audio.pipelines.bench import generate
+from mamba_bio_audio.pipelines.bench import decode_speed
 from mamba_bio_audio.pipelines.bench.decode_speed import measure_decode, measure_sashimi_sampling
 
 
@@ -40,6 +41,29 @@ def test_measure_sashimi_sampling_counts_every_stream(tiny_model):
     assert row["path"] == "fast" and (row["batch"], row["samples"]) == (3, 12)
     assert abs(row["samples_per_s_total"] - 3 * row["samples_per_s_per_stream"]) < 1
     assert measure_sashimi_sampling(tiny_model, batch=1, samples=6, fast=False)["path"] == "generic"
+
+
+def test_the_compiled_generic_step_decodes_what_the_generic_step_decodes(tiny_lm):
+    """The compiled step (``measure_compiled_decode``'s) sees the state through a view whose offset stays 1: its
+    logits and the layer states it leaves, step after step, equal the eager generic step's, and it compiles once."""
+    ids = torch.randint(0, 12, (2, 6), generator=torch.Generator().manual_seed(8))
+    make_step, timing = decode_speed._compiled_steps(tiny_lm)
+    runs = []
+    with torch.no_grad():
+        for compiled in (False, True):
+            state = tiny_lm.allocate_inference_cache(2, fast=False)
+            tiny_lm.prefill(ids[:, :2], state)
+            step = make_step(state) if compiled else tiny_lm.step
+            logits = [step(ids[:, t], state)[0] for t in range(2, 6)]
+            runs.append((torch.stack(logits), [t.clone() for pair in state.key_value_memory_dict.values()
+                                               for t in pair], state.seqlen_offset))
+    (expected, expected_states, expected_offset), (got, got_states, got_offset) = runs
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for a, b in zip(got_states, expected_states):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert got_offset == expected_offset == 6 and timing["compile_s"] > 0
+    row = decode_speed.measure_compiled_decode(tiny_lm, batch=2, tokens=4)
+    assert row["path"] == "compiled generic" and (row["batch"], row["tokens"]) == (2, 4)
 
 
 @pytest.mark.parametrize("kwargs", [dict(batch=0, tokens=4), dict(batch=1, tokens=4, prompt_len=0),

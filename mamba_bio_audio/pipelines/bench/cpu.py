@@ -15,7 +15,8 @@ In order, on one seeded causal LM (fp32; default 4 layers, d_model 256, N 16, ba
 4. greedy decoding at batch 1 (``decode_speed.measure_decode``): tokens/s, µs per token, and the per-token
    overhead, the time above the GEMM FLOPs at the matmul rate;
 5. ``torch.compile`` (inductor, ``fullgraph=True``) of the model's forward against eager, the same step with the
-   loss outside (skipped by ``--no-compile`` and ``--quick``: compiling takes a minute or more on 2 cores);
+   loss outside, and of the generic decode step against the eager generic step and the fused one (skipped by
+   ``--no-compile`` and ``--quick``: compiling takes a minute or more on a busy 2-core machine);
 6. the peers (:mod:`.cpu_peers`): mambapy and transformers at the same shapes, training step and decoding, with
    ours / theirs ratios. transformers' CPU path is a Python loop over L (about 250 s per step at L 1024 on
    2 cores), so it trains at ``--transformers-length`` (default 64) and the ratio compares tokens/s.
@@ -38,7 +39,7 @@ from rich.table import Table
 from mamba_bio_audio import ops
 from mamba_bio_audio.pipelines.bench import cpu_peers, cpu_roofline
 from mamba_bio_audio.pipelines.bench.cpu_profile import CATEGORIES, profile_step
-from mamba_bio_audio.pipelines.bench.decode_speed import measure_decode
+from mamba_bio_audio.pipelines.bench.decode_speed import measure_compiled_decode, measure_decode
 from mamba_bio_audio.pipelines.bench.timing import failure, median_seconds
 from mamba_bio_audio.pipelines.reporting.bench_results import start, write_result
 from mamba_bio_audio.pipelines.reporting.plots import pyplot, save_png
@@ -203,6 +204,22 @@ def _compiled(model, optimizer, s: dict) -> dict:
             "compile_s": round(compile_s, 1), "speedup": round(eager / seconds, 3)}
 
 
+def _compiled_decode(model, s: dict, fused: dict) -> dict:
+    """Greedy decoding at batch 1 through the generic step, eager and compiled by ``torch.compile``, beside the fused
+    step's figure ``fused`` from the same run."""
+    generic = measure_decode(model, batch=1, tokens=s["decode_tokens"], seed=s["seed"], fast=False)
+    try:
+        compiled = measure_compiled_decode(model, batch=1, tokens=s["decode_tokens"], seed=s["seed"])
+    except Exception as err:  # the verdict is a row either way
+        return {"generic_tokens_per_s": generic["tokens_per_s"], "error": failure(err)}
+    finally:
+        model.train()
+    return {"generic_tokens_per_s": generic["tokens_per_s"], "compiled_tokens_per_s": compiled["tokens_per_s"],
+            "fused_tokens_per_s": fused["tokens_per_s"], "compile_s": compiled["compile_s"],
+            "compiled_over_generic": round(compiled["tokens_per_s"] / generic["tokens_per_s"], 2),
+            "fused_over_compiled": round(fused["tokens_per_s"] / compiled["tokens_per_s"], 2)}
+
+
 def _peers(s: dict, ours_step: dict, ours_decode: dict) -> list[dict]:
     rows = []
     for name in s["peers"]:
@@ -250,6 +267,12 @@ def _print(report: dict, console: Console) -> None:
         c = report["compile"]
         console.print("torch.compile: " + (c.get("error") or f"eager {c['eager_step_ms']:.0f} ms, compiled "
                       f"{c['compiled_step_ms']:.0f} ms ({c['speedup']:.2f}x; compiling took {c['compile_s']:.0f} s)"))
+    if "compile_decode" in report:
+        c = report["compile_decode"]
+        console.print("torch.compile of the generic decode step: " + (c.get("error") or (
+            f"{c['compiled_tokens_per_s']:.0f} tokens/s against {c['generic_tokens_per_s']:.0f} eager "
+            f"({c['compiled_over_generic']:.2f}x; compiling took {c['compile_s']:.0f} s); the fused step "
+            f"{c['fused_tokens_per_s']:.0f} ({c['fused_over_compiled']:.2f}x the compiled one)")))
     for row in report["peers"]:
         if "tokens_per_s" in row:
             console.print(f"{row['peer']} (L {row['length']}): training {row['tokens_per_s']:.0f} tokens/s (ours "
@@ -306,6 +329,7 @@ def run(args) -> int:
     report["decode"] = _decode(model, s, rates)
     if s["compile"]:
         report["compile"] = _compiled(model, optimizer, s)
+        report["compile_decode"] = _compiled_decode(model, s, report["decode"])
     report["peers"] = _peers(s, report["training"], report["decode"])
     _print(report, console)
     write_result(args.out_dir, "cpu", report, started=run_start, plot=_plot(report))
