@@ -1,7 +1,8 @@
 """Numba kernels of the fused CPU decode step: one call runs a whole residual block for one token
 (add → norm → in_proj → conv update → x_proj / dt_proj → softplus → state update → gate → out_proj, and the
-gated MLP with its add → norm when there is one); ``add_norm`` and ``linear`` also serve the final norm, the
-head and SaShiMi's pools.
+gated MLP with its add → norm when there is one); ``embed`` looks the tokens up (and refuses ids outside the
+table), ``final_step`` runs the last add → norm and the head; ``add_norm`` and ``linear`` also serve SaShiMi's
+pools.
 
 They exist because at batch 1 a Mamba step is a few hundred thousand multiply-adds per layer, while the same step
 through PyTorch is about twenty small ops, each with microseconds of dispatch: the time went to dispatch, not to
