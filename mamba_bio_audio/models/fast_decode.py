@@ -101,7 +101,8 @@ def unsupported(module: nn.Module, blocks) -> str | None:
 class _Parameters:
     """The parameter objects of some modules, and the storage each had, when a fused step was built on numpy views
     of them. :meth:`unchanged` is checked before every step: per parameter one dict lookup, one identity and one
-    data pointer, in C loops (``map``), so that it costs about a microsecond for a small LM."""
+    data pointer, in C loops (``map``): about 5 µs for the 43 parameters of a 4-layer LM when they are in cache,
+    8.5 µs in a decoding loop, where they are not."""
 
     def __init__(self, *modules: nn.Module):
         owners = [(m._parameters, n, p) for module in modules for m in module.modules()
@@ -183,7 +184,7 @@ def _accepts(step, input_ids: torch.Tensor) -> bool:
     """Whether the fused ``step`` (its ``batch``, ``parameters``, ``blocks``) may run for ``input_ids`` in a model's
     ``step`` (which records no autograd): (batch,) on the CPU, the settings' backend cpu or unset, the model's
     parameters those the state was built on; refreshes the blocks' A where A_log changed."""
-    if (input_ids.device.type != "cpu" or input_ids.shape != (step.batch,) or not _settings_allow()
+    if (not input_ids.is_cpu or input_ids.shape != (step.batch,) or not _settings_allow()
             or not step.parameters.unchanged()):
         return False
     for block in step.blocks:
