@@ -1,7 +1,8 @@
-"""``benchmarks/gpu_check.sh``: the GPU run in one command of at most 8 minutes, on the device machine this project
-borrows (one H100/H200; its limits, 8 minutes and 8 returned files, are written into :data:`STAGES` and ``--pack``).
+"""``benchmarks/gpu_check.sh``: the GPU run in one command of at most 8.5 minutes, on the device machine this
+project borrows (one H100/H200; its limits, 10 minutes a command and 8 returned files, are written into
+:data:`STAGES` and ``--pack``).
 
-Stages, each a child process with its own wall-clock limit (:data:`STAGES`, 470 s in all on a GPU), its own log,
+Stages, each a child process with its own wall-clock limit (:data:`STAGES`, 490 s in all on a GPU), its own log,
 and its exit status recorded; a stage that fails or runs out of time does not stop the ones after it:
 
 1. ``env``: versions, the device, and that the package imports from this tree;
@@ -13,9 +14,11 @@ and its exit status recorded; a stage that fails or runs out of time does not st
 5. ``static``: ``bench kernels``, the static model of the same scans (compile only), to set beside the measurement;
 6. ``scan_tune``: ``benchmarks/scan_tune.py``, BLOCK_L 16/64 x the lanes on the states (each layout's own, 16),
    forward and backward separately;
-7. ``train``: ``bench train``, Mamba against Transformer++ at the 125M shape, L 2048, batch 1, 2, 4, 8;
-8. ``train_1m``: ``bench memory``, one chunked training step of the 7M DNA model on 2^20 tokens at batch 1;
-9. ``generate``: ``bench generate``, SaShiMi decode at batch 1 and 256, eager and with CUDA graphs.
+7. ``split``: ``benchmarks/scan_tune.py`` again, batch 1, 1024 channels, L 2^11 ... 2^14, L split into the
+   backend's segments or run whole, forward and backward: the L below which ``scan_segments`` should not split;
+8. ``train``: ``bench train``, Mamba against Transformer++ at the 125M shape, L 2048, batch 1, 2, 4, 8;
+9. ``train_1m``: ``bench memory``, one chunked training step of the 7M DNA model on 2^20 tokens at batch 1;
+10. ``generate``: ``bench generate``, SaShiMi decode at batch 1 and 256, eager and with CUDA graphs.
 
 Then ``summary.md`` (one page) and ``summary.json``: each stage's status and each figure beside its target
 (:data:`FIGURES`), "not measured" where a stage did not produce it. The raw files (logs, every JSON, PNGs) are
@@ -77,6 +80,7 @@ class Plan:
     flash_length: int  # the L of the "x times flash attention" target
     floor_min_length: int  # within the floor target from this L on
     tune_shapes: str
+    split_shapes: str  # batch 1 at short L: where splitting L into segments stops paying
     train_batches: str
     train_1m_log2: int
     generate_batches: str
@@ -85,11 +89,14 @@ class Plan:
 GPU_PLAN = Plan(scan_width=1024, scan_state=16, scan_lengths=tuple(2 ** k for k in (16, 15, 14, 11, 12, 13, 10, 17, 18)),
                 batch_shape=(8, 2048, 16, 2048), reference_max_length=2 ** 16, headline_length=2 ** 16,
                 flash_min_length=2 ** 11, flash_length=2 ** 15, floor_min_length=2 ** 14,
-                tune_shapes="1x1024x16x65536:bf16,8x2048x16x2048:bf16", train_batches="1,2,4,8", train_1m_log2=20,
+                tune_shapes="1x1024x16x65536:bf16,8x2048x16x2048:bf16",
+                split_shapes=",".join(f"1x1024x16x{2 ** k}:bf16" for k in (11, 12, 13, 14)),
+                train_batches="1,2,4,8", train_1m_log2=20,
                 generate_batches="1,256")
 DRY_PLAN = Plan(scan_width=8, scan_state=16, scan_lengths=(16,), batch_shape=(2, 8, 16, 16),
                 reference_max_length=16, headline_length=16, flash_min_length=16, flash_length=16,
-                floor_min_length=16, tune_shapes="1x8x4x16:bf16", train_batches="2", train_1m_log2=7,
+                floor_min_length=16, tune_shapes="1x8x4x16:bf16", split_shapes="1x8x16x64:bf16", train_batches="2",
+                train_1m_log2=7,
                 generate_batches="1,2")
 
 
@@ -180,6 +187,14 @@ def _scan_tune(ctx: Context, stage: Stage) -> list[str]:
     return [ctx.python, str(HERE / "scan_tune.py"), *args]
 
 
+def _split(ctx: Context, stage: Stage) -> list[str]:
+    """scan_tune at the default launch (BLOCK_L 16, BLOCK_D 4) with the backend's segments and with none."""
+    args = ["--shapes", ctx.plan.split_shapes, "--block-l", "16", "--block-d", "4", "--segments", "0,1",
+            "--time-budget", stage.sweep_budget(ctx), "--out", str(ctx.folder(stage.name) / "split.json")]
+    args += ["--repeats", "1", "--interpret"] if ctx.dry else ["--repeats", "10"]
+    return [ctx.python, str(HERE / "scan_tune.py"), *args]
+
+
 def static_shapes(plan: Plan) -> list[str]:
     """``bench kernels --shape`` of the training steps whose scans ``scan`` measures: the headline length at batch
     1 and the batch shape (d_inner = :data:`EXPAND` d_model; the model's N is 16)."""
@@ -225,13 +240,15 @@ STAGES = (
           "pytest tests/kernels/triton -m 'not gpu' (compiled kernels, inductor)"),
     Stage("gpu_tests", 80, BASE_MODULES + ("pytest", "triton"), _gpu_tests,
           "pytest tests/kernels/triton -m gpu (real shapes)"),
-    Stage("scan", 110, BASE_MODULES + ("numba", "rich", "triton"), _scan,
+    Stage("scan", 100, BASE_MODULES + ("numba", "rich", "triton"), _scan,
           "bench scan: vs reference, causal flash attention, bandwidth and exp2 floors"),
     Stage("static", 20, BASE_MODULES + ("triton",), _static,
           "bench kernels: the static model of the scan's launches at the scan stage's shapes (compile only)",
           compiles_for_gpu=True),
     Stage("scan_tune", 45, BASE_MODULES + ("numba", "rich", "triton"), _scan_tune,
           "benchmarks/scan_tune.py: CHUNK x BLOCK_D, forward and backward"),
+    Stage("split", 20, BASE_MODULES + ("numba", "rich", "triton"), _split,
+          "benchmarks/scan_tune.py: L split into segments or not, batch 1, L 2K-16K, forward and backward"),
     Stage("train", 65, BASE_MODULES + ("numba", "matplotlib"), _train,
           "bench train: Mamba vs Transformer++, 125M, L 2048, batch 1..8"),
     Stage("train_1m", 30, BASE_MODULES + ("numba", "matplotlib"), _train_1m,
@@ -508,6 +525,21 @@ def _tuned(direction: str):
     return extract
 
 
+def _split_pays(direction: str):
+    """The longest L at which running L whole is faster than the backend's split (0: at none), each L's ratio in
+    the detail."""
+    def extract(folder: Path, plan: Plan):
+        report = _json(folder, "split.json")
+        whole = {r["shape"][3]: r["speedup_over_default"] for r in report["results"]
+                 if r["direction"] == direction and r["segments"] == 1 and "speedup_over_default" in r}
+        if not whole:
+            return None, ""
+        detail = ", ".join(f"L {length}: {ratio:.2f}x" for length, ratio in sorted(whole.items()))
+        return max((length for length, ratio in whole.items() if ratio > 1), default=0), \
+            f"unsplit / split speed: {detail}"
+    return extract
+
+
 def _train_memory(folder: Path, plan: Plan):
     report = _json(folder, "train_*.json")
     key = "peak_mb" if report["parameters"]["device"] == "cuda" else "above_baseline_mb"
@@ -607,6 +639,10 @@ FIGURES = (
            _tuned("fwd")),
     Figure("scan_tune.bwd_best_over_default", "scan_tune", "best bwd launch config, x the default", "x", None,
            _tuned("bwd")),
+    Figure("split.unsplit_faster_up_to_fwd", "split", "longest L where the unsplit scan fwd beats the split one",
+           "tokens", None, _split_pays("fwd")),
+    Figure("split.unsplit_faster_up_to_bwd", "split", "longest L where the unsplit scan bwd beats the split one",
+           "tokens", None, _split_pays("bwd")),
     Figure("train.mamba_over_transformer_memory", "train", "Mamba / Transformer++ training memory, worst batch",
            "x", ("<=", 1.0), _train_memory),
     Figure("train.mamba_tokens_per_s", "train", "Mamba training tokens/s, largest batch", "tokens/s", None,

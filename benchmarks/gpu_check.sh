@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU run in one command (at most 8 minutes on one H100/H200): kernel tests, bench scan against the reference,
-# flash attention and the floors, the scan tuning sweep, training memory and speed, the 1M-token step and audio
+# The GPU run in one command (at most 8.5 minutes on one H100/H200): kernel tests, bench scan against the reference,
+# flash attention and the floors, the scan tuning sweeps, training memory and speed, the 1M-token step and audio
 # decoding; each stage under its own time limit, then summary.md and summary.json beside each figure's target.
 #
 #   benchmarks/gpu_check.sh [--dry-run] [--pack] [--only STAGES] [--skip STAGES] [OUT_DIR]

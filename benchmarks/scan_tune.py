@@ -2,10 +2,13 @@
 separately, and the best point of each beside the default launch configuration, measured in the same run. A
 developer's tool for the kernels (``benchmarks/gpu_check.sh`` runs it), not part of the installed package.
 
-Knobs: BLOCK_L (steps per tile along L), BLOCK_D (channels per program) and the lanes on the states, NL (both
-directions; 0: each layout's own choice), given to ``ops.selective_scan_tuned`` (the op on the triton backend with
-its launch configuration) as its keyword-only ``block_l``, ``block_d``, ``forward_lanes`` and ``backward_lanes``.
-Forward and backward are timed apart, so one NL value measures each direction's layout at that NL. Points
+Knobs: BLOCK_L (steps per tile along L), BLOCK_D (channels per program), the lanes on the states, NL (both
+directions; 0: each layout's own choice) and the segments L is split into (both directions; 0: the backend's
+choice, ``scan_segments``; 1: no split), given to ``ops.selective_scan_tuned`` (the op on the triton backend with
+its launch configuration) as its keyword-only ``block_l``, ``block_d``, ``forward_lanes``, ``backward_lanes`` and
+``segments``. Forward and backward are timed apart, so one NL value measures each direction's layout at that NL,
+and ``--segments 0,1`` at short L says where the split stops paying in each direction (``gpu_check``'s ``split``
+stage). Points
 whose (BLOCK_D, next_pow2(N), BLOCK_L) tile exceeds ``--max-tile`` fp32 elements are left out (the kernels hold
 several such tiles in registers). ``num_warps`` is not a knob of the op, so it is not swept; the JSON says so.
 BLOCK_L is ``block_l`` in each row of the JSON and in ``parameters`` (results written before the rename say
@@ -49,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lanes", default="0",
                         help="NL values (lanes on the states, both directions): powers of two up to min(32, "
                              "next_pow2(N)), 0 for each layout's own choice (default: %(default)s)")
+    parser.add_argument("--segments", default="0",
+                        help="segments of L, both directions: positive counts, 0 for the backend's choice "
+                             "(default: %(default)s)")
     parser.add_argument("--max-tile", type=int, default=8192,
                         help="largest BLOCK_D * next_pow2(N) * BLOCK_L swept (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per point (default: %(default)s)")
@@ -75,13 +81,24 @@ def _powers_of_two(text: str, option: str, zero: bool = False) -> list[int]:
     return values
 
 
+def _counts(text: str, option: str) -> list[int]:
+    """Comma-separated non-negative integers (0: the backend's choice)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0:
+        raise ValueError(f"{option} must be comma-separated non-negative integers; got {text!r}")
+    return values
+
+
 def grid(block_ls: list[int], block_ds: list[int], n_state: int, max_tile: int,
-         lanes: tuple[int, ...] = (0,)) -> list[tuple[int, int, int]]:
-    """(BLOCK_L, BLOCK_D, NL) points whose (BLOCK_D, next_pow2(N), BLOCK_L) tile has at most ``max_tile``
-    elements; NL 0: each layout's own."""
+         lanes: tuple[int, ...] = (0,), segments: tuple[int, ...] = (0,)) -> list[tuple[int, int, int, int]]:
+    """(BLOCK_L, BLOCK_D, NL, segments) points whose (BLOCK_D, next_pow2(N), BLOCK_L) tile has at most
+    ``max_tile`` elements; NL 0: each layout's own; segments 0: the backend's choice."""
     block_n = 1 << max(n_state - 1, 0).bit_length()
-    return [(block_l, block_d, nl) for block_l in block_ls for block_d in block_ds for nl in lanes
-            if block_d * block_n * block_l <= max_tile]
+    return [(block_l, block_d, nl, seg) for block_l in block_ls for block_d in block_ds for nl in lanes
+            for seg in segments if block_d * block_n * block_l <= max_tile]
 
 
 def _device(interpret: bool) -> torch.device:
@@ -103,34 +120,37 @@ class Problem:
         gen = torch.Generator().manual_seed(seed + 1)
         self.grad_out = torch.randn(inputs["u"].shape, generator=gen).to(device=device, dtype=inputs["u"].dtype)
 
-    def forward(self, block_l: int | None, block_d: int | None, lanes: int = 0) -> torch.Tensor:
-        """The training forward through ``ops`` (None, lanes 0: the backend's own choice of the knob)."""
+    def forward(self, block_l: int | None, block_d: int | None, lanes: int = 0, segments: int = 0) -> torch.Tensor:
+        """The training forward through ``ops`` (None, lanes or segments 0: the backend's own choice of the knob)."""
         return ops.selective_scan_tuned(*self.leaves, delta_softplus=True, block_l=block_l, block_d=block_d,
-                                        forward_lanes=lanes or None, backward_lanes=lanes or None)
+                                        segments=segments or None, forward_lanes=lanes or None,
+                                        backward_lanes=lanes or None)
 
     def backward(self, out: torch.Tensor):
         return torch.autograd.grad(out, self.leaves, self.grad_out, retain_graph=True)
 
-    def time(self, block_l: int | None, block_d: int | None, repeats: int, lanes: int = 0) -> tuple[float, float]:
+    def time(self, block_l: int | None, block_d: int | None, repeats: int, lanes: int = 0,
+             segments: int = 0) -> tuple[float, float]:
         """(forward s, backward s) at one point."""
-        fwd = median_seconds(lambda: self.forward(block_l, block_d, lanes), self.device, repeats)
-        out = self.forward(block_l, block_d, lanes)
+        fwd = median_seconds(lambda: self.forward(block_l, block_d, lanes, segments), self.device, repeats)
+        out = self.forward(block_l, block_d, lanes, segments)
         return fwd, median_seconds(lambda: self.backward(out), self.device, repeats)
 
 
-def _worker(args, points: list[tuple[int, int]]) -> int:
+def _worker(args, points: list[tuple[int, int, int, int]]) -> int:
     index, count = (int(v) for v in args.worker.split("/"))
     (shape, dtype_name), *_ = parse_shapes(args.shapes)
     problem = Problem(shape, dtype_name, _device(args.interpret), args.seed)
-    for block_l, block_d, lanes in points[index::count]:
-        problem.backward(problem.forward(block_l, block_d, lanes))
+    for block_l, block_d, lanes, segments in points[index::count]:
+        problem.backward(problem.forward(block_l, block_d, lanes, segments))
     return 0
 
 
 def _compile_in_workers(args, count: int, allowance: budget.TimeBudget) -> dict:
     """Run ``count`` worker processes over the points; what happened, for the JSON."""
     base = [sys.executable, str(Path(__file__).resolve()), "--shapes", args.shapes, "--block-l", args.block_l,
-            "--block-d", args.block_d, "--lanes", args.lanes, "--max-tile", str(args.max_tile),
+            "--block-d", args.block_d, "--lanes", args.lanes, "--segments", args.segments,
+            "--max-tile", str(args.max_tile),
             "--seed", str(args.seed)]
     base += ["--interpret"] if args.interpret else []
     started = time.perf_counter()
@@ -152,9 +172,9 @@ def _compile_in_workers(args, count: int, allowance: budget.TimeBudget) -> dict:
 
 
 def _point_row(shape, dtype_name, direction, point, seconds=None, error=None, default_s=None) -> dict:
-    block_l, block_d, lanes = point
+    block_l, block_d, lanes, segments = point
     row = {"shape": list(shape), "dtype": dtype_name, "direction": direction, "block_l": block_l, "block_d": block_d,
-           "lanes": lanes}
+           "lanes": lanes, "segments": segments}
     if error is not None:
         return row | {"error": error}
     return row | {"ms": round(seconds * 1e3, 4), "speedup_over_default": round(default_s / seconds, 3)}
@@ -174,7 +194,7 @@ def sweep_shape(shape, dtype_name: str, points, repeats: int, seed: int, device:
             continue
         started = time.perf_counter()
         try:
-            fwd, bwd = problem.time(*point[:2], repeats, lanes=point[2])
+            fwd, bwd = problem.time(*point[:2], repeats, lanes=point[2], segments=point[3])
             rows += [_point_row(shape, dtype_name, "fwd", point, fwd, default_s=default_fwd),
                      _point_row(shape, dtype_name, "bwd", point, bwd, default_s=default_bwd)]
         except Exception as err:  # a point that does not compile or launch is a finding, not the end
@@ -202,7 +222,8 @@ def run(args) -> int:
     if any(shape[2] != shapes[0][0][2] for shape, _ in shapes):
         raise ValueError("--shapes must share one N (the grid's tile size depends on it)")
     lanes = _powers_of_two(args.lanes, "--lanes", zero=True)
-    points = grid(block_ls, block_ds, shapes[0][0][2], args.max_tile, tuple(lanes))
+    segments = _counts(args.segments, "--segments")
+    points = grid(block_ls, block_ds, shapes[0][0][2], args.max_tile, tuple(lanes), tuple(segments))
     if not points:
         raise ValueError(f"no (BLOCK_L, BLOCK_D) point has a tile within --max-tile {args.max_tile}")
     if args.worker is not None:
@@ -222,15 +243,16 @@ def run(args) -> int:
               f"bwd {default['bwd_ms']:.3f} ms")
     for row in best:
         print(f"best {row['direction']} {'×'.join(map(str, row['shape']))} {row['dtype']}: BLOCK_L {row['block_l']}, "
-              f"BLOCK_D {row['block_d']}, NL {row['lanes'] or 'default'}: {row['ms']:.3f} ms "
+              f"BLOCK_D {row['block_d']}, NL {row['lanes'] or 'default'}, segments {row['segments'] or 'default'}: "
+              f"{row['ms']:.3f} ms "
               f"({row['speedup_over_default']:.2f}x the default)")
     for row in rows:
         if "error" in row and row["error"] != budget.NOT_RUN:
-            print(f"{row['direction']} BLOCK_L {row['block_l']} BLOCK_D {row['block_d']} NL {row['lanes']}: "
-                  f"{row['error']}")
+            print(f"{row['direction']} BLOCK_L {row['block_l']} BLOCK_D {row['block_d']} NL {row['lanes']} "
+                  f"segments {row['segments']}: {row['error']}")
     report = {
         "parameters": {"device": device.type, "block_l": block_ls, "block_d": block_ds,
-                       "lanes": lanes, "max_tile": args.max_tile,
+                       "lanes": lanes, "segments": segments, "max_tile": args.max_tile,
                        "repeats": args.repeats, "warmup_runs": 1, "statistic": "median", "seed": args.seed,
                        "num_warps": NUM_WARPS_NOTE, "interpreted": device.type == "cpu",
                        "time_budget_s": args.time_budget, "compile_workers": compiled},
