@@ -95,7 +95,7 @@ GPU_PLAN = Plan(scan_width=1024, scan_state=16, scan_lengths=tuple(2 ** k for k 
                 generate_batches="1,256")
 DRY_PLAN = Plan(scan_width=8, scan_state=16, scan_lengths=(16,), batch_shape=(2, 8, 16, 16),
                 reference_max_length=16, headline_length=16, flash_min_length=16, flash_length=16,
-                floor_min_length=16, tune_shapes="1x8x4x16:bf16", split_shapes="1x8x16x64:bf16", train_batches="2",
+                floor_min_length=16, tune_shapes="1x8x4x16:bf16", split_shapes="1x4x4x32:bf16", train_batches="2",
                 train_1m_log2=7,
                 generate_batches="1,2")
 
