@@ -35,6 +35,7 @@ import torch
 
 from mamba_bio_audio import ops
 from mamba_bio_audio.pipelines.bench import budget
+from mamba_bio_audio.pipelines.bench.int_lists import int_list
 from mamba_bio_audio.pipelines.bench.scan import DTYPES, INPUT_NAMES, make_inputs, parse_shapes
 from mamba_bio_audio.pipelines.bench.timing import failure, median_seconds
 from mamba_bio_audio.pipelines.reporting.bench_results import result_path, start, write_result
@@ -72,24 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _powers_of_two(text: str, option: str, zero: bool = False) -> list[int]:
     """Comma-separated powers of two (and 0 where ``zero``: each layout's own choice)."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or any(v < (0 if zero else 1) or v & (v - 1) for v in values):
-        raise ValueError(f"{option} must be comma-separated powers of two{' or 0' if zero else ''}; got {text!r}")
-    return values
+    return int_list(text, option, lambda v: (v == 0 and zero) or (v > 0 and not v & (v - 1)),
+                    "powers of two" + (" or 0" if zero else ""))
 
 
 def _counts(text: str, option: str) -> list[int]:
     """Comma-separated non-negative integers (0: the backend's choice)."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 0:
-        raise ValueError(f"{option} must be comma-separated non-negative integers; got {text!r}")
-    return values
+    return int_list(text, option, lambda v: v >= 0, "non-negative integers")
 
 
 def grid(block_ls: list[int], block_ds: list[int], n_state: int, max_tile: int,

@@ -38,6 +38,7 @@ from mamba_bio_audio.models import MambaLMHeadModel
 from mamba_bio_audio.models.sashimi import SashimiLM
 from mamba_bio_audio.models.sashimi_config import SashimiConfig
 from mamba_bio_audio.pipelines.bench.decode_speed import measure_decode, measure_sashimi_sampling
+from mamba_bio_audio.pipelines.bench.int_lists import int_list
 from mamba_bio_audio.pipelines.bench.timing import failure, sync
 from mamba_bio_audio.tokenizers import MU_LAW_START_TOKEN
 
@@ -74,13 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"--batch-sizes must be comma-separated positive integers; got {text!r}")
-    return sizes
+    return int_list(text, "--batch-sizes", lambda v: v >= 1, "positive integers")
 
 
 def _time_sampling(model: SashimiLM, batch: int, samples: int, seed: int) -> float:
