@@ -33,8 +33,8 @@ def test_one_point_sweep_writes_best_and_default(tmp_path):
     report = json.loads(out.read_text())
     assert report["benchmark"] == "scan_tune" and report["machine"]["loadavg_after"] is not None
     assert report["parameters"]["compile_workers"]["failed"] == []
-    assert [(r["direction"], r["block_l"], r["block_d"], r["lanes"]) for r in report["results"]] == [
-        ("fwd", 16, 4, 2), ("bwd", 16, 4, 2)]
+    assert [(r["direction"], r["block_l"], r["block_d"], r["lanes"], r["segments"]) for r in report["results"]] == [
+        ("fwd", 16, 4, 2, 0), ("bwd", 16, 4, 2, 0)]
     assert all(r["ms"] > 0 and r["speedup_over_default"] > 0 for r in report["results"])
     assert report["best"] == report["results"]
     assert report["defaults"][0]["fwd_ms"] > 0 and report["defaults"][0]["bwd_ms"] > 0
@@ -52,20 +52,26 @@ def test_the_launch_knobs_reach_the_kernel_through_ops(device):
     torch.testing.assert_close(tuned, default)
     lanes = ops.selective_scan_tuned(u, delta, A, B, C, z=z, delta_softplus=True, forward_lanes=1, backward_lanes=2)
     torch.testing.assert_close(lanes, default)
+    for segments in (1, 2):  # L 40 is 3 chunks of 16: run whole, and split in two
+        split = ops.selective_scan_tuned(u, delta, A, B, C, z=z, delta_softplus=True, block_l=16, segments=segments)
+        torch.testing.assert_close(split, default)
     with pytest.raises(ValueError, match=r"^A\b.*\(d_inner, N\)"):  # the op's argument checks come first
         ops.selective_scan_tuned(u, delta, A[:2], B, C, block_l=16)
 
 
 def test_the_grid_keeps_tiles_within_the_register_budget(scan_tune):
     assert scan_tune.grid([32, 64, 128], [2, 4, 8, 16], n_state=16, max_tile=8192) == [
-        (32, 2, 0), (32, 4, 0), (32, 8, 0), (32, 16, 0), (64, 2, 0), (64, 4, 0), (64, 8, 0), (128, 2, 0), (128, 4, 0)]
-    assert scan_tune.grid([16], [4], n_state=16, max_tile=8192, lanes=(0, 16)) == [(16, 4, 0), (16, 4, 16)]
+        (32, 2, 0, 0), (32, 4, 0, 0), (32, 8, 0, 0), (32, 16, 0, 0), (64, 2, 0, 0), (64, 4, 0, 0), (64, 8, 0, 0),
+        (128, 2, 0, 0), (128, 4, 0, 0)]
+    assert scan_tune.grid([16], [4], n_state=16, max_tile=8192, lanes=(0, 16), segments=(0, 1)) == [
+        (16, 4, 0, 0), (16, 4, 0, 1), (16, 4, 16, 0), (16, 4, 16, 1)]
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--block-l", "48"], "--block-l must be comma-separated powers of two"),
     (["--block-d", "0"], "--block-d must be comma-separated powers of two"),
     (["--lanes", "3"], "--lanes must be comma-separated powers of two or 0"),
+    (["--segments", "-1"], "--segments must be comma-separated non-negative integers"),
     (["--max-tile", "1"], "no (BLOCK_L, BLOCK_D) point"),
     (["--shapes", "1x4x2x16,1x4x4x16"], "must share one N"),
 ])
