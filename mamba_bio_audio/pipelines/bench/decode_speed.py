@@ -63,14 +63,14 @@ def _measure(model, prompt: torch.Tensor, steps: int, warmup: int, fast: bool, m
         model.train(was_training)
 
 
-def _compiled_steps(model):
+def _compiled_steps(model, backend: str = "inductor"):
     """A ``make_step`` for :func:`_timed_loop`: the generic one-token forward of a Mamba LM through
-    ``torch.compile`` (inductor, ``fullgraph=True``), and a dict whose "compile_s" the first call fills in. The
+    ``torch.compile`` (``backend``, ``fullgraph=True``), and a dict whose "compile_s" the first call fills in. The
     compiled function sees a view of the state whose ``seqlen_offset`` stays 1 (to a Mamba mixer it only says
     "step"; a guard on the real offset would recompile at every token), over the state's own layer tensors."""
     compiled = torch.compile(
         lambda ids, view: model(ids[:, None], inference_params=view, num_last_tokens=1).logits[:, -1],
-        fullgraph=True, dynamic=False)
+        fullgraph=True, dynamic=False, backend=backend)
     timing = {}
 
     def make_step(state):
@@ -104,16 +104,17 @@ def measure_decode(model, *, batch: int, tokens: int, prompt_len: int = 1, seed:
             "batch": batch, "tokens": tokens, "path": path}
 
 
-def measure_compiled_decode(model, *, batch: int, tokens: int, prompt_len: int = 1, seed: int = 0) -> dict:
+def measure_compiled_decode(model, *, batch: int, tokens: int, prompt_len: int = 1, seed: int = 0,
+                            backend: str = "inductor") -> dict:
     """As :func:`measure_decode` (same prompt, same loop), each step the generic one-token forward of a Mamba LM
-    compiled with ``torch.compile`` (inductor, ``fullgraph=True``; its compilation is in the warm-up, outside the
+    compiled with ``torch.compile`` (``backend``, ``fullgraph=True``; its compilation is in the warm-up, outside the
     clock). Returns {"tokens_per_s", "us_per_token", "batch", "tokens", "compile_s", "path": "compiled generic"}."""
     for name, value in (("batch", batch), ("tokens", tokens), ("prompt_len", prompt_len)):
         _positive(name, value)
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     prompt = torch.randint(0, model.config.vocab_size, (batch, prompt_len), generator=generator).to(device)
-    make_step, timing = _compiled_steps(model)
+    make_step, timing = _compiled_steps(model, backend)
     wall, path = _measure(model, prompt, tokens, min(tokens, 16), False, make_step)
     return {"tokens_per_s": round(tokens / wall, 1), "us_per_token": round(wall / tokens * 1e6, 2),
             "batch": batch, "tokens": tokens, "compile_s": round(timing["compile_s"], 1), "path": path}
