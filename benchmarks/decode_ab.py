@@ -38,27 +38,29 @@ if kind == "lm":
     from mamba_bio_audio.config import MambaConfig
     from mamba_bio_audio.models.lm import MambaLMHeadModel
     model = MambaLMHeadModel(MambaConfig(d_model=256, n_layer=4, vocab_size=12, ssm_cfg={"d_state": 16})).eval()
+    vocab = model.config.vocab_size
 
     def rate(batch, steps):
         with torch.no_grad():
             state = model.allocate_inference_cache(batch, steps + 8)
             logits, state = model.prefill(torch.zeros(batch, 1, dtype=torch.long), state)
-            token = logits[:, -1, :12].argmax(-1)
+            token = logits[:, -1, :vocab].argmax(-1)
             start = time.perf_counter()
             for _ in range(steps):
                 logits, state = model.step(token, state)
-                token = logits[:, :12].argmax(-1)
+                token = logits[:, :vocab].argmax(-1)
             return steps / (time.perf_counter() - start)
     batches, steps = (1,), 1024
 else:
     from mamba_bio_audio.models.sashimi import SashimiLM
     from mamba_bio_audio.models.sashimi_config import SashimiConfig
+    from mamba_bio_audio.tokenizers import MU_LAW_START_TOKEN
     model = SashimiLM(SashimiConfig.from_preset("youtubemix", d_model=64, n_layers=1, pool=[4, 4])).eval()
 
     def rate(batch, steps):
         with torch.no_grad():
             state = model.allocate_inference_cache(batch)
-            token = torch.full((batch,), 128, dtype=torch.long)
+            token = torch.full((batch,), MU_LAW_START_TOKEN, dtype=torch.long)
             start = time.perf_counter()
             for _ in range(steps):
                 logits, state = model.step(token, state)

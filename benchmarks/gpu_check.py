@@ -246,7 +246,7 @@ STAGES = (
           "bench kernels: the static model of the scan's launches at the scan stage's shapes (compile only)",
           compiles_for_gpu=True),
     Stage("scan_tune", 45, BASE_MODULES + ("numba", "rich", "triton"), _scan_tune,
-          "benchmarks/scan_tune.py: CHUNK x BLOCK_D, forward and backward"),
+          "benchmarks/scan_tune.py: BLOCK_L 16/64 x the lanes on the states, forward and backward"),
     Stage("split", 20, BASE_MODULES + ("numba", "rich", "triton"), _split,
           "benchmarks/scan_tune.py: L split into segments or not, batch 1, L 2K-16K, forward and backward"),
     Stage("train", 65, BASE_MODULES + ("numba", "matplotlib"), _train,

@@ -171,8 +171,8 @@ def _cpu_scan():
 
 def cpu_decode_kernels():
     """The numba kernels of the fused CPU decode step (``kernels/selective_state_update/cpu_block.py``:
-    ``embed``, ``block_step``, ``final_step``, ``add_norm``, ``linear``), imported on first use. They take numpy arrays and validate nothing:
-    ``mamba_bio_audio.models.fast_decode`` checks the shapes once per decoding state."""
+    ``embed``, ``block_step``, ``final_step``, ``add_norm``, ``linear``), imported on first use. They take numpy
+    arrays and validate nothing: ``mamba_bio_audio.models.fast_decode`` checks the shapes once per decoding state."""
     return importlib.import_module("mamba_bio_audio.kernels.selective_state_update.cpu_block")
 
 

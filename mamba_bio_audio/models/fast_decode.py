@@ -180,23 +180,38 @@ class _BlockCall:
         self.kernels.block_step(hidden, resid, first, sum_out, *self.args)
 
 
-def _accepts(step, input_ids: torch.Tensor) -> bool:
-    """Whether the fused ``step`` (its ``batch``, ``parameters``, ``blocks``) may run for ``input_ids`` in a model's
-    ``step`` (which records no autograd): (batch,) on the CPU, the settings' backend cpu or unset, the model's
-    parameters those the state was built on; refreshes the blocks' A where A_log changed."""
-    if (not input_ids.is_cpu or input_ids.shape != (step.batch,) or not _settings_allow()
-            or not step.parameters.unchanged()):
-        return False
-    for block in step.blocks:
-        block.refresh()
-    return True
-
-
 def _settings_allow() -> bool:
     return ops.settings().backend in (None, "cpu")
 
 
-class FastMambaStep:
+class _FusedStep:
+    """What the two fused steps share: the checks before a step, from ``batch``, ``parameters`` (a
+    :class:`_Parameters`) and ``blocks`` (their :class:`_BlockCall`), set by the subclass."""
+
+    batch: int
+    parameters: _Parameters
+    blocks: list
+
+    def __deepcopy__(self, memo) -> None:
+        return None  # a copied state holds copied tensors that this step's views do not see: it steps generically
+
+    def accepts(self, input_ids: torch.Tensor) -> bool:
+        """Whether this step may run for ``input_ids`` inside the model's ``step``, which records no autograd:
+        (batch,) on the CPU, the settings' backend cpu or unset, the model's parameters those the state was built on
+        (objects and storage). Refreshes the blocks' A where A_log changed."""
+        if (not input_ids.is_cpu or input_ids.shape != (self.batch,) or not _settings_allow()
+                or not self.parameters.unchanged()):
+            return False
+        for block in self.blocks:
+            block.refresh()
+        return True
+
+    def applies(self, input_ids: torch.Tensor) -> bool:
+        """Whether this step may run for ``input_ids``: autograd off, and :meth:`accepts`."""
+        return not torch.is_grad_enabled() and self.accepts(input_ids)
+
+
+class FastMambaStep(_FusedStep):
     """The fused step of a causal LM over a :class:`~mamba_bio_audio.models.mixer_model.MixerModel` of Mamba blocks:
     ``step(input_ids (batch,) int64) -> logits (batch, padded_vocab) fp32`` (a new tensor each call), the layer
     states in ``cache`` (layer_idx → (conv_state, ssm_state)) updated in place."""
@@ -217,9 +232,6 @@ class FastMambaStep:
         self.logits_shape = (batch, model.lm_head.weight.shape[0])
         self.embedding = _array(embedding.weight)
 
-    def __deepcopy__(self, memo) -> None:
-        return None  # a copied state holds copied tensors that this step's views do not see: it steps generically
-
     @staticmethod
     def build(model: nn.Module, cache: dict, batch: int) -> FastMambaStep | None:
         """The fused step for ``model`` (a CausalLM) and its zeroed ``cache``, or None where it does not apply."""
@@ -238,16 +250,6 @@ class FastMambaStep:
             return None
         return FastMambaStep(model, cache, batch)
 
-    def applies(self, input_ids: torch.Tensor) -> bool:
-        """Whether this step may run for ``input_ids``: autograd off, and :meth:`accepts`."""
-        return not torch.is_grad_enabled() and _accepts(self, input_ids)
-
-    def accepts(self, input_ids: torch.Tensor) -> bool:
-        """Whether this step may run for ``input_ids`` inside the model's ``step``, which records no autograd:
-        (batch,) on the CPU, the settings' backend cpu or unset, the model's parameters those the state was built on
-        (objects and storage)."""
-        return _accepts(self, input_ids)
-
     def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
         kernels = self.kernels
         _embed(kernels, self.embedding, input_ids, self.hidden)
@@ -258,7 +260,7 @@ class FastMambaStep:
         return torch.from_numpy(logits)
 
 
-class FastSashimiStep:
+class FastSashimiStep(_FusedStep):
     """The fused step of a :class:`~mamba_bio_audio.models.sashimi.SashimiLM` (``SashimiBackbone.step``'s U-Net
     walk): ``step(input_ids (batch,) int64, state) -> logits (batch, vocab) fp32``, the block and pool states of
     ``state`` updated in place."""
@@ -287,9 +289,6 @@ class FastSashimiStep:
         self.embedding = _array(model.embedding.weight)
         self.parameters = _Parameters(model)
 
-    def __deepcopy__(self, memo) -> None:
-        return None  # as FastMambaStep's
-
     @staticmethod
     def build(model: nn.Module, state, batch: int) -> FastSashimiStep | None:
         """The fused step for ``model`` and its zeroed ``state``, or None where it does not apply."""
@@ -302,14 +301,6 @@ class FastSashimiStep:
         if any(t.dtype != torch.float32 or not t.is_contiguous() for t in tensors):
             return None
         return FastSashimiStep(model, state, batch)
-
-    def applies(self, input_ids: torch.Tensor) -> bool:
-        """As :meth:`FastMambaStep.applies`."""
-        return not torch.is_grad_enabled() and _accepts(self, input_ids)
-
-    def accepts(self, input_ids: torch.Tensor) -> bool:
-        """As :meth:`FastMambaStep.accepts`."""
-        return _accepts(self, input_ids)
 
     def __call__(self, input_ids: torch.Tensor, state) -> torch.Tensor:
         k = self.kernels

@@ -212,8 +212,6 @@ def _compiled_decode(model, s: dict, fused: dict) -> dict:
         compiled = measure_compiled_decode(model, batch=1, tokens=s["decode_tokens"], seed=s["seed"])
     except Exception as err:  # the verdict is a row either way
         return {"generic_tokens_per_s": generic["tokens_per_s"], "error": failure(err)}
-    finally:
-        model.train()
     return {"generic_tokens_per_s": generic["tokens_per_s"], "compiled_tokens_per_s": compiled["tokens_per_s"],
             "fused_tokens_per_s": fused["tokens_per_s"], "compile_s": compiled["compile_s"],
             "compiled_over_generic": round(compiled["tokens_per_s"] / generic["tokens_per_s"], 2),
