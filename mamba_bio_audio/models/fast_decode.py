@@ -28,6 +28,7 @@ norm and head and the new logits tensor about 9 µs.
 """
 from __future__ import annotations
 
+import functools
 import operator
 
 import numpy as np
@@ -44,6 +45,7 @@ from mamba_bio_audio.modules.rms_norm import RMSNorm
 __all__ = ["FastMambaStep", "FastSashimiStep", "unsupported"]
 
 _EMPTY = np.zeros(0, dtype=np.float32)
+_VERSION = operator.attrgetter("_version")
 
 
 def _array(t: torch.Tensor | None) -> np.ndarray:
@@ -128,6 +130,11 @@ def _embed(kernels, table: np.ndarray, input_ids: torch.Tensor, out: np.ndarray)
         raise IndexError(f"token ids must be in [0, {table.shape[0]}); got values in [{ids.min()}, {ids.max()}]")
 
 
+def _logits(shape: tuple) -> np.ndarray:
+    """A new logits array (batch, vocab) fp32: each step returns its own."""
+    return np.empty(shape, dtype=np.float32)
+
+
 def _linear_args(linear: nn.Linear) -> tuple:
     """``cpu_block.linear``'s weight, bias, has_bias for one nn.Linear."""
     return _array(linear.weight), _array(linear.bias), linear.bias is not None
@@ -167,6 +174,8 @@ class _BlockCall:
             scratch(batch, mixer.dt_rank + 2 * mixer.d_state), scratch(batch, mixer.d_inner), scratch(mixer.d_inner),
             scratch(mixer.d_state), scratch(mixer.d_state), scratch(batch, 2 * hidden), scratch(batch, hidden),
         )
+        width = scratch(batch, mixer.d_model)  # hidden and resid's type, for the compiled version
+        self.block_step = kernels.compiled_for(kernels.block_step, width, width, True, True, *self.args)
 
     def refresh(self) -> None:
         """A = -exp(A_log) again where A_log's values changed since the last step."""
@@ -176,8 +185,8 @@ class _BlockCall:
             self.a_version = self.a_log._version
 
     def __call__(self, hidden: np.ndarray, resid: np.ndarray, first: bool, sum_out: bool) -> None:
-        """The block in place (``cpu_block.block_step``'s contract): hidden, resid (B, D)."""
-        self.kernels.block_step(hidden, resid, first, sum_out, *self.args)
+        """The block in place (``cpu_block.block_step``'s contract): hidden, resid (B, D) C-contiguous fp32."""
+        self.block_step(hidden, resid, first, sum_out, *self.args)
 
 
 def _settings_allow() -> bool:
@@ -191,6 +200,11 @@ class _FusedStep:
     batch: int
     parameters: _Parameters
     blocks: list
+    a_versions: list | None = None  # the blocks' A_log versions their A was last computed at
+
+    @functools.cached_property
+    def a_logs(self) -> list:
+        return [block.a_log for block in self.blocks]
 
     def __deepcopy__(self, memo) -> None:
         return None  # a copied state holds copied tensors that this step's views do not see: it steps generically
@@ -202,8 +216,11 @@ class _FusedStep:
         if (not input_ids.is_cpu or input_ids.shape != (self.batch,) or not _settings_allow()
                 or not self.parameters.unchanged()):
             return False
-        for block in self.blocks:
-            block.refresh()
+        versions = list(map(_VERSION, self.a_logs))
+        if versions != self.a_versions:  # one comparison a step: A_log rarely changes while decoding
+            for block in self.blocks:
+                block.refresh()
+            self.a_versions = versions
         return True
 
     def applies(self, input_ids: torch.Tensor) -> bool:
@@ -225,11 +242,13 @@ class FastMambaStep(_FusedStep):
         self.parameters = _Parameters(model)
         width = backbone.norm_f.weight.shape[0]
         self.hidden, self.resid, self.normed = (np.zeros((batch, width), dtype=np.float32) for _ in range(3))
-        # each block's whole argument tuple, built once: a step is then one numba call per block
-        self.block_args = [(self.hidden, self.resid, i == 0, False, *block.args) for i, block in enumerate(self.blocks)]
+        # each block's compiled kernel and whole argument tuple, built once: a step is then one call per block
+        self.block_calls = [(block.block_step, (self.hidden, self.resid, i == 0, False, *block.args))
+                            for i, block in enumerate(self.blocks)]
         self.final_args = (self.hidden, self.resid, not self.blocks, *_norm_args(backbone.norm_f), self.normed,
                            *_linear_args(model.lm_head))
         self.logits_shape = (batch, model.lm_head.weight.shape[0])
+        self.final_step = kernels.compiled_for(kernels.final_step, *self.final_args, _logits(self.logits_shape))
         self.embedding = _array(embedding.weight)
 
     @staticmethod
@@ -251,12 +270,11 @@ class FastMambaStep(_FusedStep):
         return FastMambaStep(model, cache, batch)
 
     def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
-        kernels = self.kernels
-        _embed(kernels, self.embedding, input_ids, self.hidden)
-        for args in self.block_args:
-            kernels.block_step(*args)
-        logits = np.empty(self.logits_shape, dtype=np.float32)
-        kernels.final_step(*self.final_args, logits)
+        _embed(self.kernels, self.embedding, input_ids, self.hidden)
+        for block_step, args in self.block_calls:
+            block_step(*args)
+        logits = _logits(self.logits_shape)
+        self.final_step(*self.final_args, logits)
         return torch.from_numpy(logits)
 
 
@@ -286,6 +304,8 @@ class FastSashimiStep(_FusedStep):
         self.normed = np.zeros((batch, widths[0]), dtype=np.float32)
         self.norm_f, self.head = _norm_args(backbone.norm_f), _linear_args(model.lm_head)
         self.logits_shape = (batch, model.lm_head.weight.shape[0])
+        self.final_step = kernels.compiled_for(kernels.final_step, self.normed, self.resid[0], True, *self.norm_f,
+                                               self.normed, *self.head, _logits(self.logits_shape))
         self.embedding = _array(model.embedding.weight)
         self.parameters = _Parameters(model)
 
@@ -345,6 +365,6 @@ class FastSashimiStep(_FusedStep):
                 block(x, self.resid[i], True, True)
                 x += skips.pop()
         state.seqlen_offset += 1
-        logits = np.empty(self.logits_shape, dtype=np.float32)
-        k.final_step(x, self.resid[0], True, *self.norm_f, self.normed, *self.head, logits)
+        logits = _logits(self.logits_shape)
+        self.final_step(x, self.resid[0], True, *self.norm_f, self.normed, *self.head, logits)
         return torch.from_numpy(logits)

@@ -18,3 +18,22 @@ def test_linear_equals_the_float64_product(batch, rows, width, with_bias):
     ops.cpu_decode_kernels().linear(x, weight, bias, with_bias, out)
     expected = x.astype(np.float64) @ weight.astype(np.float64).T + (bias if with_bias else 0.0)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_for_computes_what_the_kernel_computes_for_those_types():
+    """``compiled_for`` (the fused step's call without the dispatcher): the same product, and a readonly weight, a
+    numba type of its own, gets a version of its own."""
+    kernels = ops.cpu_decode_kernels()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 24)).astype(np.float32)
+    weight = rng.standard_normal((10, 24)).astype(np.float32)
+    bias = rng.standard_normal(10).astype(np.float32)
+    expected = x.astype(np.float64) @ weight.astype(np.float64).T + bias
+    frozen = weight.copy()
+    frozen.flags.writeable = False
+    for w in (weight, frozen):
+        out = np.full((2, 10), np.nan, dtype=np.float32)
+        linear = kernels.compiled_for(kernels.linear, x, w, bias, True, out)
+        linear(x, w, bias, True, out)
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert kernels.compiled_for(kernels.linear, x, weight, bias, True, out) is not linear
