@@ -11,7 +11,7 @@ import logging
 import sys
 
 import mamba_bio_audio
-from mamba_bio_audio import process_memory
+from mamba_bio_audio import openmp_spin, process_memory
 
 # subcommand -> (module under mamba_bio_audio.pipelines, one-line help)
 COMMANDS = {
@@ -86,8 +86,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    spin = openmp_spin.shorten_openmp_spin()  # before the subcommand's module imports torch
     args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if spin == "late":
+        logging.getLogger(__name__).info("torch was loaded before the command ran: its OpenMP workers keep their "
+                                         "default spin")
     if not args.release_memory and not process_memory.keep_freed_memory():
         logging.getLogger(__name__).info("this C library has no mallopt: freed memory goes back to the OS")
     try:

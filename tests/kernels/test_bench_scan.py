@@ -21,7 +21,7 @@ def test_quick_bench_writes_json(tmp_path, capsys, run_bench):
     assert report["benchmark"] == "scan"
     assert list(report)[:4] == ["benchmark", "date", "machine", "versions"]  # the one writer's header
     assert list(report["machine"]) == ["platform", "processor", "cpu_count", "torch_threads", "numba_threads", "gpu",
-                                       "loadavg_before", "loadavg_after"]
+                                       "loadavg_before", "loadavg_after", "openmp_wait"]
     assert report["machine"]["torch_threads"] == report["machine"]["numba_threads"] == 1
     assert report["versions"]["torch"] == torch.__version__ and report["versions"]["python"] and report["date"]
     assert report["headline"]["result"] is None  # the quick grid does not include the headline shape

@@ -5,7 +5,9 @@ written atomically, every file opening with the same header:
 * ``date``: when the run started (UTC, ISO 8601);
 * ``machine``: ``platform``, ``processor``, ``cpu_count``, ``torch_threads``, ``numba_threads``, ``gpu`` (the CUDA
   device's name, None without one), ``loadavg_before`` and ``loadavg_after`` (1, 5, 15 minute load averages: other
-  work on the machine slows every figure);
+  work on the machine slows every figure), ``openmp_wait`` (``GOMP_SPINCOUNT`` and ``OMP_WAIT_POLICY`` as the
+  environment has them, None where unset: how long OpenMP workers spin, which moves CPU figures; see
+  :mod:`mamba_bio_audio.openmp_spin`);
 * ``versions``: ``python``, ``zlib`` and each of :data:`VERSIONED` (None where it is not installed).
 
 A run calls :func:`start` before it measures anything and hands what it returns to :func:`write_result`.
@@ -74,7 +76,8 @@ def machine(started: Started) -> dict:
         numba_threads = None
     return host_info() | {"torch_threads": torch.get_num_threads(), "numba_threads": numba_threads,
                           "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                          "loadavg_before": started.loadavg_before, "loadavg_after": load_average()}
+                          "loadavg_before": started.loadavg_before, "loadavg_after": load_average(),
+                          "openmp_wait": {name: os.environ.get(name) for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}}
 
 
 def versions() -> dict:
