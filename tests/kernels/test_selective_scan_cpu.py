@@ -60,6 +60,16 @@ def test_cpu_scan_matches_reference(case, make_scan_inputs, scan_gradients):
     assert_matches_reference(actual, expected, torch.float32, has_z=inputs["z"] is not None)
 
 
+def test_cpu_scan_past_one_span_of_the_block_sums(make_scan_inputs, scan_gradients):
+    """L 600: the dB / dC block sums run in spans of 256 steps (``cpu_numba._SUM_SPAN``), the last one partial."""
+    from mamba_bio_audio.kernels.selective_scan.cpu_numba import _SUM_SPAN
+    length = 2 * _SUM_SPAN + 88
+    inputs = make_scan_inputs(batch=1, groups=2, d_inner=40, length=length)
+    expected = scan_gradients(selective_scan_ref, inputs)
+    actual = scan_gradients(selective_scan_tuned, inputs, checkpoint_every=100)
+    assert_matches_reference(actual, expected, torch.float32, has_z=True)
+
+
 @pytest.mark.parametrize("checkpoint_every", [1, 45, None], ids=["every-step", "once-per-L", "default"])
 def test_cpu_scan_any_checkpoint_every(checkpoint_every, make_scan_inputs, scan_gradients):
     inputs = make_scan_inputs(groups=2)

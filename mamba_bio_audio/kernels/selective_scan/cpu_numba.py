@@ -30,6 +30,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+_SUM_SPAN = 256  # steps of dB / dC one task of the block sums covers
 LANES = 16  # channels per work item: two AVX2 vectors (32 measured slower)
 
 _LOG2E = np.float32(1.4426950408889634)
@@ -226,23 +227,31 @@ def _time_major(bc, b, g, out):
 
 @_jit()
 def _store_partial(part_k, s, steps, part, b, g, blk, t0):
-    """part[b, g, blk, n, t0 + k] = part_k[s, k, n]: one chunk of a work item's dB or dC partial."""
-    for n in range(part_k.shape[2]):
-        for k in range(steps):
-            part[b, g, blk, n, _nonneg(t0 + k)] = part_k[s, k, n]
+    """part[b, g, blk, t0 + k] = part_k[s, k]: one chunk of a work item's dB or dC partial (time-major on both
+    sides: one contiguous copy)."""
+    for k in range(steps):
+        for n in range(part_k.shape[2]):
+            part[b, g, blk, _nonneg(t0 + k), n] = part_k[s, k, n]
 
 
 @_jit()
-def _sum_blocks(dB_part, dC_part, b, g, n, dB, dC):
-    """dB[b, g, n] = sum over blocks of dB_part[b, g, :, n], in block order (likewise dC)."""
-    blocks, length = dB_part.shape[2], dB_part.shape[4]
-    for t in range(length):
-        dB[b, g, n, t] = dB_part[b, g, 0, n, t]
-        dC[b, g, n, t] = dC_part[b, g, 0, n, t]
-    for blk in range(1, blocks):
-        for t in range(length):
-            dB[b, g, n, t] += dB_part[b, g, blk, n, t]
-            dC[b, g, n, t] += dC_part[b, g, blk, n, t]
+def _sum_blocks(dB_part, dC_part, b, g, t0, t1, dB, dC):
+    """dB[b, g, n, t] = sum over blocks of dB_part[b, g, :, t, n] for t in [t0, t1), in block order (likewise
+    dC): the sums run over the N values of a step at once (contiguous), then go to dB's (N, L) layout."""
+    blocks, n_state = dB_part.shape[2], dB_part.shape[4]
+    acc_b = np.empty(n_state, np.float32)
+    acc_c = np.empty(n_state, np.float32)
+    for t in range(t0, t1):
+        for n in range(n_state):
+            acc_b[n] = dB_part[b, g, 0, t, n]
+            acc_c[n] = dC_part[b, g, 0, t, n]
+        for blk in range(1, blocks):
+            for n in range(n_state):
+                acc_b[n] += dB_part[b, g, blk, t, n]
+                acc_c[n] += dC_part[b, g, blk, t, n]
+        for n in range(n_state):
+            dB[b, g, n, t] = acc_b[n]
+            dC[b, g, n, t] = acc_c[n]
 
 
 @_jit()
@@ -386,8 +395,8 @@ def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, d
     for r in prange(batch * n_groups):
         _time_major(B, r // n_groups, r % n_groups, Bt)
         _time_major(C, r // n_groups, r % n_groups, Ct)
-    dB_part = np.empty((batch, n_groups, blocks, n_state, length), np.float32)  # one slice per work item
-    dC_part = np.empty((batch, n_groups, blocks, n_state, length), np.float32)
+    dB_part = np.empty((batch, n_groups, blocks, length, n_state), np.float32)  # one slice per work item
+    dC_part = np.empty((batch, n_groups, blocks, length, n_state), np.float32)
     dA_part = np.empty((batch, d_inner, n_state), np.float32)  # one slice per sequence
     dD_part = np.empty((batch, d_inner), np.float32)
     dbias_part = np.empty((batch, d_inner), np.float32)
@@ -495,8 +504,9 @@ def scan_bwd(u, delta, z, has_z, A, B, C, D, delta_bias, delta_softplus, ckpt, d
                 for n in range(n_state):
                     dA_part[b, d0 + j, n] = dA_acc[s, n, j]
                     dh0[b, d0 + j, n] = adj[s, n, j]
-    for row in prange(batch * n_groups * n_state):
-        b, g, n = row // (n_groups * n_state), row // n_state % n_groups, row % n_state
-        _sum_blocks(dB_part, dC_part, b, g, n, dB, dC)
+    spans = (length + _SUM_SPAN - 1) // _SUM_SPAN
+    for row in prange(batch * n_groups * spans):
+        b, g, span = row // (n_groups * spans), row // spans % n_groups, row % spans
+        _sum_blocks(dB_part, dC_part, b, g, span * _SUM_SPAN, min(length, (span + 1) * _SUM_SPAN), dB, dC)
     _sum_batch(dA_part, dD_part, dbias_part, dA, dD, dbias)
 
