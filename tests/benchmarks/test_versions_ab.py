@@ -1,4 +1,4 @@
-"""benchmarks/decode_ab.py: its children import the package from the folder they are given, and bad arguments are
+"""benchmarks/versions_ab.py: its children import the package from the folder they are given, and bad arguments are
 refused before any child starts."""
 import importlib.util
 from pathlib import Path
@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("decode_ab", REPO / "benchmarks" / "decode_ab.py")
+    spec = importlib.util.spec_from_file_location("versions_ab", REPO / "benchmarks" / "versions_ab.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
