@@ -36,7 +36,9 @@ def _run(fn, inputs, activation, final):
 @pytest.mark.parametrize("case", [
     dict(activation="silu", final=True), dict(activation=None, final=False, bias=False, initial=False),
     dict(activation="silu", final=True, width=2), dict(activation="silu", final=True, channels_last=False),
-], ids=["silu-states", "bare", "width2", "contiguous-x"])
+    dict(activation="silu", final=True, length=2), dict(activation=None, final=True, batch=3, dim=150, length=40),
+    dict(activation="silu", final=True, width=1, initial=False),
+], ids=["silu-states", "bare", "width2", "contiguous-x", "shorter-than-the-taps", "batch3-dim150", "width1"])
 def test_cpu_conv_matches_reference(case):
     case = dict(case)
     activation, final = case.pop("activation"), case.pop("final")
