@@ -21,7 +21,7 @@ was allocated (``module.weight = ...``, ``param.data = ...``, ``model.to(dtype)`
 built on). The weights are read in place at every step, so in-place changes (an optimizer step,
 ``load_state_dict``) are seen; ``A = -exp(A_log)`` is cached and recomputed when ``A_log``'s version changes.
 
-Per token at batch 1 (the 4-layer, d_model 256 LM, 2-core VM, about 160 µs in all): the four block calls take
+Per token at batch 1 (the 4-layer, d_model 256 LM, 2-core VM, 146-157 µs in all): the four block calls take
 about 130 µs, most of it the projections' weights streamed from L3; the parameter check about 9 µs (43 parameters'
 identity and storage, their objects cold after the weights went through the caches); the embedding, the final
 norm and head and the new logits tensor about 9 µs.
