@@ -12,7 +12,8 @@ libgomp reads the setting once, when it loads (on ``import torch``), so :func:`s
 once torch is loaded, and it leaves the setting alone where the environment already has one (``GOMP_SPINCOUNT`` or
 ``OMP_WAIT_POLICY``): that is how a user chooses another. It changes the environment of the process and of the
 processes it starts, so the library never calls it on import: the ``mamba-bio-audio`` command does, first thing.
-Other OpenMP runtimes (LLVM's, Intel's) ignore the variable.
+Other OpenMP runtimes ignore the variable: a PyTorch built with LLVM's or Intel's OpenMP (some conda builds) spins
+for ``KMP_BLOCKTIME`` instead (200 ms by default), which this module leaves alone, since no such build was measured.
 """
 from __future__ import annotations
 
