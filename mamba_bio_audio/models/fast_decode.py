@@ -155,8 +155,7 @@ class _BlockCall:
                 or tuple(ssm_state.shape) != (batch, mixer.d_inner, mixer.d_state)):
             raise ValueError(f"the state of layer {mixer.layer_idx} does not fit the fused step: conv_state "
                              f"{tuple(conv_state.shape)} {conv_state.dtype}, ssm_state {tuple(ssm_state.shape)}")
-        self.kernels = kernels
-        self.a_log, self.a_version = mixer.A_log, -1
+        self.a_log = mixer.A_log
         self.a = np.empty(tuple(mixer.A_log.shape), dtype=np.float32)
         mlp = block.mlp
         hidden = mlp.fc2.in_features if mlp is not None else 0
@@ -178,11 +177,9 @@ class _BlockCall:
         self.block_step = kernels.compiled_for(kernels.block_step, width, width, True, True, *self.args)
 
     def refresh(self) -> None:
-        """A = -exp(A_log) again where A_log's values changed since the last step."""
-        if self.a_log._version != self.a_version:
-            with torch.no_grad():
-                self.a[...] = -torch.exp(self.a_log.float()).numpy()
-            self.a_version = self.a_log._version
+        """A = -exp(A_log) from A_log's current values."""
+        with torch.no_grad():
+            self.a[...] = -torch.exp(self.a_log.float()).numpy()
 
     def __call__(self, hidden: np.ndarray, resid: np.ndarray, first: bool, sum_out: bool) -> None:
         """The block in place (``cpu_block.block_step``'s contract): hidden, resid (B, D) C-contiguous fp32."""
@@ -200,7 +197,7 @@ class _FusedStep:
     batch: int
     parameters: _Parameters
     blocks: list
-    a_versions: list | None = None  # the blocks' A_log versions their A was last computed at
+    a_versions: list | None = None  # the blocks' A_log versions their A was last computed at (None: never)
 
     @functools.cached_property
     def a_logs(self) -> list:
@@ -217,7 +214,7 @@ class _FusedStep:
                 or not self.parameters.unchanged()):
             return False
         versions = list(map(_VERSION, self.a_logs))
-        if versions != self.a_versions:  # one comparison a step: A_log rarely changes while decoding
+        if versions != self.a_versions:  # one comparison a step; A_log rarely changes while decoding
             for block in self.blocks:
                 block.refresh()
             self.a_versions = versions
@@ -302,6 +299,7 @@ class FastSashimiStep(_FusedStep):
         self.pooled = [np.zeros((batch, w), dtype=np.float32) for w in widths[1:]]
         self.resid = [np.zeros((batch, w), dtype=np.float32) for w in widths]
         self.normed = np.zeros((batch, widths[0]), dtype=np.float32)
+        self.embedded = np.zeros((batch, widths[0]), dtype=np.float32)
         self.norm_f, self.head = _norm_args(backbone.norm_f), _linear_args(model.lm_head)
         self.logits_shape = (batch, model.lm_head.weight.shape[0])
         self.final_step = kernels.compiled_for(kernels.final_step, self.normed, self.resid[0], True, *self.norm_f,
@@ -324,7 +322,7 @@ class FastSashimiStep(_FusedStep):
 
     def __call__(self, input_ids: torch.Tensor, state) -> torch.Tensor:
         k = self.kernels
-        x = np.empty((self.batch, self.embedding.shape[1]), dtype=np.float32)
+        x = self.embedded  # blocks change it in place; skips, pool buffers and the centre keep copies
         _embed(k, self.embedding, input_ids, x)
         skips = []
         stages = len(self.down_pools)
