@@ -4,9 +4,9 @@ After each parallel region, GNU OpenMP's workers (PyTorch's Linux CPU wheels bun
 ``GOMP_SPINCOUNT`` iterations before they sleep: 300,000 by default, a few milliseconds. The numba kernels (the CPU
 selective scan) run on numba's own threads, so for those milliseconds after each GEMM a spinning torch worker and a
 numba worker share a core. On the 2-core VM this project is developed on, the training step of ``bench cpu`` took
-274-292 ms with the default and 236-251 ms with a count between 3,000 and 30,000 (its scan kernels ran about twice
-as long inside the step as alone); 0 (``OMP_WAIT_POLICY=passive``) gave 255-257 ms, because then every torch op
-must wake its workers (``docs/performance.md``, "OpenMP spin").
+250-292 ms with the default and 215-251 ms with a count between 3,000 and 30,000 over two sittings (its scan
+kernels ran about twice as long inside the step as alone at the default); 0 (``OMP_WAIT_POLICY=passive``) gave
+255-257 ms, because then every torch op must wake its workers (``docs/performance.md``, "OpenMP spin").
 
 libgomp reads the setting once, when it loads (on ``import torch``), so :func:`shorten_openmp_spin` changes nothing
 once torch is loaded, and it leaves the setting alone where the environment already has one (``GOMP_SPINCOUNT`` or

@@ -29,10 +29,14 @@ print(json.dumps({"outcome": outcome, "env": os.environ.get("GOMP_SPINCOUNT"), "
 """
 
 
+def _environment(**env) -> dict:
+    """This process's environment without an OpenMP wait setting, plus ``env``."""
+    return {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")} | env
+
+
 def _probe(mode: str, **env) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     out = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True,
-                         env=clean | env).stdout
+                         env=_environment(**env)).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -64,6 +68,6 @@ def test_the_command_sets_it_before_a_subcommand_imports_torch():
     code = ("import os, sys\nfrom mamba_bio_audio.pipelines import cli\n"
             "try:\n    cli.main(['bench', 'cpu', '--help'])\nexcept SystemExit:\n    pass\n"
             "print('torch' in sys.modules, os.environ.get('GOMP_SPINCOUNT'))")
-    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=clean).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=_environment()).stdout
     assert out.strip().splitlines()[-1] == "True 10000"

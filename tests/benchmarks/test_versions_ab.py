@@ -15,7 +15,7 @@ def _script():
     return module
 
 
-def test_a_child_refuses_a_package_from_another_folder(tmp_path, monkeypatch):
+def test_a_child_refuses_a_package_from_another_folder(tmp_path):
     """The guard against a child that imports this checkout instead of the version it was meant to time (``python
     -c`` puts its working folder first on sys.path): a child given a folder whose package is in fact elsewhere
     fails instead of timing the wrong code."""
