@@ -21,7 +21,7 @@ CONFIGS = {
     # update's general loop; width 4 has its own)
     "layernorm_mlp_untied_bias": dict(rms_norm=False, fused_add_norm=False, residual_in_fp32=False, d_intermediate=32,
                                       tie_embeddings=False, ssm_cfg={"d_state": 4, "bias": True, "d_conv": 3}),
-    # d_state 16, every preset's: the state update's loop of literal length (cpu_block._ssm_row16)
+    # d_state 16, every preset's: the state update's loop of literal length (cpu_block._state_update_rows(16))
     "d_state_16": dict(ssm_cfg={"d_state": 16}),
 }
 
