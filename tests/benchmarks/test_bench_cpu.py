@@ -43,8 +43,14 @@ def test_quick_run_writes_every_part(tmp_path):
     assert "under AMP bf16" in done.stdout
     chunked = report["chunked"]
     assert (chunked["length"], chunked["chunk_size"]) == (512, 128)
-    assert chunked["fraction_of_short"] == pytest.approx(chunked["tokens_per_s"] / training["tokens_per_s"],
+    assert chunked["fraction_of_short"] == pytest.approx(chunked["tokens_per_s"] / chunked["short_tokens_per_s"],
                                                          abs=2e-3)
+    assert chunked["short_tokens_per_s"] == pytest.approx(settings["batch"] * settings["length"]
+                                                          / (chunked["short_step_ms"] / 1e3), rel=0.01)
+    # 512 tokens in chunks of 128: three of the four chunks run forward twice (the ms are rounded to 0.1, a few
+    # percent of the quick run's ms)
+    step, forward = chunked["short_step_ms"], chunked["short_forward_ms"]
+    assert chunked["recompute_ceiling"] == pytest.approx(512 * step / (512 * step + 3 * 128 * forward), abs=0.02)
     decode = report["decode"]
     assert decode["tokens"] == 16 and decode["overhead_us_per_token"] == pytest.approx(
         decode["us_per_token"] - decode["arithmetic_us_per_token"], abs=0.02)

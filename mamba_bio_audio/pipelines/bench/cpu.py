@@ -10,8 +10,9 @@ In order, on one seeded causal LM (fp32; default 4 layers, d_model 256, N 16, ba
    share, the projections' GFLOP/s and the scan's state updates/s (forward + backward counted as 3 forward
    passes) as fractions of the ceilings;
 3. the same step at ``--long-length`` (default 16,384) with chunked state passing (``chunk_size``
-   ``--chunk-size``): tokens/s as a fraction of the L ``--length`` figure (the median of ``--repeats`` steps after a
-   warm-up step, as for the short step);
+   ``--chunk-size``): tokens/s as a fraction of the L ``--length`` step's, the two timed alternately (medians of
+   ``--repeats`` steps each after a warm-up step), and the fraction the checkpointed chunks' second forward alone
+   would leave (the recompute ceiling, from the short forward timed in the same run);
 4. greedy decoding at batch 1 (``decode_speed.measure_decode``): tokens/s, µs per token, and the per-token
    overhead, the time above the GEMM FLOPs at the matmul rate;
 5. ``torch.compile`` (inductor, ``fullgraph=True``) of the model's forward against eager, the same step with the
@@ -28,6 +29,7 @@ with more runnable threads than cores, 2-thread runs slow down far more than 1-t
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mamba_bio_audio import ops
+from mamba_bio_audio.models.chunked import chunk_lengths
 from mamba_bio_audio.pipelines.bench import cpu_peers, cpu_roofline
 from mamba_bio_audio.pipelines.bench.cpu_profile import CATEGORIES, profile_step
 from mamba_bio_audio.pipelines.bench.decode_speed import measure_compiled_decode, measure_decode
@@ -169,14 +172,46 @@ def _training(model, optimizer, s: dict, rates: dict) -> dict:
     }
 
 
-def _chunked(s: dict, base_tokens_per_s: float) -> dict:
-    model, optimizer = _model(s, chunk_size=s["chunk_size"])
-    ids = _ids(s, s["long_length"])
-    seconds = median_seconds(_lm_step(model, optimizer, ids), _CPU, s["repeats"])
-    tokens_per_s = s["batch"] * s["long_length"] / seconds
-    return {"length": s["long_length"], "chunk_size": s["chunk_size"], "step_ms": round(seconds * 1e3, 1),
-            "tokens_per_s": round(tokens_per_s, 1),
-            "fraction_of_short": round(tokens_per_s / base_tokens_per_s, 3)}
+def _seconds(step) -> float:
+    started = time.perf_counter()
+    step()
+    return time.perf_counter() - started
+
+
+def _chunked(model, optimizer, s: dict) -> dict:
+    """The chunked step at ``long_length`` against the short step of ``model``, timed alternately (one short step,
+    then one chunked step, ``repeats`` times after a warm-up of each) so that both medians see the same minutes of
+    a machine whose speed drifts. ``recompute_ceiling``: the fraction the chunked step could reach if its only cost
+    above the short steps were the checkpointed chunks' second forward (all chunks but the last run forward twice,
+    ``models/chunked.py``), n / (n + (n - 1) · forward / step), from the short step's forward alone (no autograd)
+    timed in the same run."""
+    chunked_model, chunked_optimizer = _model(s, chunk_size=s["chunk_size"])
+    short_ids, long_ids = _ids(s, s["length"]), _ids(s, s["long_length"])
+    short_step = _lm_step(model, optimizer, short_ids)
+    long_step = _lm_step(chunked_model, chunked_optimizer, long_ids)
+
+    def forward():
+        with torch.no_grad():
+            model(short_ids[:, :-1], targets=short_ids[:, 1:])
+    forward_s = median_seconds(forward, _CPU, s["repeats"])
+    short_step()
+    long_step()
+    short_times, long_times = [], []
+    for _ in range(s["repeats"]):
+        short_times.append(_seconds(short_step))
+        long_times.append(_seconds(long_step))
+    short_s, long_s = statistics.median(short_times), statistics.median(long_times)
+    tokens_per_s = s["batch"] * s["long_length"] / long_s
+    short_tokens_per_s = s["batch"] * s["length"] / short_s
+    # at the short step's cost per token, the long sequence's steps take long_length / length short steps; the
+    # checkpointed chunks (all but the last, each chunk_size tokens) add their forward again
+    recomputed = (len(chunk_lengths(s["long_length"], s["chunk_size"])) - 1) * s["chunk_size"]
+    ceiling = s["long_length"] * short_s / (s["long_length"] * short_s + recomputed * forward_s)
+    return {"length": s["long_length"], "chunk_size": s["chunk_size"], "step_ms": round(long_s * 1e3, 1),
+            "tokens_per_s": round(tokens_per_s, 1), "short_step_ms": round(short_s * 1e3, 1),
+            "short_tokens_per_s": round(short_tokens_per_s, 1),
+            "fraction_of_short": round(tokens_per_s / short_tokens_per_s, 3),
+            "short_forward_ms": round(forward_s * 1e3, 1), "recompute_ceiling": round(ceiling, 3)}
 
 
 def _decode(model, s: dict, rates: dict) -> dict:
@@ -256,7 +291,9 @@ def _print(report: dict, console: Console) -> None:
     if "chunked" in report:
         c = report["chunked"]
         console.print(f"chunked L {c['length']} (chunk {c['chunk_size']}): {c['tokens_per_s']:.0f} tokens/s = "
-                      f"{c['fraction_of_short']:.0%} of L {report['settings']['length']}")
+                      f"{c['fraction_of_short']:.0%} of L {report['settings']['length']} "
+                      f"({c['short_tokens_per_s']:.0f}, timed alternately); recompute ceiling "
+                      f"{c['recompute_ceiling']:.0%}")
     d = report["decode"]
     console.print(f"decode batch 1: {d['tokens_per_s']:.0f} tokens/s, {d['us_per_token']:.0f} µs/token, of which "
                   f"{d['arithmetic_us_per_token']:.1f} µs arithmetic at the matmul rate, "
@@ -323,7 +360,7 @@ def run(args) -> int:
     report["training"] = _training(model, optimizer, s, rates)
     report["amp_bf16"] = _amp_bf16(model, optimizer, s, report["training"]["step_ms"])
     if s["long_length"]:
-        report["chunked"] = _chunked(s, report["training"]["tokens_per_s"])
+        report["chunked"] = _chunked(model, optimizer, s)
     report["decode"] = _decode(model, s, rates)
     if s["compile"]:
         report["compile"] = _compiled(model, optimizer, s)
