@@ -43,7 +43,7 @@ from mamba_bio_audio.models.chunked import chunk_lengths
 from mamba_bio_audio.pipelines.bench import cpu_peers, cpu_roofline
 from mamba_bio_audio.pipelines.bench.cpu_profile import CATEGORIES, profile_step
 from mamba_bio_audio.pipelines.bench.decode_speed import measure_compiled_decode, measure_decode
-from mamba_bio_audio.pipelines.bench.timing import failure, median_seconds
+from mamba_bio_audio.pipelines.bench.timing import failure, median_seconds, seconds
 from mamba_bio_audio.pipelines.reporting.bench_results import start, write_result
 from mamba_bio_audio.pipelines.reporting.plots import pyplot, save_png
 
@@ -172,19 +172,14 @@ def _training(model, optimizer, s: dict, rates: dict) -> dict:
     }
 
 
-def _seconds(step) -> float:
-    started = time.perf_counter()
-    step()
-    return time.perf_counter() - started
-
-
 def _chunked(model, optimizer, s: dict) -> dict:
     """The chunked step at ``long_length`` against the short step of ``model``, timed alternately (one short step,
     then one chunked step, ``repeats`` times after a warm-up of each) so that both medians see the same minutes of
     a machine whose speed drifts. ``recompute_ceiling``: the fraction the chunked step could reach if its only cost
     above the short steps were the checkpointed chunks' second forward (all chunks but the last run forward twice,
-    ``models/chunked.py``), n / (n + (n - 1) · forward / step), from the short step's forward alone (no autograd)
-    timed in the same run."""
+    ``models/chunked.py``): long_length · T / (long_length · T + recomputed tokens · F), T the short step and F its
+    forward alone (no autograd), both timed in the same run (with chunks of the short length, n chunks:
+    n / (n + (n - 1) · F / T))."""
     chunked_model, chunked_optimizer = _model(s, chunk_size=s["chunk_size"])
     short_ids, long_ids = _ids(s, s["length"]), _ids(s, s["long_length"])
     short_step = _lm_step(model, optimizer, short_ids)
@@ -198,8 +193,8 @@ def _chunked(model, optimizer, s: dict) -> dict:
     long_step()
     short_times, long_times = [], []
     for _ in range(s["repeats"]):
-        short_times.append(_seconds(short_step))
-        long_times.append(_seconds(long_step))
+        short_times.append(seconds(short_step, _CPU))
+        long_times.append(seconds(long_step, _CPU))
     short_s, long_s = statistics.median(short_times), statistics.median(long_times)
     tokens_per_s = s["batch"] * s["long_length"] / long_s
     short_tokens_per_s = s["batch"] * s["length"] / short_s
@@ -216,7 +211,6 @@ def _chunked(model, optimizer, s: dict) -> dict:
 
 def _decode(model, s: dict, rates: dict) -> dict:
     out = measure_decode(model, batch=1, tokens=s["decode_tokens"], seed=s["seed"])
-    model.train()
     arithmetic_us = cpu_roofline.decode_flops_per_token(model) / (rates["matmul_gflop_per_s"] * 1e9) * 1e6
     return out | {"arithmetic_us_per_token": round(arithmetic_us, 2),
                   "overhead_us_per_token": round(out["us_per_token"] - arithmetic_us, 2),

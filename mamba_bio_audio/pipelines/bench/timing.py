@@ -15,19 +15,21 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def seconds(step: Callable[[], object], device: torch.device) -> float:
+    """Wall seconds of one run of ``step``, synchronised before and after."""
+    sync(device)
+    started = time.perf_counter()
+    step()
+    sync(device)
+    return time.perf_counter() - started
+
+
 def median_seconds(step: Callable[[], object], device: torch.device, repeats: int,
                    warmup: Callable[[], object] | None = None) -> float:
     """Median wall seconds of ``repeats`` runs of ``step``, each synchronised, after one run of ``warmup``
     (default: ``step`` itself) for JIT compilation, the allocator and the caches."""
     (warmup or step)()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        started = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(seconds(step, device) for _ in range(repeats))
 
 
 def failure(err: BaseException) -> str:
